@@ -1,0 +1,379 @@
+//! Job specs: the kind, its typed parameters with their bounds, source and target, and validation.
+//!
+//! Parameters are typed and bounded so that a job can never carry a free-form string to a tool:
+//! the worker builds each tool's argv from these fields alone.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Bounds enforced on every job spec (by the dispatcher, and again by the worker).
+pub mod bounds {
+    pub const PING_COUNT_MAX: u32 = 1000;
+    pub const PING_INTERVAL_MS_MIN: u32 = 200;
+    pub const PING_INTERVAL_MS_MAX: u32 = 10_000;
+    /// Largest ICMP payload that fits an IPv4 datagram.
+    pub const PING_SIZE_BYTES_MAX: u32 = 65_507;
+    pub const TRACEROUTE_MAX_HOPS_MAX: u8 = 64;
+    pub const IPERF3_DURATION_S_MAX: u32 = 60;
+    pub const IPERF3_PARALLEL_MAX: u32 = 16;
+    /// 100 Gbit/s.
+    pub const IPERF3_BITRATE_BPS_MAX: u64 = 100_000_000_000;
+    pub const NOOP_SLEEP_MS_MAX: u32 = 600_000;
+    /// Longest deadline a job may ask for, from submission.
+    pub const TIMEOUT_S_MAX: u32 = 3600;
+}
+
+/// The measurement a job runs, with its typed parameters; `kind` tags it on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobParams {
+    Ping(PingParams),
+    Traceroute(TracerouteParams),
+    Iperf3(Iperf3Params),
+    Noop(NoopParams),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Ping,
+    Traceroute,
+    Iperf3,
+    Noop,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Ping => "ping",
+            JobKind::Traceroute => "traceroute",
+            JobKind::Iperf3 => "iperf3",
+            JobKind::Noop => "noop",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `ping -c count -i interval -s size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PingParams {
+    /// Echo requests to send, 1..=1000.
+    #[serde(default = "default_ping_count")]
+    pub count: u32,
+    /// Time between requests, ≥ 200 ms (what an unprivileged ping allows).
+    #[serde(default = "default_ping_interval_ms")]
+    pub interval_ms: u32,
+    /// ICMP payload size.
+    #[serde(default = "default_ping_size_bytes")]
+    pub size_bytes: u32,
+}
+
+fn default_ping_count() -> u32 {
+    5
+}
+fn default_ping_interval_ms() -> u32 {
+    200
+}
+fn default_ping_size_bytes() -> u32 {
+    56
+}
+
+impl Default for PingParams {
+    fn default() -> Self {
+        PingParams {
+            count: default_ping_count(),
+            interval_ms: default_ping_interval_ms(),
+            size_bytes: default_ping_size_bytes(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TracerouteProtocol {
+    Icmp,
+    Udp,
+    Tcp,
+}
+
+/// `traceroute -n -m max_hops` with ICMP (`-I`), UDP (default) or TCP SYN (`-T`) probes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracerouteParams {
+    /// 1..=64.
+    #[serde(default = "default_max_hops")]
+    pub max_hops: u8,
+    #[serde(default = "default_traceroute_protocol")]
+    pub protocol: TracerouteProtocol,
+}
+
+fn default_max_hops() -> u8 {
+    30
+}
+fn default_traceroute_protocol() -> TracerouteProtocol {
+    TracerouteProtocol::Udp
+}
+
+impl Default for TracerouteParams {
+    fn default() -> Self {
+        TracerouteParams { max_hops: default_max_hops(), protocol: default_traceroute_protocol() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportProtocol {
+    Tcp,
+    Udp,
+}
+
+/// `iperf3 -c target -p port --json -t duration -P parallel [-u -b bitrate] [-R]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Iperf3Params {
+    /// Test length, 1..=60 s.
+    #[serde(default = "default_duration_s")]
+    pub duration_s: u32,
+    /// Parallel streams, 1..=16.
+    #[serde(default = "default_parallel")]
+    pub parallel: u32,
+    #[serde(default = "default_transport")]
+    pub protocol: TransportProtocol,
+    /// Target bitrate, UDP only (iperf3's default for UDP is 1 Mbit/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitrate_bps: Option<u64>,
+    /// Server sends, client receives (`-R`).
+    #[serde(default)]
+    pub reverse: bool,
+}
+
+fn default_duration_s() -> u32 {
+    10
+}
+fn default_parallel() -> u32 {
+    1
+}
+fn default_transport() -> TransportProtocol {
+    TransportProtocol::Tcp
+}
+
+impl Default for Iperf3Params {
+    fn default() -> Self {
+        Iperf3Params {
+            duration_s: default_duration_s(),
+            parallel: default_parallel(),
+            protocol: default_transport(),
+            bitrate_bps: None,
+            reverse: false,
+        }
+    }
+}
+
+/// Does nothing (after an optional sleep): measures the control plane itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoopParams {
+    #[serde(default)]
+    pub sleep_ms: u32,
+}
+
+/// Where a probe is aimed: another worker (the dispatcher resolves its IP), or an address that
+/// must lie in the operator's allow-listed CIDRs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Worker(String),
+    Address(IpAddr),
+}
+
+/// A job as a client submits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// The worker that runs the probe: its id, pod name, or a unique prefix of either.
+    pub source: String,
+    /// Required for ping, traceroute and iperf3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    pub params: JobParams,
+    /// Deadline, in seconds from submission; by default the probe's own duration plus
+    /// [`DEFAULT_QUEUE_ALLOWANCE_S`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+}
+
+/// Time a job may wait in the scheduler's queue by default, on top of its own duration.
+pub const DEFAULT_QUEUE_ALLOWANCE_S: u32 = 60;
+
+/// A field that failed validation, and why. `field` is a dotted path such as `params.count`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+
+    /// Prefixes the field path, e.g. `jobs[3]` + `params.count`.
+    pub fn within(self, prefix: &str) -> Self {
+        FieldError { field: format!("{prefix}.{}", self.field), message: self.message }
+    }
+}
+
+fn check<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), FieldError> {
+    if value < min || value > max {
+        return Err(FieldError::new(
+            format!("params.{field}"),
+            format!("{value} is out of bounds ({min}..={max})"),
+        ));
+    }
+    Ok(())
+}
+
+impl JobParams {
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobParams::Ping(_) => JobKind::Ping,
+            JobParams::Traceroute(_) => JobKind::Traceroute,
+            JobParams::Iperf3(_) => JobKind::Iperf3,
+            JobParams::Noop(_) => JobKind::Noop,
+        }
+    }
+
+    /// Whether the job aims at a target (everything but `noop`).
+    pub fn needs_target(&self) -> bool {
+        !matches!(self, JobParams::Noop(_))
+    }
+
+    /// Checks every parameter against [`bounds`].
+    pub fn validate(&self) -> Result<(), FieldError> {
+        use bounds::*;
+        match self {
+            JobParams::Ping(p) => {
+                check("count", p.count, 1, PING_COUNT_MAX)?;
+                check("interval_ms", p.interval_ms, PING_INTERVAL_MS_MIN, PING_INTERVAL_MS_MAX)?;
+                check("size_bytes", p.size_bytes, 0, PING_SIZE_BYTES_MAX)
+            }
+            JobParams::Traceroute(p) => check("max_hops", p.max_hops, 1, TRACEROUTE_MAX_HOPS_MAX),
+            JobParams::Iperf3(p) => {
+                check("duration_s", p.duration_s, 1, IPERF3_DURATION_S_MAX)?;
+                check("parallel", p.parallel, 1, IPERF3_PARALLEL_MAX)?;
+                match (p.protocol, p.bitrate_bps) {
+                    (TransportProtocol::Tcp, Some(_)) => Err(FieldError::new(
+                        "params.bitrate_bps",
+                        "a bitrate applies to UDP tests only",
+                    )),
+                    (TransportProtocol::Udp, Some(b)) => {
+                        check("bitrate_bps", b, 1, IPERF3_BITRATE_BPS_MAX)
+                    }
+                    _ => Ok(()),
+                }
+            }
+            JobParams::Noop(p) => check("sleep_ms", p.sleep_ms, 0, NOOP_SLEEP_MS_MAX),
+        }
+    }
+}
+
+impl JobSpec {
+    /// Everything that can be checked without knowing the live workers.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.source.is_empty() {
+            return Err(FieldError::new("source", "must name a worker"));
+        }
+        self.params.validate()?;
+        if self.params.needs_target() && self.target.is_none() {
+            let kind = self.params.kind();
+            return Err(FieldError::new("target", format!("a {kind} job needs a target")));
+        }
+        if let Some(Target::Worker(w)) = &self.target {
+            if w.is_empty() {
+                return Err(FieldError::new("target.worker", "must name a worker"));
+            }
+        }
+        if let Some(t) = self.timeout_s {
+            check("timeout_s", t, 1, bounds::TIMEOUT_S_MAX)
+                .map_err(|e| FieldError::new("timeout_s", e.message))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use test_case::test_case;
+
+    fn spec(params: JobParams) -> JobSpec {
+        JobSpec {
+            source: "w1".into(),
+            target: Some(Target::Worker("w2".into())),
+            params,
+            timeout_s: None,
+        }
+    }
+
+    #[test_case(JobParams::Ping(PingParams { count: 0, ..Default::default() }), "params.count")]
+    #[test_case(JobParams::Ping(PingParams { count: 1001, ..Default::default() }), "params.count")]
+    #[test_case(JobParams::Ping(PingParams { interval_ms: 199, ..Default::default() }), "params.interval_ms")]
+    #[test_case(JobParams::Ping(PingParams { size_bytes: 70_000, ..Default::default() }), "params.size_bytes")]
+    #[test_case(JobParams::Traceroute(TracerouteParams { max_hops: 65, ..Default::default() }), "params.max_hops")]
+    #[test_case(JobParams::Iperf3(Iperf3Params { duration_s: 61, ..Default::default() }), "params.duration_s")]
+    #[test_case(JobParams::Iperf3(Iperf3Params { parallel: 17, ..Default::default() }), "params.parallel")]
+    #[test_case(JobParams::Iperf3(Iperf3Params { bitrate_bps: Some(1), ..Default::default() }), "params.bitrate_bps")]
+    fn out_of_bounds_names_the_field(params: JobParams, field: &str) {
+        assert_eq!(spec(params).validate().unwrap_err().field, field);
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        for p in [
+            JobParams::Ping(PingParams::default()),
+            JobParams::Traceroute(TracerouteParams::default()),
+            JobParams::Iperf3(Iperf3Params::default()),
+            JobParams::Noop(NoopParams::default()),
+        ] {
+            spec(p).validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn probes_need_a_target() {
+        let mut s = spec(JobParams::Ping(PingParams::default()));
+        s.target = None;
+        assert_eq!(s.validate().unwrap_err().field, "target");
+    }
+
+    #[test]
+    fn wire_format_is_tagged_by_kind() {
+        let json = r#"{"source":"w1","target":{"address":"127.0.0.3"},
+                       "params":{"kind":"ping","count":3}}"#;
+        let s: JobSpec = serde_json::from_str(json).unwrap();
+        assert_eq!(s.params, JobParams::Ping(PingParams { count: 3, ..Default::default() }));
+        assert_eq!(s.target, Some(Target::Address("127.0.0.3".parse().unwrap())));
+    }
+
+    #[test]
+    fn unknown_params_are_rejected() {
+        let json = r#"{"source":"w1","params":{"kind":"ping","count":3,"flags":"-f"}}"#;
+        let err = serde_json::from_str::<JobSpec>(json).unwrap_err().to_string();
+        assert!(err.contains("flags"), "{err}");
+        let json = r#"{"source":"w1","params":{"kind":"shell"}}"#;
+        assert!(serde_json::from_str::<JobSpec>(json).is_err());
+    }
+}
