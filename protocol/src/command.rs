@@ -59,7 +59,11 @@ pub struct CancelJob {
 pub enum WorkerReply {
     /// The job will run (or already did: `duplicate` is true for a retried id).
     Accepted { job_id: Uuid, duplicate: bool },
-    Refused { job_id: Uuid, reason: RefusalReason, message: String },
+    Refused {
+        job_id: Uuid,
+        reason: RefusalReason,
+        message: String,
+    },
     /// Answer to a cancel; `found` is false when the job was not running here.
     CancelAck { job_id: Uuid, found: bool },
 }

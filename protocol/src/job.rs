@@ -123,7 +123,10 @@ fn default_traceroute_protocol() -> TracerouteProtocol {
 
 impl Default for TracerouteParams {
     fn default() -> Self {
-        TracerouteParams { max_hops: default_max_hops(), protocol: default_traceroute_protocol() }
+        TracerouteParams {
+            max_hops: default_max_hops(),
+            protocol: default_traceroute_protocol(),
+        }
     }
 }
 
@@ -222,12 +225,18 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Prefixes the field path, e.g. `jobs[3]` + `params.count`.
     pub fn within(self, prefix: &str) -> Self {
-        FieldError { field: format!("{prefix}.{}", self.field), message: self.message }
+        FieldError {
+            field: format!("{prefix}.{}", self.field),
+            message: self.message,
+        }
     }
 }
 
@@ -256,6 +265,32 @@ impl JobParams {
         }
     }
 
+    /// The external tool the job runs on its source worker.
+    pub fn tool(&self) -> Option<crate::worker::Tool> {
+        use crate::worker::Tool;
+        match self {
+            JobParams::Ping(_) => Some(Tool::Ping),
+            JobParams::Traceroute(_) => Some(Tool::Traceroute),
+            JobParams::Iperf3(_) => Some(Tool::Iperf3),
+            JobParams::Noop(_) => None,
+        }
+    }
+
+    /// How long the probe itself should take when all goes well (the dispatcher's default
+    /// deadline adds queueing time to it).
+    pub fn nominal_duration(&self) -> std::time::Duration {
+        use std::time::Duration;
+        match self {
+            JobParams::Ping(p) => {
+                Duration::from_millis(u64::from(p.count) * u64::from(p.interval_ms))
+            }
+            // Three probes per hop, up to a few seconds each when hops do not answer.
+            JobParams::Traceroute(p) => Duration::from_secs(u64::from(p.max_hops) * 3),
+            JobParams::Iperf3(p) => Duration::from_secs(u64::from(p.duration_s) + 3),
+            JobParams::Noop(p) => Duration::from_millis(u64::from(p.sleep_ms)),
+        }
+    }
+
     /// Whether the job aims at a target (everything but `noop`).
     pub fn needs_target(&self) -> bool {
         !matches!(self, JobParams::Noop(_))
@@ -267,7 +302,12 @@ impl JobParams {
         match self {
             JobParams::Ping(p) => {
                 check("count", p.count, 1, PING_COUNT_MAX)?;
-                check("interval_ms", p.interval_ms, PING_INTERVAL_MS_MIN, PING_INTERVAL_MS_MAX)?;
+                check(
+                    "interval_ms",
+                    p.interval_ms,
+                    PING_INTERVAL_MS_MIN,
+                    PING_INTERVAL_MS_MAX,
+                )?;
                 check("size_bytes", p.size_bytes, 0, PING_SIZE_BYTES_MAX)
             }
             JobParams::Traceroute(p) => check("max_hops", p.max_hops, 1, TRACEROUTE_MAX_HOPS_MAX),
@@ -299,7 +339,10 @@ impl JobSpec {
         self.params.validate()?;
         if self.params.needs_target() && self.target.is_none() {
             let kind = self.params.kind();
-            return Err(FieldError::new("target", format!("a {kind} job needs a target")));
+            return Err(FieldError::new(
+                "target",
+                format!("a {kind} job needs a target"),
+            ));
         }
         if let Some(Target::Worker(w)) = &self.target {
             if w.is_empty() {
@@ -364,14 +407,25 @@ mod tests {
         let json = r#"{"source":"w1","target":{"address":"127.0.0.3"},
                        "params":{"kind":"ping","count":3}}"#;
         let s: JobSpec = serde_json::from_str(json).unwrap();
-        assert_eq!(s.params, JobParams::Ping(PingParams { count: 3, ..Default::default() }));
-        assert_eq!(s.target, Some(Target::Address("127.0.0.3".parse().unwrap())));
+        assert_eq!(
+            s.params,
+            JobParams::Ping(PingParams {
+                count: 3,
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            s.target,
+            Some(Target::Address("127.0.0.3".parse().unwrap()))
+        );
     }
 
     #[test]
     fn unknown_params_are_rejected() {
         let json = r#"{"source":"w1","params":{"kind":"ping","count":3,"flags":"-f"}}"#;
-        let err = serde_json::from_str::<JobSpec>(json).unwrap_err().to_string();
+        let err = serde_json::from_str::<JobSpec>(json)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("flags"), "{err}");
         let json = r#"{"source":"w1","params":{"kind":"shell"}}"#;
         assert!(serde_json::from_str::<JobSpec>(json).is_err());

@@ -47,11 +47,22 @@ pub fn event_subject(job_id: Uuid) -> String {
     format!("{EVENTS_PREFIX}{job_id}")
 }
 
+/// Core-NATS notice the dispatcher publishes once a job's terminal state is stored (payload: the
+/// state). Clients waiting for a job subscribe to it instead of polling.
+pub fn done_subject(job_id: Uuid) -> String {
+    format!("{DONE_PREFIX}{job_id}")
+}
+
+/// Prefix of [`done_subject`]s.
+pub const DONE_PREFIX: &str = "podperf.done.";
+
 /// A worker id becomes a subject token and a KV key: 1–128 of `[A-Za-z0-9_-]`.
 pub fn is_valid_worker_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ impl JobState {
     ];
 
     pub fn is_terminal(self) -> bool {
-        !matches!(self, JobState::Queued | JobState::Dispatched | JobState::Running)
+        !matches!(
+            self,
+            JobState::Queued | JobState::Dispatched | JobState::Running
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +83,8 @@ pub enum FailureReason {
     Refused,
     /// The dispatcher could not deliver the job before its deadline.
     Undeliverable,
+    /// The worker was stopped (SIGTERM) and its grace period ran out before the job finished.
+    WorkerShutdown,
 }
 
 /// The terminal status a worker reports for a job it ran.

@@ -93,10 +93,11 @@ impl TracerouteResult {
             return self.hops.len();
         }
         let target: Option<IpAddr> = self.target.parse().ok();
-        let reaching = self
-            .hops
-            .iter()
-            .position(|hop| hop.probes.iter().any(|p| p.address.is_some() && p.address == target));
+        let reaching = self.hops.iter().position(|hop| {
+            hop.probes
+                .iter()
+                .any(|p| p.address.is_some() && p.address == target)
+        });
         reaching.map_or(self.hops.len(), |i| i + 1)
     }
 }
@@ -179,7 +180,10 @@ mod tests {
     }
 
     fn hop(ttl: u8, addr: Option<&str>) -> TracerouteHop {
-        TracerouteHop { ttl, probes: vec![probe(addr)] }
+        TracerouteHop {
+            ttl,
+            probes: vec![probe(addr)],
+        }
     }
 
     #[test]
@@ -188,7 +192,11 @@ mod tests {
             target: "10.0.0.9".into(),
             max_hops: 5,
             reached: true,
-            hops: vec![hop(1, Some("10.0.0.1")), hop(2, Some("10.0.0.9")), hop(3, None)],
+            hops: vec![
+                hop(1, Some("10.0.0.1")),
+                hop(2, Some("10.0.0.9")),
+                hop(3, None),
+            ],
         };
         assert_eq!(r.hop_count(), 2);
         r.reached = false;

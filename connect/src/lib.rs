@@ -1,0 +1,92 @@
+//! What the long-running podperf binaries share: the NATS connection options (the server URL and
+//! user/password, token or a `.creds` file, as flags or `PODPERF_NATS_*` variables), the shutdown
+//! signal and the tracing set-up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::{Client, ConnectOptions};
+
+/// `--nats-url` and the credential flags.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(
+        long,
+        env = "PODPERF_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub nats_url: String,
+    /// NATS user name (with --nats-password).
+    #[arg(long, env = "PODPERF_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// NATS password.
+    #[arg(long, env = "PODPERF_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+    /// NATS token.
+    #[arg(long, env = "PODPERF_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+    /// NATS credentials file (JWT + nkey seed).
+    #[arg(long, env = "PODPERF_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// Connects, naming the connection `name`. Once connected the client reconnects by itself
+    /// forever; `retry_initial` makes a long-running component wait for a server that is not up yet
+    /// instead of failing (a command-line tool should fail fast instead).
+    pub async fn connect(
+        &self,
+        name: &str,
+        retry_initial: bool,
+    ) -> Result<Client, async_nats::ConnectError> {
+        let mut opts = match (&self.nats_creds, &self.nats_token, &self.nats_user) {
+            (Some(creds), _, _) => ConnectOptions::with_credentials_file(creds).await?,
+            (None, Some(token), _) => ConnectOptions::with_token(token.clone()),
+            (None, None, Some(user)) => ConnectOptions::with_user_and_password(
+                user.clone(),
+                self.nats_password.clone().unwrap_or_default(),
+            ),
+            (None, None, None) => ConnectOptions::new(),
+        };
+        opts = opts
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection event");
+            });
+        if retry_initial {
+            opts = opts.retry_on_initial_connect();
+        }
+        let urls: Vec<&str> = self.nats_url.split(',').map(str::trim).collect();
+        let addrs = urls
+            .iter()
+            .map(|u| u.parse::<async_nats::ServerAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, e)
+            })?;
+        opts.connect(addrs).await
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM: the one shutdown trigger of every long-running binary.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: info, quiet NATS client).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,async_nats=warn".into()),
+        )
+        .init();
+}

@@ -1,0 +1,286 @@
+//! The `podperf` micro service: endpoints under `podperf.api.`. Every request is validated in full
+//! before anything is stored or dispatched; errors name the offending field.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::service::ServiceExt;
+use async_nats::Client;
+use futures::StreamExt;
+use podperf_protocol::api::*;
+use podperf_protocol::job::{JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
+use podperf_protocol::names::{endpoint, API_PREFIX, SERVICE_NAME};
+use podperf_protocol::now_ms;
+use podperf_protocol::worker::{WorkerInfo, WorkerView};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::DispatcherConfig;
+use crate::engine::EngineHandle;
+use crate::membership::Members;
+use crate::resolve::resolve;
+use crate::store::{NewJob, Store, StoreError};
+
+pub struct Api {
+    pub members: Members,
+    pub store: Store,
+    pub engine: EngineHandle,
+    pub cfg: DispatcherConfig,
+}
+
+type Reply<T> = Result<T, ApiError>;
+
+fn store_error(err: StoreError) -> ApiError {
+    ApiError::new(
+        ErrorCode::StoreUnavailable,
+        format!("the job store is unavailable: {err}"),
+    )
+}
+
+fn parse<T: DeserializeOwned>(payload: &[u8]) -> Reply<T> {
+    let payload = if payload.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        payload
+    };
+    serde_json::from_slice(payload)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("malformed request: {e}")))
+}
+
+fn encode<T: Serialize>(reply: Reply<T>) -> bytes::Bytes {
+    serde_json::to_vec(&ApiReply::from(reply))
+        .expect("replies serialise")
+        .into()
+}
+
+impl Api {
+    /// Answers one request on `endpoint` (relative to `podperf.api`).
+    pub async fn handle(&self, endpoint: &str, payload: &[u8]) -> bytes::Bytes {
+        match endpoint {
+            endpoint::WORKERS_LIST => encode(Ok(ListWorkersReply {
+                workers: self.members.snapshot(),
+            })),
+            endpoint::JOBS_SUBMIT => encode(self.submit(payload).await),
+            endpoint::JOBS_GET => encode(self.get(payload).await),
+            endpoint::JOBS_LIST => encode(self.list(payload).await),
+            endpoint::JOBS_CANCEL => encode(self.cancel(payload).await),
+            other => encode::<()>(Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("unknown endpoint {other}"),
+            ))),
+        }
+    }
+
+    async fn submit(&self, payload: &[u8]) -> Reply<SubmitReply> {
+        let req: SubmitRequest = parse(payload)?;
+        if req.jobs.is_empty() {
+            return Err(
+                ApiError::new(ErrorCode::InvalidParam, "the batch is empty").with_field("jobs")
+            );
+        }
+        if req.jobs.len() > MAX_BATCH {
+            let msg = format!("{} jobs in one batch; at most {MAX_BATCH}", req.jobs.len());
+            return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("jobs"));
+        }
+        if self.engine.outstanding() + req.jobs.len() > self.cfg.max_queued {
+            let msg = format!(
+                "{} jobs are outstanding; try again later",
+                self.engine.outstanding()
+            );
+            return Err(ApiError::new(ErrorCode::Busy, msg));
+        }
+        let live = self.members.snapshot();
+        let known = self.store.known_workers().await.unwrap_or_default();
+        let now = now_ms();
+        let jobs = req
+            .jobs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                self.admit(spec, &live, &known, now)
+                    .map_err(|e| in_batch(e, i))
+            })
+            .collect::<Reply<Vec<NewJob>>>()?;
+        self.store.insert(&jobs).await.map_err(store_error)?;
+        let job_ids = jobs.iter().map(|j| j.job_id).collect();
+        self.engine.enqueue(jobs);
+        Ok(SubmitReply { job_ids })
+    }
+
+    /// Validates one spec against the live workers and the allow-list; builds the job.
+    fn admit(
+        &self,
+        spec: &JobSpec,
+        live: &[WorkerView],
+        known: &[WorkerInfo],
+        now: u64,
+    ) -> Reply<NewJob> {
+        spec.validate()?;
+        let source = resolve(&spec.source, live, known).map_err(|e| e.with_field("source"))?;
+        if let Some(tool) = spec.params.tool() {
+            if !source.info.has_tool(tool) {
+                let msg = format!("worker {} has no {}", source.info.pod_name, tool.program());
+                return Err(ApiError::new(ErrorCode::ToolMissing, msg).with_field("source"));
+            }
+        }
+        let (target_worker, target_ip, target_port, target_node) = match &spec.target {
+            None => (None, None, None, None),
+            Some(Target::Worker(name)) => {
+                let w = resolve(name, live, known).map_err(|e| e.with_field("target.worker"))?;
+                let i = &w.info;
+                (
+                    Some(i.worker_id.clone()),
+                    Some(i.pod_ip),
+                    Some(i.iperf3_port),
+                    Some(i.node_name.clone()),
+                )
+            }
+            Some(Target::Address(ip)) => {
+                if !self.cfg.allowed_cidrs.iter().any(|net| net.contains(ip)) {
+                    let msg = format!(
+                        "{ip} is outside the allow-listed CIDRs ({})",
+                        cidr_list(&self.cfg)
+                    );
+                    return Err(ApiError::new(ErrorCode::AddressNotAllowed, msg)
+                        .with_field("target.address"));
+                }
+                (
+                    None,
+                    Some(*ip),
+                    Some(self.cfg.default_iperf3_port),
+                    Some(format!("addr:{ip}")),
+                )
+            }
+        };
+        let timeout_s = spec.timeout_s.map(u64::from).unwrap_or_else(|| {
+            let probe = spec.params.nominal_duration();
+            probe.as_secs() + 5 + u64::from(DEFAULT_QUEUE_ALLOWANCE_S)
+        });
+        Ok(NewJob {
+            job_id: Uuid::now_v7(),
+            params: spec.params.clone(),
+            source_worker: source.info.worker_id.clone(),
+            source_node: source.info.node_name.clone(),
+            target: spec.target.clone(),
+            target_ip,
+            target_port,
+            target_worker,
+            target_node,
+            created_at_ms: now,
+            deadline_at_ms: now + timeout_s * 1000,
+        })
+    }
+
+    async fn get(&self, payload: &[u8]) -> Reply<JobRecord> {
+        let req: JobIdRequest = parse(payload)?;
+        self.store
+            .get(req.job_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(req.job_id))
+    }
+
+    async fn list(&self, payload: &[u8]) -> Reply<ListJobsReply> {
+        let req: ListJobsRequest = parse(payload)?;
+        let mut req = req;
+        if let Some(w) = &req.worker {
+            // Accept the same names as everywhere else; keep the raw value for gone workers.
+            let live = self.members.snapshot();
+            if let Ok(v) = resolve(w, &live, &[]) {
+                req.worker = Some(v.info.worker_id.clone());
+            }
+        }
+        Ok(ListJobsReply {
+            jobs: self.store.list(&req).await.map_err(store_error)?,
+        })
+    }
+
+    async fn cancel(&self, payload: &[u8]) -> Reply<JobRecord> {
+        let req: JobIdRequest = parse(payload)?;
+        let held = self.engine.cancel(req.job_id).await;
+        // The engine records the cancellation asynchronously; wait briefly for it to land.
+        for _ in 0..50 {
+            let rec = self.store.get(req.job_id).await.map_err(store_error)?;
+            match rec {
+                None => return Err(not_found(req.job_id)),
+                Some(r) if r.state.is_terminal() || !held => return Ok(r),
+                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        self.store
+            .get(req.job_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| not_found(req.job_id))
+    }
+}
+
+fn not_found(id: Uuid) -> ApiError {
+    ApiError::new(ErrorCode::NotFound, format!("no job {id}")).with_field("job_id")
+}
+
+fn in_batch(e: ApiError, i: usize) -> ApiError {
+    let field = match &e.field {
+        Some(f) => format!("jobs[{i}].{f}"),
+        None => format!("jobs[{i}]"),
+    };
+    ApiError {
+        message: format!("jobs[{i}]: {}", e.message),
+        field: Some(field),
+        code: e.code,
+    }
+}
+
+fn cidr_list(cfg: &DispatcherConfig) -> String {
+    if cfg.allowed_cidrs.is_empty() {
+        return "none configured".into();
+    }
+    cfg.allowed_cidrs
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Serves the API until `shutdown`.
+pub async fn serve(
+    client: &Client,
+    api: Arc<Api>,
+    shutdown: CancellationToken,
+) -> Result<(), async_nats::Error> {
+    let service = client
+        .service_builder()
+        .description("podperf dispatcher: workers, jobs")
+        .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
+        .await?;
+    let group = service.group(API_PREFIX);
+    let names = [
+        endpoint::WORKERS_LIST,
+        endpoint::JOBS_SUBMIT,
+        endpoint::JOBS_GET,
+        endpoint::JOBS_LIST,
+        endpoint::JOBS_CANCEL,
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for name in names {
+        let mut ep = group.endpoint(name).await?;
+        let api = api.clone();
+        tasks.spawn(async move {
+            while let Some(req) = ep.next().await {
+                let api = api.clone();
+                tokio::spawn(async move {
+                    let reply = api.handle(name, &req.message.payload).await;
+                    if let Err(err) = req.respond(Ok(reply)).await {
+                        tracing::warn!(%err, endpoint = name, "could not send the reply");
+                    }
+                });
+            }
+        });
+    }
+    shutdown.cancelled().await;
+    let _ = service.stop().await;
+    tasks.abort_all();
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Result ingest: a durable pull consumer on the results stream. Each event or result is written to
+//! Redis first and acknowledged after, so a Redis outage delays results but loses none.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, AckKind};
+use futures::StreamExt;
+use podperf_protocol::names::{EVENTS_PREFIX, RESULTS_CONSUMER, RESULTS_PREFIX};
+use podperf_protocol::outcome::{JobEvent, JobOutcome, JobState};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::engine::Input;
+use crate::store::{Applied, Store, StoreError, Transition};
+
+/// Creates (or reuses) the durable consumer.
+pub async fn consumer(
+    stream: &jetstream::stream::Stream,
+) -> Result<consumer::PullConsumer, String> {
+    stream
+        .get_or_create_consumer(
+            RESULTS_CONSUMER,
+            consumer::pull::Config {
+                durable_name: Some(RESULTS_CONSUMER.to_string()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Consumes until `shutdown`; tells the engine about every job that reached a terminal state.
+pub async fn run(
+    client: async_nats::Client,
+    consumer: consumer::PullConsumer,
+    store: Store,
+    engine: mpsc::UnboundedSender<Input>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let mut messages = match consumer.messages().await {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(%err, "cannot pull results; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            let msg = tokio::select! {
+                m = messages.next() => m,
+                _ = shutdown.cancelled() => return,
+            };
+            let msg = match msg {
+                Some(Ok(m)) => m,
+                Some(Err(err)) => {
+                    tracing::warn!(%err, "results consumer error");
+                    continue;
+                }
+                None => break,
+            };
+            match apply(&store, &msg.subject, &msg.payload).await {
+                Ok(Some((job_id, state, applied))) => {
+                    let _ = engine.send(Input::Finished { job_id });
+                    ack(&msg, AckKind::Ack).await;
+                    if applied == Applied::Yes {
+                        crate::engine::announce_done(&client, job_id, state).await;
+                    }
+                }
+                Ok(None) => ack(&msg, AckKind::Ack).await,
+                Err(err) => {
+                    tracing::warn!(%err, subject = %msg.subject, "store write failed; redelivering");
+                    ack(&msg, AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+            }
+        }
+    }
+}
+
+async fn ack(msg: &jetstream::Message, kind: AckKind) {
+    if let Err(err) = msg.ack_with(kind).await {
+        tracing::warn!(%err, "ack failed (the message will be redelivered)");
+    }
+}
+
+/// Writes one message; for a terminal result, returns the job, its state and whether it was stored.
+async fn apply(
+    store: &Store,
+    subject: &str,
+    payload: &[u8],
+) -> Result<Option<(Uuid, JobState, Applied)>, StoreError> {
+    if subject.starts_with(RESULTS_PREFIX) {
+        let Ok(outcome) = serde_json::from_slice::<JobOutcome>(payload) else {
+            tracing::warn!(%subject, "ignoring a malformed result");
+            return Ok(None);
+        };
+        let (job_id, state) = (outcome.job_id, outcome.status.into());
+        let t = result_transition(outcome);
+        let applied = store.transition(job_id, &t).await?;
+        log_applied(job_id, "result", applied);
+        return Ok(Some((job_id, state, applied)));
+    }
+    if subject.starts_with(EVENTS_PREFIX) {
+        let Ok(event) = serde_json::from_slice::<JobEvent>(payload) else {
+            tracing::warn!(%subject, "ignoring a malformed event");
+            return Ok(None);
+        };
+        let t = Transition {
+            started_at_ms: Some(event.at_ms),
+            expect_worker: Some(event.worker_id),
+            ..Transition::to(JobState::Running)
+        };
+        log_applied(
+            event.job_id,
+            "started event",
+            store.transition(event.job_id, &t).await?,
+        );
+    }
+    Ok(None)
+}
+
+fn result_transition(o: JobOutcome) -> Transition {
+    Transition {
+        state: Some(o.status.into()),
+        started_at_ms: Some(o.started_at_ms),
+        finished_at_ms: Some(o.finished_at_ms),
+        reason: o.reason,
+        message: o.message,
+        result: o.result,
+        raw_output: o.raw_output,
+        expect_worker: Some(o.worker_id),
+        ..Default::default()
+    }
+}
+
+fn log_applied(job_id: Uuid, what: &str, applied: Applied) {
+    match applied {
+        Applied::Yes => tracing::debug!(%job_id, what, "stored"),
+        Applied::Stale => tracing::debug!(%job_id, what, "ignored: the job is already past it"),
+        Applied::Missing => tracing::warn!(%job_id, what, "ignored: unknown job"),
+        Applied::WrongWorker => {
+            tracing::warn!(%job_id, what, "ignored: sent by a worker that is not the job's source")
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `podperf-dispatcher`: flags/env → [`podperf_dispatcher::DispatcherConfig`] → run.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ipnet::IpNet;
+use podperf_connect::NatsArgs;
+use podperf_dispatcher::{DispatcherConfig, Store};
+
+/// The podperf dispatcher: job API, scheduler, result store.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Redis URL of the job/result store.
+    #[arg(
+        long,
+        env = "PODPERF_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis_url: String,
+    /// Replicas of the bucket and stream (3 on a JetStream cluster).
+    #[arg(long, env = "PODPERF_REPLICAS", default_value_t = 1)]
+    replicas: usize,
+    /// Seconds after its last heartbeat a worker is considered gone (the bucket's TTL).
+    #[arg(long, env = "PODPERF_WORKER_TTL_S", default_value_t = 3)]
+    worker_ttl_s: u64,
+    /// Hours jobs and results stay queryable.
+    #[arg(long, env = "PODPERF_RETENTION_H", default_value_t = 168)]
+    retention_h: u64,
+    /// CIDRs address targets may lie in (comma-separated); none by default.
+    #[arg(long, env = "PODPERF_ALLOWED_CIDRS", value_delimiter = ',')]
+    allowed_cidrs: Vec<IpNet>,
+    /// Outstanding jobs before submits are refused with `busy`.
+    #[arg(long, env = "PODPERF_MAX_QUEUED", default_value_t = 100_000)]
+    max_queued: usize,
+}
+
+const EXIT_CONFIG: u8 = 64;
+
+impl Args {
+    fn config(&self) -> Result<DispatcherConfig, String> {
+        if self.replicas == 0 || self.replicas > 5 {
+            return Err("--replicas must be 1..=5".into());
+        }
+        if self.worker_ttl_s < 2 {
+            return Err("--worker-ttl-s must be at least 2 (heartbeats come every second)".into());
+        }
+        if self.retention_h == 0 {
+            return Err("--retention-h must be positive".into());
+        }
+        Ok(DispatcherConfig {
+            replicas: self.replicas,
+            worker_ttl: Duration::from_secs(self.worker_ttl_s),
+            retention: Duration::from_secs(self.retention_h * 3600),
+            allowed_cidrs: self.allowed_cidrs.clone(),
+            max_queued: self.max_queued,
+            ..DispatcherConfig::default()
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    podperf_connect::init_tracing();
+    let args = Args::parse();
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("podperf-dispatcher: bad configuration: {msg}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let client = match args.nats.connect("podperf-dispatcher", true).await {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!(
+                "podperf-dispatcher: cannot connect to NATS at {}: {err}",
+                args.nats.nats_url
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match Store::connect(&args.redis_url, config.retention).await {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!(
+                "podperf-dispatcher: bad Redis URL {}: {err}",
+                args.redis_url
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match podperf_dispatcher::run(client, store, config, podperf_connect::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("podperf-dispatcher: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Creates (idempotently) the liveness bucket and the results stream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+use podperf_protocol::names::{RESULTS_STREAM, RESULTS_STREAM_SUBJECTS, WORKERS_BUCKET};
+
+use crate::config::DispatcherConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot create the {WORKERS_BUCKET} bucket: {0}")]
+    Bucket(String),
+    #[error("cannot create the {RESULTS_STREAM} stream: {0}")]
+    Stream(String),
+}
+
+/// The liveness bucket: `max_age` = TTL, history 1, expiry markers, memory storage.
+pub async fn workers_bucket(
+    js: &jetstream::Context,
+    cfg: &DispatcherConfig,
+) -> Result<kv::Store, SetupError> {
+    let config = kv::Config {
+        bucket: WORKERS_BUCKET.to_string(),
+        description: "podperf worker liveness (key = worker id, expires by TTL)".into(),
+        history: 1,
+        max_age: cfg.worker_ttl,
+        storage: stream::StorageType::Memory,
+        num_replicas: cfg.replicas,
+        limit_markers: Some(Duration::from_secs(1)),
+        ..Default::default()
+    };
+    js.create_or_update_key_value(config)
+        .await
+        .map_err(|e| SetupError::Bucket(e.to_string()))
+}
+
+/// The results stream: every event and result, file storage, kept for the retention period.
+pub async fn results_stream(
+    js: &jetstream::Context,
+    cfg: &DispatcherConfig,
+) -> Result<stream::Stream, SetupError> {
+    let config = stream::Config {
+        name: RESULTS_STREAM.to_string(),
+        description: Some("podperf job events and terminal results".into()),
+        subjects: RESULTS_STREAM_SUBJECTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        max_age: cfg.retention,
+        duplicate_window: Duration::from_secs(120),
+        allow_direct: true,
+        ..Default::default()
+    };
+    js.create_or_update_stream(config)
+        .await
+        .map_err(|e| SetupError::Stream(e.to_string()))?;
+    js.get_stream(RESULTS_STREAM)
+        .await
+        .map_err(|e| SetupError::Stream(e.to_string()))
+}

@@ -1,0 +1,82 @@
+//! Dev-only helpers that let integration tests run against **real** servers, the way nats.rs's
+//! own tests do: every test starts its own `nats-server` / `redis-server` on a dynamic port in a
+//! unique temp dir, and everything is killed, reaped and deleted on `Drop`.
+//!
+//! The crate is deliberately synchronous and dependency-light (no tokio), so it works from both
+//! `#[test]` and `#[tokio::test]` functions. Start-up failures panic with the server's log tail;
+//! a missing binary panics with an install hint.
+//!
+//! ```no_run
+//! use podperf_testkit::{NatsServer, RedisServer};
+//!
+//! let mut nats = NatsServer::start(); // JetStream on, store in a temp dir
+//! let redis = RedisServer::start();
+//! println!("{} {}", nats.url(), redis.url());
+//! nats.restart(); // same port, same JetStream store
+//! ```
+//!
+//! # Layout
+//! - [`NatsServer`] (`nats.rs`): `nats-server -js -p -1`, URL read back from its ports file.
+//! - [`RedisServer`] (`redis.rs`): `redis-server` on a [`free_port`], persistence off.
+//! - [`ChildGuard`] (`process.rs`): any child process (our own binaries) with its output in a
+//!   log file, SIGKILLed on drop; also the signal/wait plumbing the servers share.
+//! - [`wait_until`], [`free_port`] (here): small polling and port helpers.
+//!
+//! Processes are not put in their own process group, so Ctrl-C on `cargo test` reaches them
+//! too. A test binary killed with SIGKILL cannot run `Drop`, and may leave servers behind.
+
+mod nats;
+mod process;
+mod redis;
+
+use std::net::TcpListener;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use nats::{NatsServer, NATS_SERVER_ENV, STORE_DIR_PLACEHOLDER};
+pub use process::ChildGuard;
+pub use redis::{RedisServer, REDIS_SERVER_ENV};
+
+/// How long a server may take to accept connections before start-up is declared failed.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often [`wait_until`] re-evaluates its condition.
+const WAIT_UNTIL_POLL: Duration = Duration::from_millis(50);
+
+/// Polls `f` every 50 ms until it returns `true`; panics mentioning `what` after `timeout`.
+///
+/// `f` is always evaluated at least once, and once more at the deadline, so a condition that
+/// turns true just in time still passes.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut n = 0;
+/// podperf_testkit::wait_until(Duration::from_secs(1), "n reaches 3", || {
+///     n += 1;
+///     n >= 3
+/// });
+/// ```
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        thread::sleep(WAIT_UNTIL_POLL.min(deadline - now));
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
+///
+/// Another process may grab it before the caller binds it; callers that start servers should
+/// retry on "address already in use", as [`RedisServer::start`] does.
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|e| panic!("binding 127.0.0.1:0 to find a free port: {e}"))
+}

@@ -1,0 +1,245 @@
+//! Runs one accepted job: `started` event, the probe, its interpretation, the durable result.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use podperf_protocol::command::JobAssignment;
+use podperf_protocol::job::JobParams;
+use podperf_protocol::names::{event_subject, result_subject};
+use podperf_protocol::now_ms;
+use podperf_protocol::outcome::{EventKind, FailureReason, JobEvent, JobOutcome, OutcomeStatus};
+use podperf_protocol::result::{NoopResult, ProbeResult};
+use tokio_util::sync::CancellationToken;
+
+use crate::probe::{self, ProbeContext, ProbeOutcome};
+use crate::runner::{self, Ended, Finished};
+
+/// What a job run needs from the worker.
+pub struct JobEnv {
+    pub js: jetstream::Context,
+    pub worker_id: String,
+    pub source_ip: std::net::IpAddr,
+    pub output_cap: usize,
+    /// Fires at the end of the shutdown grace: stop publishing retries.
+    pub give_up: CancellationToken,
+}
+
+/// Why a run stopped early, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// The dispatcher asked (the user cancelled).
+    Cancelled,
+    /// The worker is shutting down and the grace period ran out.
+    Shutdown,
+}
+
+/// Runs `job` to its end and publishes the event and the result. `stop` carries the cause once set.
+#[tracing::instrument(skip_all, fields(job_id = %job.job_id, kind = %job.params.kind()))]
+pub async fn execute(
+    env: &JobEnv,
+    job: JobAssignment,
+    cancel: CancellationToken,
+    stop: impl Fn() -> StopCause,
+) {
+    let started_at_ms = now_ms();
+    let event = JobEvent {
+        job_id: job.job_id,
+        worker_id: env.worker_id.clone(),
+        event: EventKind::Started,
+        at_ms: started_at_ms,
+    };
+    let msg_id = format!("{}-started", job.job_id);
+    crate::publish::durably(
+        &env.js,
+        event_subject(job.job_id),
+        msg_id,
+        &event,
+        &env.give_up,
+    )
+    .await;
+
+    let timeout = hard_timeout(&job);
+    let (outcome, raw) = run_probe(env, &job, timeout, &cancel).await;
+    let mut result = outcome_to_result(env, &job, outcome, raw, started_at_ms);
+    if cancel.is_cancelled() {
+        mark_stopped(&mut result, stop());
+    }
+    tracing::info!(status = ?result.status, reason = ?result.reason, "job finished");
+    let msg_id = format!("{}-result", job.job_id);
+    crate::publish::durably(
+        &env.js,
+        result_subject(job.job_id),
+        msg_id,
+        &result,
+        &env.give_up,
+    )
+    .await;
+}
+
+/// The probe's own bound, but never past the job's deadline.
+fn hard_timeout(job: &JobAssignment) -> Duration {
+    let expected = probe::expected_duration(&job.params) + Duration::from_secs(2);
+    let left = Duration::from_millis(job.deadline_at_ms.saturating_sub(now_ms()));
+    expected.min(left)
+}
+
+/// Internal result of a run: the interpretation plus the raw output kept.
+enum RunOutcome {
+    Probe(ProbeOutcome),
+    TimedOut,
+    Stopped,
+}
+
+async fn run_probe(
+    env: &JobEnv,
+    job: &JobAssignment,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> (RunOutcome, Option<String>) {
+    let (program, args) = match probe_argv(env, job) {
+        Some(pa) => pa,
+        None => return noop(job, timeout, cancel).await,
+    };
+    match runner::run(program, &args, timeout, env.output_cap, cancel).await {
+        Ok(finished) => interpret(job, finished),
+        Err(err) => {
+            let reason = match err {
+                runner::RunError::Spawn { ref source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    FailureReason::ToolMissing
+                }
+                _ => FailureReason::ToolError,
+            };
+            let failed = ProbeOutcome::Failed {
+                reason,
+                message: err.to_string(),
+                result: None,
+            };
+            (RunOutcome::Probe(failed), None)
+        }
+    }
+}
+
+fn probe_argv(env: &JobEnv, job: &JobAssignment) -> Option<(&'static str, Vec<String>)> {
+    let target = job.target.as_ref()?;
+    let ctx = ProbeContext {
+        source_ip: Some(env.source_ip),
+        target_ip: target.ip,
+        target_port: target.port,
+    };
+    Some(match &job.params {
+        JobParams::Ping(p) => ("ping", probe::ping::argv(p, &ctx)),
+        JobParams::Traceroute(p) => ("traceroute", probe::traceroute::argv(p, &ctx)),
+        JobParams::Iperf3(p) => ("iperf3", probe::iperf3::argv(p, &ctx)),
+        JobParams::Noop(_) => return None,
+    })
+}
+
+async fn noop(
+    job: &JobAssignment,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> (RunOutcome, Option<String>) {
+    let JobParams::Noop(p) = &job.params else {
+        let failed = ProbeOutcome::Failed {
+            reason: FailureReason::ToolError,
+            message: "no target resolved for this probe".into(),
+            result: None,
+        };
+        return (RunOutcome::Probe(failed), None);
+    };
+    let sleep = Duration::from_millis(u64::from(p.sleep_ms));
+    let outcome = tokio::select! {
+        _ = tokio::time::sleep(sleep), if sleep <= timeout => {
+            RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Noop(NoopResult { slept_ms: p.sleep_ms })))
+        }
+        _ = tokio::time::sleep(timeout), if sleep > timeout => RunOutcome::TimedOut,
+        _ = cancel.cancelled() => RunOutcome::Stopped,
+    };
+    (outcome, None)
+}
+
+fn interpret(job: &JobAssignment, f: Finished) -> (RunOutcome, Option<String>) {
+    let raw = raw_text(&f);
+    let outcome = match f.ended {
+        Ended::TimedOut => RunOutcome::TimedOut,
+        Ended::Cancelled => RunOutcome::Stopped,
+        Ended::Exited => RunOutcome::Probe(match &job.params {
+            JobParams::Ping(p) => probe::ping::interpret(&f.output, p),
+            JobParams::Traceroute(p) => probe::traceroute::interpret(&f.output, p),
+            JobParams::Iperf3(p) => probe::iperf3::interpret(&f.output, p),
+            JobParams::Noop(_) => unreachable!("noop runs no tool"),
+        }),
+    };
+    (outcome, Some(raw))
+}
+
+fn raw_text(f: &Finished) -> String {
+    let mut raw = f.output.stdout.clone();
+    if !f.output.stderr.is_empty() {
+        raw.push_str("\n--- stderr ---\n");
+        raw.push_str(&f.output.stderr);
+    }
+    if f.truncated {
+        raw.push_str("\n[output truncated]");
+    }
+    raw
+}
+
+fn outcome_to_result(
+    env: &JobEnv,
+    job: &JobAssignment,
+    outcome: RunOutcome,
+    raw_output: Option<String>,
+    started_at_ms: u64,
+) -> JobOutcome {
+    let mut r = JobOutcome {
+        job_id: job.job_id,
+        worker_id: env.worker_id.clone(),
+        status: OutcomeStatus::Succeeded,
+        reason: None,
+        message: None,
+        result: None,
+        raw_output,
+        started_at_ms,
+        finished_at_ms: now_ms(),
+    };
+    match outcome {
+        RunOutcome::Probe(ProbeOutcome::Succeeded(res)) => r.result = Some(res),
+        RunOutcome::Probe(ProbeOutcome::Failed {
+            reason,
+            message,
+            result,
+        }) => {
+            r.status = OutcomeStatus::Failed;
+            r.reason = Some(reason);
+            r.message = Some(message);
+            r.result = result;
+        }
+        RunOutcome::TimedOut => {
+            r.status = OutcomeStatus::TimedOut;
+            r.message = Some("the probe ran into its hard timeout or the job's deadline".into());
+        }
+        RunOutcome::Stopped => r.status = OutcomeStatus::Cancelled,
+    }
+    r
+}
+
+fn mark_stopped(r: &mut JobOutcome, cause: StopCause) {
+    if r.status == OutcomeStatus::Succeeded {
+        return; // it finished before the stop took effect
+    }
+    match cause {
+        StopCause::Cancelled => {
+            r.status = OutcomeStatus::Cancelled;
+            r.reason = None;
+            r.message = Some("cancelled on request".into());
+        }
+        StopCause::Shutdown => {
+            r.status = OutcomeStatus::Failed;
+            r.reason = Some(FailureReason::WorkerShutdown);
+            r.message = Some("the worker shut down before the job finished".into());
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The podperf worker: registers itself in the liveness bucket, answers job requests on its own
+//! subject, runs `ping`/`traceroute`/`iperf3` with typed parameters, and publishes typed results.
+//!
+//! # Layout
+//! - [`config`]: the validated configuration.
+//! - [`liveness`]: the heartbeat into `podperf-workers`.
+//! - [`jobs`]: job intake (accept/refuse, de-duplication, concurrency limit).
+//! - [`execute`]: one job from `started` to its durable result.
+//! - [`probe`]: per-tool argv building and output parsing.
+//! - [`runner`]: process spawning with timeout, process group and output cap.
+//! - [`iperf_server`]: the supervised `iperf3 -s`.
+//! - [`publish`]: JetStream publishing with retries until acknowledged.
+//! - [`tools`]: tool discovery.
+
+pub mod config;
+pub mod execute;
+pub mod iperf_server;
+pub mod jobs;
+pub mod liveness;
+pub mod probe;
+pub mod publish;
+pub mod runner;
+pub mod tools;
+
+use std::future::Future;
+
+use async_nats::Client;
+use podperf_protocol::names::job_subject;
+use podperf_protocol::now_ms;
+use podperf_protocol::worker::{Tool, WorkerInfo};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Identity, WorkerConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot subscribe to {subject}: {source}")]
+    Subscribe {
+        subject: String,
+        source: async_nats::SubscribeError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Builds the info this worker advertises (tools are looked up now).
+pub async fn worker_info(config: &WorkerConfig) -> WorkerInfo {
+    let id = &config.identity;
+    WorkerInfo {
+        worker_id: id.worker_id.clone(),
+        pod_name: id.pod_name.clone(),
+        pod_namespace: id.pod_namespace.clone(),
+        pod_ip: id.pod_ip,
+        node_name: id.node_name.clone(),
+        node_ip: id.node_ip,
+        host_network: id.host_network,
+        tools: tools::detect_all().await,
+        iperf3_port: config.iperf3_port,
+        max_concurrent_jobs: config.max_concurrent_jobs,
+        started_at_ms: now_ms(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Runs the worker until `shutdown` resolves, then: stops taking jobs, lets those in hand finish
+/// within the grace period (stopping them after it), deregisters and drains the connection.
+pub async fn run(
+    client: Client,
+    config: WorkerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let info = worker_info(&config).await;
+    let js = async_nats::jetstream::new(client.clone());
+    let stop = CancellationToken::new();
+    let give_up = CancellationToken::new();
+    let subject = job_subject(&info.worker_id);
+    let sub = client
+        .subscribe(subject.clone())
+        .await
+        .map_err(|source| Error::Subscribe { subject, source })?;
+    let env = execute::JobEnv {
+        js: js.clone(),
+        worker_id: info.worker_id.clone(),
+        source_ip: info.pod_ip,
+        output_cap: config.raw_output_cap_bytes,
+        give_up: give_up.clone(),
+    };
+    let intake = jobs::Intake::new(client.clone(), info.clone(), env);
+    let background = tokio_util::task::TaskTracker::new();
+    if config.iperf3_server && info.has_tool(Tool::Iperf3) {
+        background.spawn(iperf_server::supervise(
+            info.pod_ip,
+            config.iperf3_port,
+            stop.clone(),
+        ));
+    }
+    let serve = {
+        let (intake, stop) = (intake.clone(), stop.clone());
+        tokio::spawn(async move { intake.serve(sub, stop).await })
+    };
+    let liveness = {
+        let (js, info, stop, period) = (js.clone(), info.clone(), stop.clone(), config.heartbeat);
+        tokio::spawn(async move {
+            if let Some(store) = liveness::open_bucket(&js, &stop).await {
+                liveness::heartbeat(store, &info, period, stop).await;
+            }
+        })
+    };
+    tracing::info!(worker_id = %info.worker_id, pod = %info.pod_name, ip = %info.pod_ip, "worker running");
+
+    shutdown.await;
+    tracing::info!("shutting down: no new jobs; finishing those in hand");
+    stop.cancel();
+    let _ = serve.await;
+    intake.tracker.close();
+    if tokio::time::timeout(config.shutdown_grace, intake.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over: stopping the jobs still running");
+        intake.stop_all();
+        // Give the stopped jobs a moment to publish their outcome, then stop retrying.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), intake.tracker.wait())
+            .await
+            .is_err()
+        {
+            give_up.cancel();
+            intake.tracker.wait().await;
+        }
+    }
+    let _ = liveness.await;
+    background.close();
+    background.wait().await;
+    if let Err(err) = client.drain().await {
+        tracing::warn!(%err, "draining the NATS connection failed");
+    }
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! `podperf-worker`: flags/env → [`podperf_worker::WorkerConfig`] → [`podperf_worker::run`].
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use podperf_connect::NatsArgs;
+use podperf_protocol::names::is_valid_worker_id;
+use podperf_worker::{Identity, WorkerConfig};
+
+/// A podperf worker: runs ping, traceroute and iperf3 jobs sent by the dispatcher.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Worker id; the pod UID in Kubernetes (a UUID is generated when absent).
+    #[arg(long, env = "POD_UID")]
+    pod_uid: Option<String>,
+    /// Pod name (defaults to the host name).
+    #[arg(long, env = "POD_NAME")]
+    pod_name: Option<String>,
+    #[arg(long, env = "POD_NAMESPACE")]
+    pod_namespace: Option<String>,
+    /// The address other workers probe this one at (with --host-network, the node IP is used).
+    #[arg(long, env = "POD_IP")]
+    pod_ip: Option<IpAddr>,
+    /// Node name (defaults to the host name).
+    #[arg(long, env = "NODE_NAME")]
+    node_name: Option<String>,
+    #[arg(long, env = "NODE_IP")]
+    node_ip: Option<IpAddr>,
+    /// The worker shares the node's network namespace (its pod IP is the node IP).
+    #[arg(long, env = "PODPERF_HOST_NETWORK")]
+    host_network: bool,
+    /// Port of this worker's iperf3 server.
+    #[arg(long, env = "PODPERF_IPERF3_PORT", default_value_t = 5201)]
+    iperf3_port: u16,
+    /// Do not run an iperf3 server (iperf3 jobs toward this worker then fail).
+    #[arg(long, env = "PODPERF_NO_IPERF3_SERVER")]
+    no_iperf3_server: bool,
+    /// Liveness refresh period in milliseconds (keep it well below the bucket's TTL).
+    #[arg(long, env = "PODPERF_HEARTBEAT_MS", default_value_t = 1000)]
+    heartbeat_ms: u64,
+    /// Jobs run at once.
+    #[arg(long, env = "PODPERF_MAX_JOBS", default_value_t = 8)]
+    max_jobs: u32,
+    /// Seconds jobs in hand may still run after SIGTERM.
+    #[arg(long, env = "PODPERF_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    shutdown_grace_s: u64,
+}
+
+/// Exit code for a bad configuration (sysexits' EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+impl Args {
+    fn config(&self) -> Result<WorkerConfig, String> {
+        let host = hostname();
+        let worker_id = match &self.pod_uid {
+            Some(id) if !is_valid_worker_id(id) => {
+                return Err(format!("POD_UID {id:?}: use 1-128 of [A-Za-z0-9_-]"))
+            }
+            Some(id) => id.clone(),
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let pod_ip = match (self.host_network, self.node_ip, self.pod_ip) {
+            (true, Some(ip), _) => ip,
+            (_, _, Some(ip)) => ip,
+            (_, Some(ip), None) => ip,
+            (_, None, None) => return Err("POD_IP (or --pod-ip) is required".into()),
+        };
+        if self.heartbeat_ms == 0 || self.max_jobs == 0 {
+            return Err("--heartbeat-ms and --max-jobs must be positive".into());
+        }
+        let identity = Identity {
+            worker_id,
+            pod_name: self.pod_name.clone().unwrap_or_else(|| host.clone()),
+            pod_namespace: self.pod_namespace.clone(),
+            pod_ip,
+            node_name: self.node_name.clone().unwrap_or(host),
+            node_ip: self.node_ip,
+            host_network: self.host_network,
+        };
+        let mut config = WorkerConfig::new(identity);
+        config.iperf3_port = self.iperf3_port;
+        config.iperf3_server = !self.no_iperf3_server;
+        config.heartbeat = Duration::from_millis(self.heartbeat_ms);
+        config.max_concurrent_jobs = self.max_jobs;
+        config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
+        Ok(config)
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    podperf_connect::init_tracing();
+    let args = Args::parse();
+    let config = match args.config() {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("podperf-worker: bad configuration: {msg}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let client = match args
+        .nats
+        .connect(
+            &format!("podperf-worker {}", config.identity.pod_name),
+            true,
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!(
+                "podperf-worker: cannot connect to NATS at {}: {err}",
+                args.nats.nats_url
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    match podperf_worker::run(client, config, podperf_connect::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("podperf-worker: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
