@@ -80,3 +80,21 @@ pub fn free_port() -> u16 {
         .map(|addr| addr.port())
         .unwrap_or_else(|e| panic!("binding 127.0.0.1:0 to find a free port: {e}"))
 }
+
+/// Path of one of the workspace's binaries (`podperf`, `podperf-worker`, `podperf-dispatcher`),
+/// next to the running test executable (`target/<profile>/deps/..`). Panics with a build hint
+/// when it has not been built (`cargo build --bins`).
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
