@@ -374,6 +374,9 @@ async fn print_job(api: &Api, rec: &JobRecord, json: bool) -> anyhow::Result<()>
     }
     let names = worker_names(api).await;
     let took = match (rec.started_at_ms, rec.finished_at_ms) {
+        (Some(s), Some(f)) if f.saturating_sub(s) < 1000 => {
+            format!(" in {} ms", f.saturating_sub(s))
+        }
         (Some(s), Some(f)) => format!(" in {:.2} s", f.saturating_sub(s) as f64 / 1000.0),
         _ => String::new(),
     };

