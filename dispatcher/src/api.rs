@@ -227,9 +227,8 @@ fn in_batch(e: ApiError, i: usize) -> ApiError {
         None => format!("jobs[{i}]"),
     };
     ApiError {
-        message: format!("jobs[{i}]: {}", e.message),
         field: Some(field),
-        code: e.code,
+        ..e
     }
 }
 

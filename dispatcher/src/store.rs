@@ -312,6 +312,9 @@ impl Store {
             .clone()
             .zrevrangebyscore_limit(&index, &max, &min, 0, over)
             .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for id in &ids {
             pipe.hgetall(format!("podperf:job:{id}"));

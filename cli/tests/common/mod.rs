@@ -1,0 +1,202 @@
+//! A whole podperf system for end-to-end tests: a real nats-server (JetStream) and redis-server,
+//! the real `podperf-dispatcher` and `podperf-worker` binaries, driven through the real `podperf`.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use podperf_testkit::{free_port, wait_until, workspace_bin, ChildGuard, NatsServer, RedisServer};
+use serde_json::Value;
+
+/// The liveness TTL the tests run with (seconds).
+pub const TTL_S: u64 = 2;
+
+pub struct Worker {
+    pub pod: String,
+    pub id: String,
+    pub ip: String,
+    pub iperf3_port: u16,
+    pub proc: ChildGuard,
+}
+
+pub struct Cluster {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub dispatcher: Option<ChildGuard>,
+    pub workers: Vec<Worker>,
+}
+
+impl Cluster {
+    /// nats-server + redis-server (with its append-only file, so it survives a restart) +
+    /// dispatcher.
+    pub fn start() -> Cluster {
+        let mut c = Cluster {
+            nats: NatsServer::start(),
+            redis: RedisServer::start_persistent(),
+            dispatcher: None,
+            workers: Vec::new(),
+        };
+        c.start_dispatcher();
+        c
+    }
+
+    pub fn start_dispatcher(&mut self) {
+        let mut cmd = Command::new(workspace_bin("podperf-dispatcher"));
+        cmd.env("PODPERF_NATS_URL", self.nats.url())
+            .env("PODPERF_REDIS_URL", self.redis.url())
+            .env("PODPERF_WORKER_TTL_S", TTL_S.to_string())
+            .env("PODPERF_ALLOWED_CIDRS", "127.0.0.0/8")
+            .env("RUST_LOG", "info,async_nats=warn");
+        self.dispatcher = Some(ChildGuard::spawn(cmd, "dispatcher"));
+        // The bucket exists once the API answers.
+        wait_until(Duration::from_secs(15), "the dispatcher answers", || {
+            self.podperf(&["workers"]).status.success()
+        });
+    }
+
+    /// Starts a worker process with the env a DaemonSet gives it; returns its index.
+    pub fn add_worker(&mut self, pod: &str, node: &str, ip: &str) -> usize {
+        let id = format!("uid-{pod}-{}", free_port());
+        let iperf3_port = free_port();
+        let mut cmd = Command::new(workspace_bin("podperf-worker"));
+        cmd.env("PODPERF_NATS_URL", self.nats.url())
+            .env("POD_UID", &id)
+            .env("POD_NAME", pod)
+            .env("POD_NAMESPACE", "podperf")
+            .env("POD_IP", ip)
+            .env("NODE_NAME", node)
+            .env("NODE_IP", ip)
+            .env("PODPERF_IPERF3_PORT", iperf3_port.to_string())
+            .env("PODPERF_SHUTDOWN_GRACE_S", "2")
+            .env("RUST_LOG", "info,async_nats=warn");
+        let proc = ChildGuard::spawn(cmd, pod);
+        self.workers.push(Worker {
+            pod: pod.into(),
+            id,
+            ip: ip.into(),
+            iperf3_port,
+            proc,
+        });
+        self.workers.len() - 1
+    }
+
+    /// Waits until `podperf workers` lists exactly these pods.
+    pub fn wait_for_workers(&self, pods: &[&str]) {
+        let what = format!("workers {pods:?} are listed");
+        wait_until(Duration::from_secs(15), &what, || {
+            let mut listed = self.worker_pods();
+            listed.sort();
+            let mut want: Vec<String> = pods.iter().map(|p| p.to_string()).collect();
+            want.sort();
+            listed == want
+        });
+    }
+
+    pub fn worker_pods(&self) -> Vec<String> {
+        let out = self.podperf(&["-o", "json", "workers"]);
+        if !out.status.success() {
+            return vec![];
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["workers"]
+            .as_array()
+            .map(|ws| {
+                ws.iter()
+                    .filter_map(|w| w["pod_name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn podperf(&self, args: &[&str]) -> Output {
+        Command::new(workspace_bin("podperf"))
+            .args(args)
+            .env("PODPERF_NATS_URL", self.nats.url())
+            .output()
+            .expect("run podperf")
+    }
+
+    /// Runs `podperf -o json ARGS`, returning its JSON (whatever the exit code).
+    pub fn json(&self, args: &[&str]) -> (Output, Value) {
+        let mut all = vec!["-o", "json"];
+        all.extend_from_slice(args);
+        let out = self.podperf(&all);
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "podperf {args:?} printed no JSON ({e}); stdout: {} stderr: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                self.logs()
+            )
+        });
+        (out, v)
+    }
+
+    /// Submits with --no-wait; returns the job id.
+    pub fn submit(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.push("--no-wait");
+        let (out, v) = self.json(&all);
+        assert!(
+            out.status.success(),
+            "submit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        v["job_ids"][0].as_str().expect("a job id").to_string()
+    }
+
+    pub fn job(&self, id: &str) -> Value {
+        self.json(&["job", id]).1
+    }
+
+    /// Waits until the job is in `state` (or any terminal state when `state` is None).
+    pub fn wait_job(&self, id: &str, state: Option<&str>, timeout: Duration) -> Value {
+        let terminal = [
+            "succeeded",
+            "failed",
+            "timed_out",
+            "worker_lost",
+            "cancelled",
+        ];
+        let mut last = Value::Null;
+        let what = format!("job {id} reaches {state:?}");
+        wait_until(timeout, &what, || {
+            last = self.job(id);
+            let s = last["state"].as_str().unwrap_or("");
+            match state {
+                Some(want) => s == want,
+                None => terminal.contains(&s),
+            }
+        });
+        last
+    }
+
+    /// Every process's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        if let Some(d) = &self.dispatcher {
+            s += &format!("--- dispatcher ---\n{}\n", d.log());
+        }
+        for w in &self.workers {
+            s += &format!("--- {} ---\n{}\n", w.pod, w.proc.log());
+        }
+        s
+    }
+}
+
+/// Whether a process whose command line contains all of `needles` is alive (zombies excluded).
+pub fn process_running(needles: &[&str]) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.filter_map(Result::ok).any(|e| {
+        let path = e.path();
+        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
+            return false;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+        !status.contains("State:\tZ") && needles.iter().all(|n| cmdline.contains(n))
+    })
+}
