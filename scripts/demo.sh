@@ -57,3 +57,4 @@ podperf workers
 podperf run ping --from pod-a1 --to pod-b1 --count 5
 podperf run traceroute --from pod-a1 --to pod-b1
 podperf run iperf3 --from pod-a1 --to pod-b1 --duration 3
+podperf jobs

@@ -8,7 +8,8 @@
 //! - `podperf:workers:known` — hash worker id → last worker info seen (tells offline from unknown).
 //!
 //! State changes go through one Lua script that never moves a job backwards and never changes a
-//! terminal job: the first terminal state wins.
+//! terminal job: the first terminal state wins. (A late `dispatched` after `running` still
+//! records its fields — attempts, dispatch time — without moving the state.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -100,7 +101,8 @@ impl Transition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Yes,
-    /// The job is already at or past that state (or terminal): nothing changed.
+    /// The job is already at or past that state: the state is unchanged (a terminal job is not
+    /// touched at all; a live one still takes the transition's fields).
     Stale,
     /// No such job (unknown id, or expired).
     Missing,
@@ -116,12 +118,9 @@ if ARGV[3] ~= '' and redis.call('HGET', key, 'source_worker') ~= ARGV[3] then re
 local rank = {queued = 0, dispatched = 1, running = 2}
 local cr = rank[cur] or 3
 if cr == 3 then return 0 end
-local new = ARGV[1]
-if new ~= '' then
-  local nr = rank[new] or 3
-  if nr <= cr then return 0 end
-end
 for i = 5, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+local new = ARGV[1]
+if new ~= '' and (rank[new] or 3) <= cr then return 0 end
 if new ~= '' then
   local id, created = ARGV[2], redis.call('HGET', key, 'created_at_ms')
   redis.call('HSET', key, 'state', new)

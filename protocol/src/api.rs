@@ -77,7 +77,7 @@ impl ApiError {
 
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> Self {
-        ApiError::new(ErrorCode::InvalidParam, e.to_string()).with_field(e.field)
+        ApiError::new(ErrorCode::InvalidParam, e.message).with_field(e.field)
     }
 }
 
