@@ -4,6 +4,7 @@
 //! state other than `succeeded`; 64 bad flags.
 
 mod client;
+mod matrix;
 mod render;
 
 use std::collections::HashMap;
@@ -44,6 +45,21 @@ struct Cli {
 enum Output {
     Table,
     Json,
+    /// For `matrix` and `runs ID` (other commands print a table).
+    Csv,
+    /// For `matrix` and `runs ID` (other commands print a table).
+    Markdown,
+}
+
+impl From<Output> for matrix::Format {
+    fn from(o: Output) -> Self {
+        match o {
+            Output::Table => matrix::Format::Table,
+            Output::Json => matrix::Format::Json,
+            Output::Csv => matrix::Format::Csv,
+            Output::Markdown => matrix::Format::Markdown,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +87,44 @@ enum Command {
     Cancel { job_id: Uuid },
     /// Follow events and results live (Ctrl-C to stop).
     Watch,
+    /// Measure every path class (pod ↔ pod same node, across nodes, node ↔ node) and print the
+    /// comparison table with the overlay cost.
+    Matrix {
+        /// Every ordered pod pair (and node pair), not one pair per class.
+        #[arg(long)]
+        mesh: bool,
+        /// Repetitions of each measurement; the table shows the median and the spread.
+        #[arg(long, default_value_t = 3)]
+        samples: u32,
+        /// Echo requests per ping.
+        #[arg(long, default_value_t = 20)]
+        count: u32,
+        /// Seconds per iperf3 test.
+        #[arg(long, default_value_t = 5)]
+        duration: u32,
+        /// Adds an iperf3 UDP test (jitter, loss).
+        #[arg(long)]
+        udp: bool,
+        /// UDP bitrate in bits/s (K, M, G suffixes).
+        #[arg(long, value_parser = parse_bitrate, default_value = "1G")]
+        udp_bitrate: u64,
+        /// Skip the traceroute (hop count) per pair.
+        #[arg(long)]
+        no_traceroute: bool,
+        /// Also print one row per measured pair.
+        #[arg(long)]
+        pairs: bool,
+        /// Print the run id and return at once (see `podperf runs ID`).
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List matrix runs, or show one run's report.
+    Runs {
+        run_id: Option<Uuid>,
+        /// Also print one row per measured pair.
+        #[arg(long)]
+        pairs: bool,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -325,6 +379,61 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Watch => watch(&api, json).await,
+        Command::Matrix {
+            mesh,
+            samples,
+            count,
+            duration,
+            udp,
+            udp_bitrate,
+            no_traceroute,
+            pairs,
+            no_wait,
+        } => {
+            let req = podperf_protocol::run::MatrixRequest {
+                mesh,
+                samples,
+                ping_count: count,
+                iperf3_duration_s: duration,
+                udp,
+                udp_bitrate_bps: udp_bitrate,
+                traceroute: !no_traceroute,
+            };
+            let quiet = cli.output != Output::Table;
+            let report = matrix::run(&api, req, no_wait, quiet).await?;
+            if no_wait {
+                println!("{}", report.progress.run_id);
+                return Ok(ExitCode::SUCCESS);
+            }
+            matrix::print(&report, cli.output.into(), pairs)?;
+            Ok(report_code(&report))
+        }
+        Command::Runs {
+            run_id: Some(id),
+            pairs,
+        } => {
+            let report = matrix::report(&api, id).await?;
+            matrix::print(&report, cli.output.into(), pairs)?;
+            Ok(report_code(&report))
+        }
+        Command::Runs { run_id: None, .. } => {
+            let list = matrix::list(&api).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("{}", render::runs(&list.runs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// 2 when some job of the run did not succeed.
+fn report_code(r: &podperf_protocol::run::RunReport) -> ExitCode {
+    if r.progress.jobs_succeeded == r.progress.jobs {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

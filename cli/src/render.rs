@@ -9,25 +9,28 @@ use podperf_protocol::worker::WorkerView;
 
 /// `21.3 Gbit/s`, `940 Mbit/s`, `1.05 Mbit/s` — bits, SI prefixes, three significant digits.
 pub fn bitrate(bits_per_second: f64) -> String {
-    let units = [
-        (1e9, "Gbit/s"),
-        (1e6, "Mbit/s"),
-        (1e3, "kbit/s"),
-        (1.0, "bit/s"),
-    ];
-    let (scale, unit) = units
+    let (scale, unit) = bit_unit(bits_per_second);
+    let v = bits_per_second / scale;
+    format!("{v:.0$} {unit}", sig3_decimals(v))
+}
+
+/// The SI scale and unit a bitrate reads best in.
+pub fn bit_unit(bits_per_second: f64) -> (f64, &'static str) {
+    [(1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")]
         .into_iter()
         .find(|(s, _)| bits_per_second >= *s)
-        .unwrap_or(units[3]);
-    let v = bits_per_second / scale;
-    let decimals = if v >= 100.0 {
+        .unwrap_or((1.0, "bit/s"))
+}
+
+/// Decimals that show `v` with three significant digits (for v ≥ 1).
+pub fn sig3_decimals(v: f64) -> usize {
+    if v >= 100.0 {
         0
     } else if v >= 10.0 {
         1
     } else {
         2
-    };
-    format!("{v:.decimals$} {unit}")
+    }
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -242,6 +245,33 @@ pub fn jobs(rs: &[JobRecord], name: impl Fn(&str) -> String) -> String {
             r.state.to_string(),
             created.to_string(),
             outcome(r),
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn runs(rs: &[podperf_protocol::run::RunProgress]) -> String {
+    let mut t = table(&[
+        "RUN",
+        "CREATED",
+        "PAIRS",
+        "ROUNDS",
+        "JOBS",
+        "DONE",
+        "SUCCEEDED",
+    ]);
+    for r in rs {
+        let created = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(r.created_at_ms),
+        );
+        t.add_row(vec![
+            r.run_id.to_string(),
+            created.to_string(),
+            r.pairs.to_string(),
+            r.rounds.to_string(),
+            r.jobs.to_string(),
+            r.jobs_done.to_string(),
+            r.jobs_succeeded.to_string(),
         ]);
     }
     t.to_string()

@@ -11,6 +11,7 @@ use podperf_protocol::api::*;
 use podperf_protocol::job::{JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
 use podperf_protocol::names::{endpoint, API_PREFIX, SERVICE_NAME};
 use podperf_protocol::now_ms;
+use podperf_protocol::run::RunIdRequest;
 use podperf_protocol::worker::{WorkerInfo, WorkerView};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -32,7 +33,7 @@ pub struct Api {
 
 type Reply<T> = Result<T, ApiError>;
 
-fn store_error(err: StoreError) -> ApiError {
+pub(crate) fn store_error(err: StoreError) -> ApiError {
     ApiError::new(
         ErrorCode::StoreUnavailable,
         format!("the job store is unavailable: {err}"),
@@ -66,6 +67,15 @@ impl Api {
             endpoint::JOBS_GET => encode(self.get(payload).await),
             endpoint::JOBS_LIST => encode(self.list(payload).await),
             endpoint::JOBS_CANCEL => encode(self.cancel(payload).await),
+            endpoint::RUNS_START => encode(async { self.start_run(parse(payload)?).await }.await),
+            endpoint::RUNS_GET => encode(
+                async {
+                    self.run_report(parse::<RunIdRequest>(payload)?.run_id)
+                        .await
+                }
+                .await,
+            ),
+            endpoint::RUNS_LIST => encode(async { self.list_runs(parse(payload)?).await }.await),
             other => encode::<()>(Err(ApiError::new(
                 ErrorCode::BadRequest,
                 format!("unknown endpoint {other}"),
@@ -110,7 +120,7 @@ impl Api {
     }
 
     /// Validates one spec against the live workers and the allow-list; builds the job.
-    fn admit(
+    pub(crate) fn admit(
         &self,
         spec: &JobSpec,
         live: &[WorkerView],
@@ -261,6 +271,9 @@ pub async fn serve(
         endpoint::JOBS_GET,
         endpoint::JOBS_LIST,
         endpoint::JOBS_CANCEL,
+        endpoint::RUNS_START,
+        endpoint::RUNS_GET,
+        endpoint::RUNS_LIST,
     ];
     let mut tasks = tokio::task::JoinSet::new();
     for name in names {

@@ -6,6 +6,7 @@
 //! - `podperf:jobs:active` — set of non-terminal job ids (what a restarted dispatcher resumes).
 //! - `podperf:latest:<source>:<target>:<kind>` — id of the newest succeeded job for that pair.
 //! - `podperf:workers:known` — hash worker id → last worker info seen (tells offline from unknown).
+//! - `podperf:run:<id>` — a matrix run (JSON), `podperf:runs` — run ids by creation time.
 //!
 //! State changes go through one Lua script that never moves a job backwards and never changes a
 //! terminal job: the first terminal state wins. (A late `dispatched` after `running` still
@@ -19,6 +20,7 @@ use podperf_protocol::api::{JobRecord, ListJobsRequest};
 use podperf_protocol::job::{JobParams, Target};
 use podperf_protocol::outcome::{FailureReason, JobState};
 use podperf_protocol::result::ProbeResult;
+use podperf_protocol::run::RunRecord;
 use podperf_protocol::worker::WorkerInfo;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
@@ -28,6 +30,7 @@ use uuid::Uuid;
 const ALL_JOBS: &str = "podperf:jobs";
 const ACTIVE: &str = "podperf:jobs:active";
 const KNOWN_WORKERS: &str = "podperf:workers:known";
+const RUNS: &str = "podperf:runs";
 
 fn job_key(id: Uuid) -> String {
     format!("podperf:job:{id}")
@@ -249,6 +252,77 @@ impl Store {
             return Ok(None);
         }
         decode(&job_id.to_string(), map).map(Some)
+    }
+
+    /// Many jobs at once, without their raw output (for reports); missing jobs are skipped.
+    pub async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<JobRecord>> {
+        const FIELDS: [&str; 9] = [
+            "record",
+            "state",
+            "attempts",
+            "dispatched_at_ms",
+            "started_at_ms",
+            "finished_at_ms",
+            "reason",
+            "message",
+            "result",
+        ];
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET").arg(job_key(*id)).arg(&FIELDS[..]);
+            }
+            let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn.clone()).await?;
+            for (id, row) in chunk.iter().zip(rows) {
+                let map: HashMap<String, String> = FIELDS
+                    .iter()
+                    .zip(row)
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+                    .collect();
+                if map.contains_key("record") {
+                    out.push(decode(&id.to_string(), map)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a matrix run (its jobs are inserted separately).
+    pub async fn put_run(&self, run: &RunRecord) -> Result<()> {
+        let json = serde_json::to_string(run).expect("run serialises");
+        let key = format!("podperf:run:{}", run.run_id);
+        let mut pipe = redis::pipe();
+        pipe.set_ex(&key, json, self.retention_s()).ignore();
+        pipe.zadd(RUNS, run.run_id.to_string(), run.created_at_ms)
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    pub async fn get_run(&self, run_id: Uuid) -> Result<Option<RunRecord>> {
+        let json: Option<String> = self
+            .conn
+            .clone()
+            .get(format!("podperf:run:{run_id}"))
+            .await?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt {
+                job_id: format!("run {run_id}"),
+                message: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Ids of the newest runs.
+    pub async fn list_runs(&self, limit: u32) -> Result<Vec<Uuid>> {
+        let ids: Vec<String> = self
+            .conn
+            .clone()
+            .zrevrange(RUNS, 0, limit.saturating_sub(1) as isize)
+            .await?;
+        Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
     }
 
     /// The fixed part of a job (what a restarted dispatcher needs to resume it).

@@ -9,6 +9,7 @@
 //! - [`outcome`]: job states, failure reasons, the events and results a worker publishes.
 //! - [`result`]: the typed measurement results (ping, traceroute, iperf3, noop).
 //! - [`api`]: the dispatcher's service API requests, replies and error codes.
+//! - [`run`]: matrix runs: request, planned pairs, the aggregated report.
 
 pub mod api;
 pub mod command;
@@ -16,6 +17,7 @@ pub mod job;
 pub mod names;
 pub mod outcome;
 pub mod result;
+pub mod run;
 pub mod worker;
 
 /// Milliseconds since the Unix epoch; every timestamp on the wire uses it (`*_at_ms`).

@@ -27,6 +27,9 @@ pub mod endpoint {
     pub const JOBS_GET: &str = "jobs.get";
     pub const JOBS_LIST: &str = "jobs.list";
     pub const JOBS_CANCEL: &str = "jobs.cancel";
+    pub const RUNS_START: &str = "runs.start";
+    pub const RUNS_GET: &str = "runs.get";
+    pub const RUNS_LIST: &str = "runs.list";
 }
 
 /// Full subject of an API endpoint, e.g. `podperf.api.jobs.submit`.

@@ -1,0 +1,185 @@
+//! Matrix runs: plan the pairs from the live workers, submit their jobs in round order (the
+//! scheduler then runs node-disjoint pairs concurrently), keep the run in Redis, report on it.
+
+use podperf_protocol::api::{ApiError, ErrorCode};
+use podperf_protocol::job::*;
+use podperf_protocol::now_ms;
+use podperf_protocol::run::*;
+use podperf_protocol::worker::{Tool, WorkerInfo, WorkerView};
+use uuid::Uuid;
+
+use crate::api::{store_error, Api};
+use crate::planner::{self, Planned};
+use crate::store::NewJob;
+
+type Reply<T> = Result<T, ApiError>;
+
+/// The jobs of one pair: per sample a ping, a TCP iperf3 (and a UDP one); one traceroute first.
+fn pair_params(req: &MatrixRequest) -> Vec<(u32, JobParams)> {
+    let mut out = Vec::new();
+    if req.traceroute {
+        out.push((0, JobParams::Traceroute(TracerouteParams::default())));
+    }
+    for sample in 0..req.samples {
+        let ping = PingParams {
+            count: req.ping_count,
+            ..PingParams::default()
+        };
+        out.push((sample, JobParams::Ping(ping)));
+        let tcp = Iperf3Params {
+            duration_s: req.iperf3_duration_s,
+            ..Iperf3Params::default()
+        };
+        out.push((sample, JobParams::Iperf3(tcp.clone())));
+        if req.udp {
+            let udp = Iperf3Params {
+                protocol: TransportProtocol::Udp,
+                bitrate_bps: Some(req.udp_bitrate_bps),
+                ..tcp
+            };
+            out.push((sample, JobParams::Iperf3(udp)));
+        }
+    }
+    out
+}
+
+fn validate(req: &MatrixRequest) -> Reply<()> {
+    if req.samples == 0 || req.samples > SAMPLES_MAX {
+        let msg = format!("{} is out of bounds (1..={SAMPLES_MAX})", req.samples);
+        return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("samples"));
+    }
+    for (_, p) in pair_params(req) {
+        p.validate()?;
+    }
+    Ok(())
+}
+
+/// Whether a worker can take part (it needs every tool the run uses).
+fn capable(w: &WorkerInfo, req: &MatrixRequest) -> bool {
+    w.has_tool(Tool::Ping)
+        && w.has_tool(Tool::Iperf3)
+        && (!req.traceroute || w.has_tool(Tool::Traceroute))
+}
+
+/// Seconds one pair takes when all goes well.
+fn pair_seconds(req: &MatrixRequest) -> u64 {
+    pair_params(req)
+        .iter()
+        .map(|(_, p)| p.nominal_duration().as_secs() + 1)
+        .sum()
+}
+
+impl Api {
+    pub(crate) async fn start_run(&self, req: MatrixRequest) -> Reply<RunStarted> {
+        validate(&req)?;
+        let live = self.members.snapshot();
+        let workers: Vec<&WorkerInfo> = live
+            .iter()
+            .map(|v| &v.info)
+            .filter(|w| capable(w, &req))
+            .collect();
+        let plan = planner::plan(&workers, req.mesh);
+        if plan.is_empty() {
+            let msg = "nothing to measure: the matrix needs two pod workers (on one node or on \
+                       two) or host-network workers on two nodes";
+            return Err(ApiError::new(ErrorCode::InvalidParam, msg));
+        }
+        let run_id = Uuid::now_v7();
+        let now = now_ms();
+        let (jobs, pairs) = self.plan_jobs(&req, &plan, &live, now)?;
+        let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(0);
+        let run = RunRecord {
+            run_id,
+            created_at_ms: now,
+            request: req,
+            rounds,
+            pairs,
+        };
+        self.store.insert(&jobs).await.map_err(store_error)?;
+        self.store.put_run(&run).await.map_err(store_error)?;
+        let job_ids = jobs.iter().map(|j| j.job_id).collect();
+        self.engine.enqueue(jobs);
+        tracing::info!(%run_id, rounds, pairs = run.pairs.len(), "matrix run started");
+        Ok(RunStarted {
+            run_id,
+            rounds,
+            pairs: run.pairs.len() as u32,
+            job_ids,
+        })
+    }
+
+    /// The jobs of every pair, in round order, each with a deadline after the end of its round
+    /// as estimated (twice the nominal time, plus a minute).
+    fn plan_jobs(
+        &self,
+        req: &MatrixRequest,
+        plan: &[Planned],
+        live: &[WorkerView],
+        now: u64,
+    ) -> Reply<(Vec<NewJob>, Vec<RunPair>)> {
+        let mut jobs = Vec::new();
+        let mut pairs = Vec::new();
+        let per_pair = pair_seconds(req);
+        for p in plan {
+            let round_end_s = per_pair * (u64::from(p.round) + 1);
+            let timeout_s = (round_end_s * 2 + 60).min(u64::from(bounds::TIMEOUT_S_MAX)) as u32;
+            let mut run_jobs = Vec::new();
+            for (sample, params) in pair_params(req) {
+                let spec = JobSpec {
+                    source: p.source.worker_id.clone(),
+                    target: Some(Target::Worker(p.target.worker_id.clone())),
+                    params: params.clone(),
+                    timeout_s: Some(timeout_s),
+                };
+                let job = self.admit(&spec, live, &[], now)?;
+                let protocol = match &params {
+                    JobParams::Iperf3(i) => Some(i.protocol),
+                    _ => None,
+                };
+                run_jobs.push(RunJob {
+                    job_id: job.job_id,
+                    kind: params.kind(),
+                    protocol,
+                    sample,
+                });
+                jobs.push(job);
+            }
+            pairs.push(RunPair {
+                class: p.class,
+                source: p.source.worker_id.clone(),
+                source_pod: p.source.pod_name.clone(),
+                source_node: p.source.node_name.clone(),
+                target: p.target.worker_id.clone(),
+                target_pod: p.target.pod_name.clone(),
+                target_node: p.target.node_name.clone(),
+                round: p.round,
+                jobs: run_jobs,
+            });
+        }
+        Ok((jobs, pairs))
+    }
+
+    pub(crate) async fn run_report(&self, run_id: Uuid) -> Reply<RunReport> {
+        let run = self.store.get_run(run_id).await.map_err(store_error)?;
+        let run = run.ok_or_else(|| {
+            ApiError::new(ErrorCode::NotFound, format!("no run {run_id}")).with_field("run_id")
+        })?;
+        let ids: Vec<Uuid> = run.job_ids().collect();
+        let records = self.store.get_many(&ids).await.map_err(store_error)?;
+        Ok(report(&run, &records))
+    }
+
+    pub(crate) async fn list_runs(&self, req: ListRunsRequest) -> Reply<ListRunsReply> {
+        let ids = self
+            .store
+            .list_runs(req.limit.unwrap_or(20).clamp(1, 200))
+            .await;
+        let mut runs = Vec::new();
+        for id in ids.map_err(store_error)? {
+            if let Ok(r) = self.run_report(id).await {
+                runs.push(r.progress);
+            }
+        }
+        Ok(ListRunsReply { runs })
+    }
+}
