@@ -212,7 +212,9 @@ impl From<TracerouteProto> for TracerouteProtocol {
     }
 }
 
+/// Job states as they are printed (`timed_out`, `worker_lost`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
 enum StateArg {
     Queued,
     Dispatched,

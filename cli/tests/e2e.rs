@@ -333,3 +333,137 @@ fn no_result_is_lost_while_redis_is_down() {
         assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());
     }
 }
+
+#[test]
+fn jobs_can_be_listed_by_state_and_worker_and_watched_live() {
+    let mut c = Cluster::start();
+    c.add_worker("pod-a", "node-1", "127.0.0.29");
+    c.add_worker("pod-b", "node-2", "127.0.0.30");
+    c.wait_for_workers(&["pod-a", "pod-b"]);
+
+    let mut watch = std::process::Command::new(podperf_testkit::workspace_bin("podperf"));
+    watch
+        .args(["-o", "json", "watch"])
+        .env("PODPERF_NATS_URL", c.nats.url());
+    let watch = podperf_testkit::ChildGuard::spawn(watch, "watch");
+    std::thread::sleep(Duration::from_millis(500)); // let it subscribe
+
+    let ok = c
+        .json(&[
+            "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "2",
+        ])
+        .1;
+    let args = [
+        "run",
+        "ping",
+        "--from",
+        "pod-b",
+        "--to",
+        "pod-a",
+        "--count",
+        "50",
+        "--timeout",
+        "1",
+    ];
+    let timed_out = c.json(&args).1;
+    let (ok_id, to_id) = (
+        ok["job_id"].as_str().unwrap(),
+        timed_out["job_id"].as_str().unwrap(),
+    );
+
+    let ids = |args: &[&str]| -> Vec<String> {
+        let v = c.json(args).1;
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job_id"].as_str().unwrap().into())
+            .collect()
+    };
+    assert_eq!(
+        ids(&["jobs", "--state", "succeeded"]),
+        vec![ok_id.to_string()]
+    );
+    assert_eq!(
+        ids(&["jobs", "--state", "timed_out"]),
+        vec![to_id.to_string()]
+    );
+    assert_eq!(
+        ids(&["jobs", "--worker", "pod-a"]),
+        vec![to_id.to_string(), ok_id.to_string()]
+    );
+    assert_eq!(
+        ids(&["jobs", "--worker", "pod-b", "--state", "succeeded"]),
+        vec![ok_id.to_string()]
+    );
+    assert_eq!(ids(&["jobs", "--limit", "1"]).len(), 1);
+
+    wait_until(
+        Duration::from_secs(5),
+        "watch printed the started event and the result",
+        || {
+            let log = watch.log();
+            log.contains(ok_id)
+                && log.contains("\"status\":\"succeeded\"")
+                && log.contains("\"started\"")
+        },
+    );
+}
+
+#[test]
+fn matrix_measures_every_path_class_and_reports_the_overlay_cost() {
+    let mut c = Cluster::start();
+    c.add_worker("pod-a1", "node-a", "127.0.0.31");
+    c.add_worker("pod-a2", "node-a", "127.0.0.32");
+    c.add_worker("pod-b1", "node-b", "127.0.0.33");
+    c.add_host_worker("host-a", "node-a", "127.0.0.34");
+    c.add_host_worker("host-b", "node-b", "127.0.0.35");
+    c.wait_for_workers(&["pod-a1", "pod-a2", "pod-b1", "host-a", "host-b"]);
+
+    let args = [
+        "matrix",
+        "--samples",
+        "2",
+        "--duration",
+        "1",
+        "--count",
+        "3",
+    ];
+    let (out, r) = c.json(&args);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
+    let p = &r["progress"];
+    assert_eq!(p["finished"], true);
+    assert_eq!(p["jobs_succeeded"], p["jobs"], "every job succeeded: {r}");
+    assert_eq!(p["pairs"], 3);
+    let classes: Vec<&str> = r["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["pod_same_node", "pod_cross_node", "node_to_node"]);
+    for class in r["classes"].as_array().unwrap() {
+        assert_eq!(class["loss_percent"]["max"], 0.0, "{class}");
+        assert_eq!(class["rtt_avg_ms"]["samples"], 2, "{class}");
+        assert!(
+            class["tcp_bits_per_second"]["median"].as_f64().unwrap() > 1e6,
+            "{class}"
+        );
+        assert_eq!(class["hops"], 1, "loopback is one hop: {class}");
+    }
+    let node_pair = r["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["class"] == "node_to_node");
+    assert_eq!(node_pair.unwrap()["source_pod"], "host-a");
+    assert!(r["overlay_cost"]["bandwidth_ratio"].as_f64().unwrap() > 0.0);
+
+    // The run is kept: listed, and its report can be shown again (here as CSV).
+    let (_, runs) = c.json(&["runs"]);
+    assert_eq!(runs["runs"][0]["run_id"], p["run_id"]);
+    let out = c.podperf(&["-o", "csv", "runs", p["run_id"].as_str().unwrap()]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(csv.starts_with("path,pairs,tcp_bits_per_second"), "{csv}");
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+}

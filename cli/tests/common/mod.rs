@@ -57,6 +57,15 @@ impl Cluster {
 
     /// Starts a worker process with the env a DaemonSet gives it; returns its index.
     pub fn add_worker(&mut self, pod: &str, node: &str, ip: &str) -> usize {
+        self.add_worker_with(pod, node, ip, false)
+    }
+
+    /// A worker on the node's network: its pod IP is the node IP.
+    pub fn add_host_worker(&mut self, pod: &str, node: &str, ip: &str) -> usize {
+        self.add_worker_with(pod, node, ip, true)
+    }
+
+    fn add_worker_with(&mut self, pod: &str, node: &str, ip: &str, host_network: bool) -> usize {
         let id = format!("uid-{pod}-{}", free_port());
         let iperf3_port = free_port();
         let mut cmd = Command::new(workspace_bin("podperf-worker"));
@@ -69,6 +78,7 @@ impl Cluster {
             .env("NODE_IP", ip)
             .env("PODPERF_IPERF3_PORT", iperf3_port.to_string())
             .env("PODPERF_SHUTDOWN_GRACE_S", "2")
+            .env("PODPERF_HOST_NETWORK", host_network.to_string())
             .env("RUST_LOG", "info,async_nats=warn");
         let proc = ChildGuard::spawn(cmd, pod);
         self.workers.push(Worker {
