@@ -40,6 +40,19 @@ impl NatsArgs {
         name: &str,
         retry_initial: bool,
     ) -> Result<Client, async_nats::ConnectError> {
+        Ok(self.connect_watched(name, retry_initial).await?.0)
+    }
+
+    /// Like [`NatsArgs::connect`], plus a counter of (re)connections: it changes each time the
+    /// client gets connected, so a component can re-establish what a restarted server may have
+    /// lost (streams, buckets, consumers).
+    pub async fn connect_watched(
+        &self,
+        name: &str,
+        retry_initial: bool,
+    ) -> Result<(Client, tokio::sync::watch::Receiver<u64>), async_nats::ConnectError> {
+        let (connected_tx, connected_rx) = tokio::sync::watch::channel(0u64);
+        let connected_tx = std::sync::Arc::new(connected_tx);
         let mut opts = match (&self.nats_creds, &self.nats_token, &self.nats_user) {
             (Some(creds), _, _) => ConnectOptions::with_credentials_file(creds).await?,
             (None, Some(token), _) => ConnectOptions::with_token(token.clone()),
@@ -52,8 +65,14 @@ impl NatsArgs {
         opts = opts
             .name(name)
             .connection_timeout(Duration::from_secs(5))
-            .event_callback(|event| async move {
-                tracing::info!(%event, "nats connection event");
+            .event_callback(move |event| {
+                let connected_tx = connected_tx.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        connected_tx.send_modify(|n| *n += 1);
+                    }
+                    tracing::info!(%event, "nats connection event");
+                }
             });
         if retry_initial {
             opts = opts.retry_on_initial_connect();
@@ -66,7 +85,7 @@ impl NatsArgs {
             .map_err(|e| {
                 async_nats::ConnectError::with_source(async_nats::ConnectErrorKind::ServerParse, e)
             })?;
-        opts.connect(addrs).await
+        Ok((opts.connect(addrs).await?, connected_rx))
     }
 }
 

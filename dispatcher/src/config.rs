@@ -23,6 +23,9 @@ pub struct DispatcherConfig {
     pub deadline_grace: Duration,
     /// iperf3 port assumed for address targets.
     pub default_iperf3_port: u16,
+    /// Keep the liveness bucket in memory (cheaper at very large scale) instead of on disk (it
+    /// then survives a server restart that keeps its store).
+    pub liveness_in_memory: bool,
 }
 
 impl Default for DispatcherConfig {
@@ -36,6 +39,7 @@ impl Default for DispatcherConfig {
             delivery_timeout: Duration::from_secs(2),
             deadline_grace: Duration::from_secs(2),
             default_iperf3_port: 5201,
+            liveness_in_memory: false,
         }
     }
 }

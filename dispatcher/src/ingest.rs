@@ -34,20 +34,30 @@ pub async fn consumer(
 }
 
 /// Consumes until `shutdown`; tells the engine about every job that reached a terminal state.
+/// The consumer is (re)created whenever pulling fails (e.g. a restarted server lost it).
 pub async fn run(
     client: async_nats::Client,
-    consumer: consumer::PullConsumer,
+    stream: jetstream::stream::Stream,
     store: Store,
     engine: mpsc::UnboundedSender<Input>,
     shutdown: CancellationToken,
 ) {
     loop {
-        let mut messages = match consumer.messages().await {
+        let pulled = async {
+            consumer(&stream)
+                .await?
+                .messages()
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let mut messages = match pulled.await {
             Ok(m) => m,
             Err(err) => {
                 tracing::warn!(%err, "cannot pull results; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = shutdown.cancelled() => return,
+                }
             }
         };
         loop {

@@ -56,6 +56,20 @@ pub async fn run(
     cfg: DispatcherConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let (_keep, reconnects) = tokio::sync::watch::channel(0);
+    run_with_reconnects(client, store, cfg, shutdown, reconnects).await
+}
+
+/// [`run`], re-establishing the bucket, the stream and the membership view each time
+/// `reconnects` changes (the NATS client reconnected: the server may have restarted and lost
+/// what it kept in memory). See `podperf_connect::NatsArgs::connect_watched`.
+pub async fn run_with_reconnects(
+    client: Client,
+    store: Store,
+    cfg: DispatcherConfig,
+    shutdown: impl Future<Output = ()>,
+    reconnects: tokio::sync::watch::Receiver<u64>,
+) -> Result<()> {
     let js = async_nats::jetstream::new(client.clone());
     let bucket = setup::workers_bucket(&js, &cfg).await?;
     let results = setup::results_stream(&js, &cfg).await?;
@@ -63,9 +77,24 @@ pub async fn run(
 
     let members = membership::Members::default();
     let (member_tx, mut member_rx) = tokio::sync::mpsc::unbounded_channel();
-    let watcher = membership::start(bucket, members.clone(), member_tx, stop.clone())
-        .await
-        .map_err(|e| Error::Watch(e.to_string()))?;
+    let resync = Arc::new(tokio::sync::Notify::new());
+    let watcher = membership::start(
+        bucket,
+        members.clone(),
+        member_tx,
+        cfg.worker_ttl,
+        resync.clone(),
+        stop.clone(),
+    )
+    .await
+    .map_err(|e| Error::Watch(e.to_string()))?;
+    let keeper = tokio::spawn(keep_up(
+        js.clone(),
+        cfg.clone(),
+        reconnects,
+        resync,
+        stop.clone(),
+    ));
 
     let (mut engine, handle) = engine::Engine::new(
         client.clone(),
@@ -95,10 +124,10 @@ pub async fn run(
         })
     };
 
-    let consumer = ingest::consumer(&results).await.map_err(Error::Consumer)?;
+    ingest::consumer(&results).await.map_err(Error::Consumer)?;
     let ingest_task = tokio::spawn(ingest::run(
         client.clone(),
-        consumer,
+        results.clone(),
         store.clone(),
         handle.sender(),
         stop.clone(),
@@ -134,10 +163,46 @@ pub async fn run(
     }
     tracing::info!("shutting down");
     stop.cancel();
-    let _ = tokio::join!(engine_task, ingest_task, watcher, api_task);
+    let _ = tokio::join!(engine_task, ingest_task, watcher, api_task, keeper);
     forward.abort();
     if let Err(err) = client.drain().await {
         tracing::warn!(%err, "draining the NATS connection failed");
     }
     Ok(())
+}
+
+/// After every reconnection: re-creates the bucket and the stream if the server lost them (both
+/// idempotent), then has the membership view re-read.
+async fn keep_up(
+    js: async_nats::jetstream::Context,
+    cfg: DispatcherConfig,
+    mut reconnects: tokio::sync::watch::Receiver<u64>,
+    resync: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
+) {
+    reconnects.mark_unchanged();
+    loop {
+        tokio::select! {
+            changed = reconnects.changed() => if changed.is_err() { return },
+            _ = stop.cancelled() => return,
+        }
+        tracing::info!("reconnected to NATS: checking the bucket and the stream");
+        let mut delay = std::time::Duration::from_millis(200);
+        loop {
+            let ensured = async {
+                setup::workers_bucket(&js, &cfg).await?;
+                setup::results_stream(&js, &cfg).await
+            };
+            match ensured.await {
+                Ok(_) => break,
+                Err(err) => tracing::warn!(%err, "cannot re-establish JetStream state; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.cancelled() => return,
+            }
+            delay = (delay * 2).min(std::time::Duration::from_secs(5));
+        }
+        resync.notify_one();
+    }
 }

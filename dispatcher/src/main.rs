@@ -36,6 +36,16 @@ struct Args {
     /// Outstanding jobs before submits are refused with `busy`.
     #[arg(long, env = "PODPERF_MAX_QUEUED", default_value_t = 100_000)]
     max_queued: usize,
+    /// Storage of the liveness bucket: `file` survives a NATS restart, `memory` is cheaper with
+    /// very many workers.
+    #[arg(long, env = "PODPERF_LIVENESS_STORAGE", value_enum, default_value_t = Storage::File)]
+    liveness_storage: Storage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Storage {
+    File,
+    Memory,
 }
 
 const EXIT_CONFIG: u8 = 64;
@@ -57,6 +67,7 @@ impl Args {
             retention: Duration::from_secs(self.retention_h * 3600),
             allowed_cidrs: self.allowed_cidrs.clone(),
             max_queued: self.max_queued,
+            liveness_in_memory: self.liveness_storage == Storage::Memory,
             ..DispatcherConfig::default()
         })
     }
@@ -73,7 +84,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let client = match args.nats.connect("podperf-dispatcher", true).await {
+    let (client, reconnects) = match args.nats.connect_watched("podperf-dispatcher", true).await {
         Ok(c) => c,
         Err(err) => {
             eprintln!(
@@ -93,7 +104,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    match podperf_dispatcher::run(client, store, config, podperf_connect::shutdown_signal()).await {
+    let shutdown = podperf_connect::shutdown_signal();
+    match podperf_dispatcher::run_with_reconnects(client, store, config, shutdown, reconnects).await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("podperf-dispatcher: {err:#}");

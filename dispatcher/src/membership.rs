@@ -2,14 +2,14 @@
 //! (current state first, then every change). A Delete/Purge entry — the worker deregistered, or
 //! its key expired by TTL — means the worker is gone. No polling.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
 use futures::StreamExt;
 use podperf_protocol::worker::{WorkerInfo, WorkerView};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 /// A change the engine needs to hear about.
@@ -43,6 +43,16 @@ impl Members {
         v
     }
 
+    /// Keeps the workers `keep` approves of; returns the ids removed.
+    fn retain(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut map = self.inner.write().unwrap();
+        let gone: Vec<String> = map.keys().filter(|id| !keep(id)).cloned().collect();
+        for id in &gone {
+            map.remove(id);
+        }
+        gone
+    }
+
     /// Applies one bucket entry; returns the event it means, if any.
     fn apply(&self, entry: &kv::Entry) -> Option<MemberEvent> {
         let mut map = self.inner.write().unwrap();
@@ -71,55 +81,143 @@ impl Members {
     }
 }
 
-/// Starts watching; returns once the current state has been loaded (so callers can trust the view).
+/// Starts watching; returns once the current state has been loaded (so callers can trust the
+/// view). Each `resync` notification (the client reconnected: the server may have restarted and
+/// lost a memory bucket) watches again from the current state; workers not seen again within
+/// `ttl` of that are gone.
 pub async fn start(
     store: kv::Store,
     members: Members,
     events: mpsc::UnboundedSender<MemberEvent>,
+    ttl: Duration,
+    resync: Arc<Notify>,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, kv::WatchError> {
-    let mut watch = store.watch_with_history(">").await?;
+    let first = store.watch_with_history(">").await?;
     let (synced_tx, synced_rx) = tokio::sync::oneshot::channel::<()>();
-    let empty = store
-        .status()
-        .await
-        .map(|s| s.values() == 0)
-        .unwrap_or(false);
-    let mut synced = Some(synced_tx);
-    if empty {
-        let _ = synced.take().map(|tx| tx.send(()));
-    }
+    let mut watcher = Watcher {
+        store,
+        members,
+        events,
+        ttl,
+        synced: Some(synced_tx),
+    };
     let handle = tokio::spawn(async move {
+        let mut watch = Some(first);
+        let mut reconcile_after = None;
         loop {
-            let next = tokio::select! {
-                n = watch.next() => n,
-                _ = shutdown.cancelled() => return,
+            let w = match watch.take() {
+                Some(w) => w,
+                None => match watcher.store.watch_with_history(">").await {
+                    Ok(w) => w,
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot watch the liveness bucket; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = shutdown.cancelled() => return,
+                        }
+                    }
+                },
             };
-            match next {
-                Some(Ok(entry)) => {
-                    if let Some(ev) = members.apply(&entry) {
-                        log_event(&ev);
-                        let _ = events.send(ev);
-                    }
-                    if entry.delta == 0 || entry.seen_current {
-                        let _ = synced.take().map(|tx| tx.send(()));
-                    }
+            match watcher.follow(w, reconcile_after, &resync, &shutdown).await {
+                Ended::Shutdown => return,
+                Ended::Resync => {
+                    tracing::info!("re-reading the liveness bucket");
+                    reconcile_after = Some(tokio::time::Instant::now() + watcher.ttl);
                 }
-                Some(Err(err)) => tracing::warn!(%err, "membership watch error"),
-                None => {
+                Ended::Closed => {
                     tracing::warn!("membership watch ended; watching again");
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    match store.watch_with_history(">").await {
-                        Ok(w) => watch = w,
-                        Err(err) => tracing::warn!(%err, "cannot watch the liveness bucket"),
-                    }
                 }
             }
         }
     });
-    // The view is usable without the initial sync (e.g. an empty bucket's status was stale).
-    let _ = tokio::time::timeout(Duration::from_secs(5), synced_rx).await;
+    // The view is usable without the initial sync (e.g. an empty bucket sends nothing).
+    let _ = tokio::time::timeout(Duration::from_secs(2), synced_rx).await;
     Ok(handle)
+}
+
+enum Ended {
+    Shutdown,
+    Resync,
+    Closed,
+}
+
+struct Watcher {
+    store: kv::Store,
+    members: Members,
+    events: mpsc::UnboundedSender<MemberEvent>,
+    ttl: Duration,
+    synced: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Watcher {
+    /// Applies entries until the watch ends, a resync is asked for, or shutdown. With
+    /// `reconcile_at`, workers not seen by then are declared gone.
+    async fn follow(
+        &mut self,
+        mut watch: kv::Watch,
+        reconcile_at: Option<tokio::time::Instant>,
+        resync: &Notify,
+        shutdown: &CancellationToken,
+    ) -> Ended {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut reconcile_at = reconcile_at;
+        if self
+            .store
+            .status()
+            .await
+            .map(|s| s.values() == 0)
+            .unwrap_or(false)
+        {
+            self.mark_synced();
+        }
+        loop {
+            let deadline = reconcile_at
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let next = tokio::select! {
+                n = watch.next() => n,
+                _ = tokio::time::sleep_until(deadline), if reconcile_at.is_some() => {
+                    self.reconcile(&seen);
+                    reconcile_at = None;
+                    continue;
+                }
+                _ = resync.notified() => return Ended::Resync,
+                _ = shutdown.cancelled() => return Ended::Shutdown,
+            };
+            match next {
+                Some(Ok(entry)) => {
+                    if entry.operation == Operation::Put {
+                        seen.insert(entry.key.clone());
+                    }
+                    if let Some(ev) = self.members.apply(&entry) {
+                        log_event(&ev);
+                        let _ = self.events.send(ev);
+                    }
+                    if entry.delta == 0 || entry.seen_current {
+                        self.mark_synced();
+                    }
+                }
+                Some(Err(err)) => tracing::warn!(%err, "membership watch error"),
+                None => return Ended::Closed,
+            }
+        }
+    }
+
+    fn mark_synced(&mut self) {
+        if let Some(tx) = self.synced.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Workers in the view that were not seen since the resync are gone.
+    fn reconcile(&self, seen: &HashSet<String>) {
+        for id in self.members.retain(|id| seen.contains(id)) {
+            let ev = MemberEvent::Gone(id);
+            log_event(&ev);
+            let _ = self.events.send(ev);
+        }
+    }
 }
 
 fn log_event(ev: &MemberEvent) {

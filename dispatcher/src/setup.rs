@@ -15,7 +15,8 @@ pub enum SetupError {
     Stream(String),
 }
 
-/// The liveness bucket: `max_age` = TTL, history 1, expiry markers, memory storage.
+/// The liveness bucket: `max_age` = TTL, history 1, expiry markers; file storage unless
+/// configured for memory.
 pub async fn workers_bucket(
     js: &jetstream::Context,
     cfg: &DispatcherConfig,
@@ -25,7 +26,11 @@ pub async fn workers_bucket(
         description: "podperf worker liveness (key = worker id, expires by TTL)".into(),
         history: 1,
         max_age: cfg.worker_ttl,
-        storage: stream::StorageType::Memory,
+        storage: if cfg.liveness_in_memory {
+            stream::StorageType::Memory
+        } else {
+            stream::StorageType::File
+        },
         num_replicas: cfg.replicas,
         limit_markers: Some(Duration::from_secs(1)),
         ..Default::default()

@@ -1,12 +1,18 @@
 //! Supervises the worker's `iperf3 -s`, bound to its pod IP and port; restarts it if it dies.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::runner::tool_command;
+
+/// Lines of the server's stderr kept to explain why it exited.
+const STDERR_TAIL: usize = 5;
 
 /// Runs `iperf3 -s -B ip -p port` until `shutdown`, restarting it (with back-off) when it exits.
 pub async fn supervise(ip: IpAddr, port: u16, shutdown: CancellationToken) {
@@ -31,10 +37,15 @@ pub async fn supervise(ip: IpAddr, port: u16, shutdown: CancellationToken) {
             }
         };
         tracing::info!(%ip, port, pid = child.id(), "iperf3 server started");
+        // iperf3 writes a line per stray connection (port scans, TCP probes): the pipe is read
+        // all the time, or it would fill up and freeze the server.
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let drain = tokio::spawn(keep_tail(child.stderr.take(), tail.clone()));
         let started = tokio::time::Instant::now();
         tokio::select! {
             status = child.wait() => {
-                let stderr = read_stderr(&mut child).await;
+                let _ = drain.await;
+                let stderr = Vec::from(tail.lock().unwrap().clone()).join(" | ");
                 tracing::warn!(?status, %stderr, "iperf3 server exited; restarting");
             }
             _ = shutdown.cancelled() => {
@@ -53,14 +64,18 @@ pub async fn supervise(ip: IpAddr, port: u16, shutdown: CancellationToken) {
     }
 }
 
-async fn read_stderr(child: &mut tokio::process::Child) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut text = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let mut buf = vec![0u8; 4096];
-        if let Ok(n) = err.read(&mut buf).await {
-            text = String::from_utf8_lossy(&buf[..n]).trim().to_string();
+/// Reads `stderr` to its end, keeping its last lines.
+async fn keep_tail(
+    stderr: Option<tokio::process::ChildStderr>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let Some(stderr) = stderr else { return };
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let mut t = tail.lock().unwrap();
+        if t.len() == STDERR_TAIL {
+            t.pop_front();
         }
+        t.push_back(line);
     }
-    text
 }

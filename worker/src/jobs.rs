@@ -1,7 +1,7 @@
 //! Job intake on `podperf.jobs.<worker_id>`: every request is answered at once (accepted or a
 //! typed refusal); accepted jobs run under a concurrency limit, each id at most once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,30 @@ use crate::execute::{self, JobEnv, StopCause};
 
 /// How long accepted ids are remembered (retries of the same id within it are not run again).
 const REMEMBER_FOR: Duration = Duration::from_secs(3600);
+/// Most ids remembered; the oldest are forgotten first.
+const REMEMBER_MAX: usize = 1_000_000;
+
+/// Recently accepted job ids, forgotten in the order they came, after [`REMEMBER_FOR`].
+#[derive(Default)]
+struct Recent {
+    ids: HashSet<Uuid>,
+    order: VecDeque<(Instant, Uuid)>,
+}
+
+impl Recent {
+    fn insert(&mut self, id: Uuid, now: Instant) {
+        while let Some((at, old)) = self.order.front().copied() {
+            if now.duration_since(at) < REMEMBER_FOR && self.order.len() < REMEMBER_MAX {
+                break;
+            }
+            self.order.pop_front();
+            self.ids.remove(&old);
+        }
+        if self.ids.insert(id) {
+            self.order.push_back((now, id));
+        }
+    }
+}
 
 /// Shared state of the intake loop and the job tasks.
 pub struct Intake {
@@ -26,7 +50,7 @@ pub struct Intake {
     info: WorkerInfo,
     env: Arc<JobEnv>,
     permits: Arc<Semaphore>,
-    recent: Mutex<HashMap<Uuid, Instant>>,
+    recent: Mutex<Recent>,
     running: Mutex<HashMap<Uuid, CancellationToken>>,
     /// Set once the grace period is over: running jobs are being stopped because of shutdown.
     shutting_down: CancellationToken,
@@ -157,14 +181,10 @@ impl Intake {
     }
 
     fn seen(&self, id: Uuid) -> bool {
-        self.recent.lock().unwrap().contains_key(&id)
+        self.recent.lock().unwrap().ids.contains(&id)
     }
 
     fn remember(&self, id: Uuid) {
-        let mut recent = self.recent.lock().unwrap();
-        if recent.len() >= 100_000 {
-            recent.retain(|_, at| at.elapsed() < REMEMBER_FOR);
-        }
-        recent.insert(id, Instant::now());
+        self.recent.lock().unwrap().insert(id, Instant::now());
     }
 }

@@ -71,7 +71,10 @@ pub async fn run(
 ) -> Result<()> {
     let info = worker_info(&config).await;
     let js = async_nats::jetstream::new(client.clone());
+    // Three phases of shutdown: stop taking jobs (`stop`), then — once the jobs in hand are done —
+    // stop answering (cancels still reach running jobs until then) and deregister (`done`).
     let stop = CancellationToken::new();
+    let done = CancellationToken::new();
     let give_up = CancellationToken::new();
     let subject = job_subject(&info.worker_id);
     let sub = client
@@ -95,14 +98,14 @@ pub async fn run(
         ));
     }
     let serve = {
-        let (intake, stop) = (intake.clone(), stop.clone());
-        tokio::spawn(async move { intake.serve(sub, stop).await })
+        let (intake, done) = (intake.clone(), done.clone());
+        tokio::spawn(async move { intake.serve(sub, done).await })
     };
     let liveness = {
-        let (js, info, stop, period) = (js.clone(), info.clone(), stop.clone(), config.heartbeat);
+        let (js, info, done, period) = (js.clone(), info.clone(), done.clone(), config.heartbeat);
         tokio::spawn(async move {
-            if let Some(store) = liveness::open_bucket(&js, &stop).await {
-                liveness::heartbeat(store, &info, period, stop).await;
+            if let Some(store) = liveness::open_bucket(&js, &done).await {
+                liveness::heartbeat(store, &info, period, done).await;
             }
         })
     };
@@ -111,8 +114,7 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: no new jobs; finishing those in hand");
     stop.cancel();
-    let _ = serve.await;
-    intake.tracker.close();
+    intake.tracker.close(); // new jobs are refused `shutting_down` from here on
     if tokio::time::timeout(config.shutdown_grace, intake.tracker.wait())
         .await
         .is_err()
@@ -128,6 +130,10 @@ pub async fn run(
             intake.tracker.wait().await;
         }
     }
+    // Results are published (or given up): now deregister, so the dispatcher never mistakes a
+    // clean stop for a lost worker.
+    done.cancel();
+    let _ = serve.await;
     let _ = liveness.await;
     background.close();
     background.wait().await;

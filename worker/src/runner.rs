@@ -56,11 +56,19 @@ pub fn tool_command(program: &str, args: &[String]) -> tokio::process::Command {
 /// iperf3 outlives its worker.
 #[allow(unsafe_code)]
 fn die_with_parent(cmd: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
-    // async-signal-safe; it touches no memory of the parent.
+    let worker = nix::unistd::Pid::this();
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2) and
+    // getppid(2), both async-signal-safe; it touches no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
-            nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(std::io::Error::from)
+        cmd.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(std::io::Error::from)?;
+            // The worker may have died between fork and prctl: then nobody would kill the tool.
+            if nix::unistd::getppid() != worker {
+                return Err(std::io::Error::other(
+                    "the worker exited before the tool started",
+                ));
+            }
+            Ok(())
         });
     }
 }
@@ -104,12 +112,9 @@ pub async fn run(
         program: program.to_string(),
         source,
     })?;
-    // Grandchildren may still hold the pipes: the group is gone now, or the reads end at the cap.
-    if let Some(pgid) = pgid {
-        let _ = killpg(pgid, Signal::SIGKILL);
-    }
-    let (out, out_cut) = stdout.await.unwrap_or_default();
-    let (err, err_cut) = stderr.await.unwrap_or_default();
+    // A grandchild could hold the pipes open after the tool exited: don't wait for it forever.
+    let (out, out_cut) = collect(stdout).await;
+    let (err, err_cut) = collect(stderr).await;
     Ok(Finished {
         ended,
         output: ToolOutput {
@@ -119,6 +124,13 @@ pub async fn run(
         },
         truncated: out_cut || err_cut,
     })
+}
+
+async fn collect(reader: tokio::task::JoinHandle<(String, bool)>) -> (String, bool) {
+    match tokio::time::timeout(Duration::from_secs(1), reader).await {
+        Ok(Ok(text)) => text,
+        _ => (String::new(), false),
+    }
 }
 
 /// Reads a stream to its end, keeping the first `cap` bytes.
