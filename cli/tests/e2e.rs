@@ -467,3 +467,31 @@ fn matrix_measures_every_path_class_and_reports_the_overlay_cost() {
     assert!(csv.starts_with("path,pairs,tcp_bits_per_second"), "{csv}");
     assert_eq!(csv.lines().count(), 4, "{csv}");
 }
+
+#[test]
+fn everything_reconnects_by_itself_when_nats_restarts_mid_batch() {
+    let mut c = Cluster::start();
+    c.add_worker("pod-a", "node-1", "127.0.0.36");
+    c.add_worker("pod-b", "node-2", "127.0.0.37");
+    c.wait_for_workers(&["pod-a", "pod-b"]);
+
+    let ping = [
+        "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "15",
+    ];
+    let ids: Vec<String> = (0..3).map(|_| c.submit(&ping)).collect();
+    for id in &ids {
+        c.wait_job(id, Some("running"), Duration::from_secs(10));
+    }
+    let down = Instant::now();
+    c.nats.restart(); // same port, JetStream file store kept
+    for id in &ids {
+        let job = c.wait_job(id, None, Duration::from_secs(30));
+        assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());
+    }
+    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let (out, job) = c.json(&[
+        "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "2",
+    ]);
+    assert!(out.status.success(), "{job}\n{}", c.logs());
+    eprintln!("recovered {:?} after the restart began", down.elapsed());
+}
