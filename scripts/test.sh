@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
+scripts/check-deploy.sh # broker configs pass `nats-server -t`, k8s/ renders and validates strictly
 
 cargo build --workspace --bins --locked
 if cargo nextest --version >/dev/null 2>&1; then

@@ -1,0 +1,102 @@
+//! The real podperf-dispatcher, two podperf-workers and the podperf CLI, each logged in with its
+//! own credential against `auth.conf`: the permission sets are sufficient, not just restrictive.
+//! Needs `cargo build --workspace --bins` first.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use podperf_broker_tests::password;
+use podperf_testkit::{free_port, wait_until, workspace_bin, ChildGuard, NatsServer, RedisServer};
+
+fn as_user(cmd: &mut Command, nats: &NatsServer, user: &str) {
+    cmd.env("PODPERF_NATS_URL", nats.url())
+        .env("PODPERF_NATS_USER", user)
+        .env("PODPERF_NATS_PASSWORD", password(user))
+        .env("RUST_LOG", "info,async_nats=warn");
+}
+
+fn podperf(nats: &NatsServer, user: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(workspace_bin("podperf"));
+    cmd.args(args);
+    as_user(&mut cmd, nats, user);
+    cmd.output().expect("run podperf")
+}
+
+fn worker(nats: &NatsServer, pod: &str, node: &str, ip: &str) -> ChildGuard {
+    let mut cmd = Command::new(workspace_bin("podperf-worker"));
+    as_user(&mut cmd, nats, "worker");
+    cmd.env("POD_UID", format!("uid-{pod}-{}", free_port()))
+        .env("POD_NAME", pod)
+        .env("POD_NAMESPACE", "podperf")
+        .env("POD_IP", ip)
+        .env("NODE_NAME", node)
+        .env("NODE_IP", ip)
+        .env("PODPERF_IPERF3_PORT", free_port().to_string())
+        .env("PODPERF_SHUTDOWN_GRACE_S", "2");
+    ChildGuard::spawn(cmd, pod)
+}
+
+#[test]
+fn real_binaries_work_with_their_own_credentials() {
+    let nats = NatsServer::start_with_config(&podperf_broker_tests::auth_server_config());
+    let redis = RedisServer::start();
+    let mut cmd = Command::new(workspace_bin("podperf-dispatcher"));
+    as_user(&mut cmd, &nats, "dispatcher");
+    cmd.env("PODPERF_REDIS_URL", redis.url())
+        .env("PODPERF_WORKER_TTL_S", "2");
+    let dispatcher = ChildGuard::spawn(cmd, "dispatcher");
+    let workers = [
+        worker(&nats, "pod-a", "node-a", "127.0.0.2"),
+        worker(&nats, "pod-b", "node-b", "127.0.0.3"),
+    ];
+    let logs = || {
+        let mut s = format!("--- dispatcher ---\n{}\n", dispatcher.log());
+        for w in &workers {
+            s += &format!("--- {} ---\n{}\n", w.name(), w.log());
+        }
+        s + &format!("--- nats-server ---\n{}", nats.log())
+    };
+
+    let mut listed = String::new();
+    wait_until(
+        Duration::from_secs(20),
+        "podperf workers lists both workers",
+        || {
+            let out = podperf(&nats, "cli", &["workers"]);
+            listed = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success() && listed.contains("pod-a") && listed.contains("pod-b")
+        },
+    );
+    println!("$ podperf workers\n{listed}");
+
+    let out = podperf(
+        &nats,
+        "cli",
+        &[
+            "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "2",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("succeeded"),
+        "ping failed: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    println!("$ podperf run ping --from pod-a --to pod-b --count 2\n{stdout}");
+
+    // Nothing anyone did was refused (a silently refused ack or flow-control reply shows here).
+    let log = nats.log();
+    assert!(
+        !log.contains("Violation"),
+        "permission violations:\n{}",
+        logs()
+    );
+
+    // The worker's credential cannot drive the API.
+    let out = podperf(&nats, "worker", &["--api-timeout-s", "2", "workers"]);
+    assert!(
+        !out.status.success(),
+        "the worker credential listed workers"
+    );
+}
