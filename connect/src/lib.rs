@@ -109,3 +109,22 @@ pub fn init_tracing() {
         )
         .init();
 }
+
+/// Drains the connection (pending subscriptions and publishes are flushed) and waits, at most two
+/// seconds, until it is closed: `Client::drain` returns before the drain is done, and a pull
+/// request left open by a component that exits too early is served to nobody.
+pub async fn drain(client: &Client) {
+    if let Err(err) = client.flush().await {
+        tracing::debug!(%err, "flush before drain failed");
+    }
+    if let Err(err) = client.drain().await {
+        tracing::warn!(%err, "draining the NATS connection failed");
+        return;
+    }
+    let closed = async {
+        while client.connection_state() != async_nats::connection::State::Disconnected {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), closed).await;
+}

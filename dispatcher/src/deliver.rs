@@ -52,7 +52,9 @@ pub async fn deliver(
         };
         match answer {
             Ok(Ok(msg)) => match serde_json::from_slice::<WorkerReply>(&msg.payload) {
-                Ok(WorkerReply::Accepted { .. }) => return Delivery::Accepted { attempts },
+                Ok(WorkerReply::Accepted { job_id, .. }) if job_id == job.job_id => {
+                    return Delivery::Accepted { attempts }
+                }
                 Ok(WorkerReply::Refused {
                     reason, message, ..
                 }) if !reason.is_transient() => return Delivery::Refused { reason, message },

@@ -456,8 +456,9 @@ impl Engine {
             self.results.clone(),
             self.client.clone(),
         );
+        let source = t.job.source_worker.clone();
         tokio::spawn(async move {
-            if check_stream && result_in_stream(&results, job_id).await {
+            if check_stream && result_in_stream(&results, job_id, &source).await {
                 tracing::info!(%job_id, "the worker's result is in the stream; it wins");
                 return;
             }
@@ -500,11 +501,17 @@ pub async fn announce_done(client: &Client, job_id: Uuid, state: JobState) {
     }
 }
 
-async fn result_in_stream(results: &Stream, job_id: Uuid) -> bool {
-    results
+/// Whether the job's source worker published its result (a result from another worker is not
+/// one: ingest ignores it).
+async fn result_in_stream(results: &Stream, job_id: Uuid, source: &str) -> bool {
+    let Ok(msg) = results
         .direct_get_last_for_subject(result_subject(job_id))
         .await
-        .is_ok()
+    else {
+        return false;
+    };
+    serde_json::from_slice::<podperf_protocol::outcome::JobOutcome>(&msg.payload)
+        .is_ok_and(|o| o.worker_id == source)
 }
 
 fn phase_name(p: Phase) -> &'static str {

@@ -24,7 +24,8 @@ pub async fn consumer(
             consumer::pull::Config {
                 durable_name: Some(RESULTS_CONSUMER.to_string()),
                 ack_policy: consumer::AckPolicy::Explicit,
-                ack_wait: Duration::from_secs(30),
+                // Redelivery is harmless (writes are idempotent): keep the wait after a crash short.
+                ack_wait: Duration::from_secs(5),
                 max_ack_pending: 20_000,
                 ..Default::default()
             },
@@ -75,7 +76,11 @@ pub async fn run(
             };
             match apply(&store, &msg.subject, &msg.payload).await {
                 Ok(Some((job_id, state, applied))) => {
-                    let _ = engine.send(Input::Finished { job_id });
+                    // Stale: the job was terminal already. A result from the wrong worker, or for
+                    // an unknown job, leaves the engine's tracking alone.
+                    if matches!(applied, Applied::Yes | Applied::Stale) {
+                        let _ = engine.send(Input::Finished { job_id });
+                    }
                     ack(&msg, AckKind::Ack).await;
                     if applied == Applied::Yes {
                         crate::engine::announce_done(&client, job_id, state).await;

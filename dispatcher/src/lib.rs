@@ -165,9 +165,7 @@ pub async fn run_with_reconnects(
     stop.cancel();
     let _ = tokio::join!(engine_task, ingest_task, watcher, api_task, keeper);
     forward.abort();
-    if let Err(err) = client.drain().await {
-        tracing::warn!(%err, "draining the NATS connection failed");
-    }
+    podperf_connect::drain(&client).await;
     Ok(())
 }
 

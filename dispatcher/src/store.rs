@@ -219,9 +219,18 @@ impl Store {
         }
         let horizon = now.saturating_sub(self.retention.as_millis() as u64);
         pipe.zrembyscore(ALL_JOBS, 0, horizon as f64).ignore();
-        for state in JobState::ALL {
-            pipe.zrembyscore(state_key(state), 0, horizon as f64)
-                .ignore();
+        let workers: std::collections::BTreeSet<&str> = jobs
+            .iter()
+            .flat_map(|j| {
+                std::iter::once(j.source_worker.as_str()).chain(j.target_worker.as_deref())
+            })
+            .collect();
+        let indexes = JobState::ALL
+            .iter()
+            .map(|s| state_key(*s))
+            .chain(workers.into_iter().map(worker_key));
+        for index in indexes {
+            pipe.zrembyscore(index, 0, horizon as f64).ignore();
         }
         pipe.query_async::<()>(&mut self.conn.clone()).await?;
         Ok(())
@@ -229,6 +238,9 @@ impl Store {
 
     /// Applies a transition unless the job is already there, past it, or terminal.
     pub async fn transition(&self, job_id: Uuid, t: &Transition) -> Result<Applied> {
+        if t.expect_worker.as_deref() == Some("") {
+            return Ok(Applied::WrongWorker); // "" would read as "no check" in the script
+        }
         let mut inv = self.transition.key(job_key(job_id));
         inv.arg(t.state.map(JobState::as_str).unwrap_or(""))
             .arg(job_id.to_string())
@@ -375,34 +387,40 @@ impl Store {
             .since_ms
             .map(|s| s.to_string())
             .unwrap_or_else(|| "-inf".into());
-        let over = if q.worker.is_some() && q.state.is_some() {
+        // With both a worker and a state, the worker's index is read page by page and filtered.
+        let page = if q.worker.is_some() && q.state.is_some() {
             limit * 10
         } else {
             limit
         };
-        let ids: Vec<String> = self
-            .conn
-            .clone()
-            .zrevrangebyscore_limit(&index, &max, &min, 0, over)
-            .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in &ids {
-            pipe.hgetall(format!("podperf:job:{id}"));
-        }
-        let maps: Vec<HashMap<String, String>> = pipe.query_async(&mut self.conn.clone()).await?;
         let mut out = Vec::new();
-        for (id, map) in ids.iter().zip(maps) {
-            if map.is_empty() {
-                continue; // expired
+        let mut offset = 0;
+        while (out.len() as isize) < limit {
+            let ids: Vec<String> = self
+                .conn
+                .clone()
+                .zrevrangebyscore_limit(&index, &max, &min, offset, page)
+                .await?;
+            if ids.is_empty() {
+                break;
             }
-            let rec = decode(id, map)?;
-            if q.state.is_none_or(|s| s == rec.state) {
-                out.push(rec);
+            offset += ids.len() as isize;
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(format!("podperf:job:{id}"));
             }
-            if out.len() as isize >= limit {
+            let maps: Vec<HashMap<String, String>> =
+                pipe.query_async(&mut self.conn.clone()).await?;
+            for (id, map) in ids.iter().zip(maps) {
+                if map.is_empty() {
+                    continue; // expired
+                }
+                let rec = decode(id, map)?;
+                if q.state.is_none_or(|s| s == rec.state) && (out.len() as isize) < limit {
+                    out.push(rec);
+                }
+            }
+            if (ids.len() as isize) < page {
                 break;
             }
         }

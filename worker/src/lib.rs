@@ -137,8 +137,6 @@ pub async fn run(
     let _ = liveness.await;
     background.close();
     background.wait().await;
-    if let Err(err) = client.drain().await {
-        tracing::warn!(%err, "draining the NATS connection failed");
-    }
+    podperf_connect::drain(&client).await;
     Ok(())
 }
