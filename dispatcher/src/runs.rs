@@ -149,9 +149,11 @@ impl Api {
                 source: p.source.worker_id.clone(),
                 source_pod: p.source.pod_name.clone(),
                 source_node: p.source.node_name.clone(),
+                source_ip: p.source.pod_ip,
                 target: p.target.worker_id.clone(),
                 target_pod: p.target.pod_name.clone(),
                 target_node: p.target.node_name.clone(),
+                target_ip: p.target.pod_ip,
                 round: p.round,
                 jobs: run_jobs,
             });

@@ -1,6 +1,8 @@
 //! Matrix runs: the request, the planned pairs, and the report (medians with their spread, per
 //! pair and per path class, and the overlay cost). The aggregation is pure, so it is tested here.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -102,9 +104,11 @@ pub struct RunPair {
     pub source: String,
     pub source_pod: String,
     pub source_node: String,
+    pub source_ip: IpAddr,
     pub target: String,
     pub target_pod: String,
     pub target_node: String,
+    pub target_ip: IpAddr,
     /// The scheduling round (0-based): pairs of one round touch disjoint nodes.
     pub round: u32,
     pub jobs: Vec<RunJob>,
@@ -248,6 +252,8 @@ pub struct PairReport {
     pub target_pod: String,
     pub source_node: String,
     pub target_node: String,
+    pub source_ip: IpAddr,
+    pub target_ip: IpAddr,
     #[serde(flatten)]
     pub figures: Figures,
 }
@@ -363,6 +369,8 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
             target_pod: pair.target_pod.clone(),
             source_node: pair.source_node.clone(),
             target_node: pair.target_node.clone(),
+            source_ip: pair.source_ip,
+            target_ip: pair.target_ip,
             figures: samples.figures(),
         });
     }

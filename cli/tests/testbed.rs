@@ -1,0 +1,408 @@
+//! The network-namespace testbed end to end: `testbed/testbed.sh up` builds a 2 nodes × 2 pods
+//! Flannel-VXLAN replica with NATS, Redis, the dispatcher and 6 workers (4 pods + 2 host-network)
+//! inside it; the real `podperf` runs through `testbed.sh exec`; `down` must leave nothing behind.
+//!
+//! Needs root (network namespaces); without it the test prints why and passes.
+//! Run it alone with `cargo test -p podperf-cli --test testbed -- --nocapture`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use podperf_testkit::workspace_bin;
+use serde_json::Value;
+
+fn script() -> PathBuf {
+    let path = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testbed/testbed.sh"
+    ));
+    std::fs::canonicalize(&path).unwrap_or(path)
+}
+
+/// Where testbed.sh keeps each run's state (`PODPERF_TESTBED_STATE`, as the script reads it).
+fn state_root() -> PathBuf {
+    std::env::var_os("PODPERF_TESTBED_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/podperf-testbed"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether the testbed can run here: `testbed.sh check` exits 3 when network namespaces cannot be
+/// made (not root, no `ip netns`); any other failure (a missing tool) fails the test.
+fn testbed_usable() -> bool {
+    let out = Command::new(script())
+        .arg("check")
+        .output()
+        .expect("run testbed.sh check");
+    match out.status.code() {
+        Some(0) => true,
+        Some(3) => {
+            eprintln!(
+                "SKIPPED: the netns testbed needs root and working `ip netns` here: {}",
+                text(&out.stderr).trim()
+            );
+            false
+        }
+        _ => panic!(
+            "testbed.sh check failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        ),
+    }
+}
+
+/// One testbed run; `Drop` tears it down, so a failing assertion leaves nothing behind.
+struct Testbed {
+    run_id: String,
+    torn_down: bool,
+}
+
+impl Testbed {
+    fn up(nodes: u32, pods: u32) -> Testbed {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let run_id = format!("t{:06x}", (std::process::id() ^ nanos) & 0xff_ffff);
+        // The binaries built next to this test executable (cargo build --workspace --bins).
+        let bin_dir = workspace_bin("podperf")
+            .parent()
+            .expect("bin dir")
+            .to_path_buf();
+        let tb = Testbed {
+            run_id,
+            torn_down: false,
+        };
+        let out = Command::new(script())
+            .args([
+                "up",
+                "--nodes",
+                &nodes.to_string(),
+                "--pods",
+                &pods.to_string(),
+            ])
+            .args(["--run-id", &tb.run_id, "--timeout", "60"])
+            .arg("--bin-dir")
+            .arg(&bin_dir)
+            .output()
+            .expect("run testbed.sh up");
+        eprintln!("{}", text(&out.stderr));
+        assert!(
+            out.status.success(),
+            "testbed.sh up failed ({}): {}{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        tb
+    }
+
+    /// `testbed.sh exec --run-id ID -- ARGS` (in the infra namespace, PODPERF_NATS_URL set).
+    fn exec(&self, args: &[&str]) -> Output {
+        Command::new(script())
+            .args(["exec", "--run-id", &self.run_id, "--"])
+            .args(args)
+            .output()
+            .expect("run testbed.sh exec")
+    }
+
+    /// `podperf -o json ARGS` through the testbed; panics (with the logs) unless it succeeds.
+    fn podperf(&self, args: &[&str]) -> Value {
+        let mut all = vec!["podperf", "-o", "json"];
+        all.extend_from_slice(args);
+        let out = self.exec(&all);
+        assert!(
+            out.status.success(),
+            "podperf {args:?} failed ({}): {}{}\n{}",
+            out.status,
+            text(&out.stdout),
+            text(&out.stderr),
+            self.logs()
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "podperf {args:?} printed no JSON ({e}): {}",
+                text(&out.stdout)
+            )
+        })
+    }
+
+    /// The last lines of every process's log in the run's state dir, for failure messages.
+    fn logs(&self) -> String {
+        let dir = state_root().join(&self.run_id).join("logs");
+        let mut s = String::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+            paths.sort();
+            for p in paths {
+                let log = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                s += &format!("--- {} ---\n", p.display());
+                for line in tail.iter().rev() {
+                    s += line;
+                    s.push('\n');
+                }
+            }
+        }
+        s
+    }
+
+    fn down(&mut self) -> Output {
+        self.torn_down = true;
+        Command::new(script())
+            .args(["down", "--run-id", &self.run_id])
+            .output()
+            .expect("run testbed.sh down")
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if !self.torn_down {
+            let _ = self.down();
+        }
+    }
+}
+
+/// Pids of live (non-zombie) processes whose command line or environment contains any of
+/// `needles`.
+fn processes_with(needles: &[String]) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| {
+            let path = e.path();
+            let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+            if status.contains("State:\tZ") {
+                return false;
+            }
+            let mut seen = std::fs::read(path.join("cmdline")).unwrap_or_default();
+            seen.extend(std::fs::read(path.join("environ")).unwrap_or_default());
+            let seen = String::from_utf8_lossy(&seen);
+            needles.iter().any(|n| seen.contains(n.as_str()))
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Lines of `cmd`'s stdout that mention `needle`.
+fn lines_with(cmd: &[&str], needle: &str) -> Vec<String> {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .expect("run a listing command");
+    text(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(String::from)
+        .collect()
+}
+
+fn ping(tb: &Testbed, from: &str, to: &str) -> Value {
+    let job = tb.podperf(&["run", "ping", "--from", from, "--to", to, "--count", "3"]);
+    assert_eq!(job["state"], "succeeded", "ping {from} → {to}: {job:#}");
+    let r = &job["result"];
+    assert_eq!(
+        r["loss_percent"].as_f64(),
+        Some(0.0),
+        "ping {from} → {to}: {r:#}"
+    );
+    assert_eq!(r["received"], r["transmitted"], "ping {from} → {to}: {r:#}");
+    eprintln!(
+        "ping {from} → {to} ({}): avg {} ms",
+        job["target_ip"], r["rtt_avg_ms"]
+    );
+    job
+}
+
+fn traceroute_hops(tb: &Testbed, from: &str, to: &str) -> usize {
+    let job = tb.podperf(&["run", "traceroute", "--from", from, "--to", to]);
+    assert_eq!(
+        job["state"], "succeeded",
+        "traceroute {from} → {to}: {job:#}"
+    );
+    let r = &job["result"];
+    assert_eq!(r["reached"], true, "traceroute {from} → {to}: {r:#}");
+    let hops = r["hops"].as_array().expect("hops").len();
+    eprintln!("traceroute {from} → {to}: {hops} hop(s)");
+    hops
+}
+
+#[test]
+fn testbed_2x2_end_to_end_and_nothing_left_after_down() {
+    if !testbed_usable() {
+        return;
+    }
+    let mut tb = Testbed::up(2, 2);
+    let run = tb.run_id.clone();
+    let prefix = format!("ppt-{run}-");
+
+    // 6 namespaces of nodes/pods + underlay + infra.
+    assert_eq!(lines_with(&["ip", "netns", "list"], &prefix).len(), 8);
+
+    // 4 pod workers + 2 host-network workers, with the DaemonSet env.
+    let v = tb.podperf(&["workers"]);
+    let workers = v["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 6, "{v:#}");
+    let host: Vec<&Value> = workers
+        .iter()
+        .filter(|w| w["host_network"] == true)
+        .collect();
+    assert_eq!(host.len(), 2, "{v:#}");
+    for w in &host {
+        assert_eq!(
+            w["pod_ip"], w["node_ip"],
+            "a host-network worker uses its node IP: {w:#}"
+        );
+        assert_eq!(w["iperf3_port"], 5202, "{w:#}");
+    }
+    for w in workers.iter().filter(|w| w["host_network"] == false) {
+        let ip = w["pod_ip"].as_str().unwrap();
+        assert!(ip.starts_with("10.244."), "pod IP in the pod CIDR: {w:#}");
+        assert_ne!(w["pod_ip"], w["node_ip"], "{w:#}");
+        assert_eq!(w["pod_namespace"], "testbed", "{w:#}");
+    }
+
+    // Same node, across nodes (through flannel.1), and the underlay between the nodes.
+    let same = ping(&tb, "pod-0-0", "pod-0-1");
+    assert_eq!(same["target_ip"], "10.244.0.3");
+    let cross = ping(&tb, "pod-0-0", "pod-1-0");
+    assert_eq!(cross["target_ip"], "10.244.1.2");
+    let nodes = ping(&tb, "host-0", "host-1");
+    assert_eq!(nodes["target_ip"], "198.18.0.11");
+
+    // The VXLAN path shows: cni0 gateway → remote flannel.1 → pod.
+    let same_hops = traceroute_hops(&tb, "pod-0-0", "pod-0-1");
+    let cross_hops = traceroute_hops(&tb, "pod-0-0", "pod-1-0");
+    let node_hops = traceroute_hops(&tb, "host-0", "host-1");
+    assert!(
+        cross_hops > same_hops,
+        "cross-node {cross_hops} hops vs same-node {same_hops}"
+    );
+    assert_eq!(node_hops, 1);
+
+    // The whole matrix through the scheduler: every class measured, every job succeeded.
+    let args = [
+        "matrix",
+        "--samples",
+        "2",
+        "--duration",
+        "1",
+        "--count",
+        "5",
+    ];
+    let r = tb.podperf(&args);
+    let p = &r["progress"];
+    assert_eq!(p["finished"], true, "{r:#}");
+    assert_eq!(p["jobs_succeeded"], p["jobs"], "every job succeeded: {r:#}");
+    let classes = r["classes"].as_array().expect("classes");
+    let class = |name: &str| {
+        classes
+            .iter()
+            .find(|c| c["class"] == name)
+            .unwrap_or_else(|| panic!("{name}: {r:#}"))
+    };
+    for name in ["pod_same_node", "pod_cross_node", "node_to_node"] {
+        let c = class(name);
+        assert_eq!(c["loss_percent"]["max"], 0.0, "{c:#}");
+        assert!(c["rtt_avg_ms"]["median"].as_f64().unwrap() > 0.0, "{c:#}");
+        assert!(
+            c["tcp_bits_per_second"]["median"].as_f64().unwrap() > 1e6,
+            "{c:#}"
+        );
+    }
+    let hops = |name: &str| class(name)["hops"].as_u64().unwrap();
+    assert!(hops("pod_cross_node") > hops("pod_same_node"), "{r:#}");
+    let pairs = r["pairs"].as_array().expect("pairs");
+    let node_pair = pairs
+        .iter()
+        .find(|p| p["class"] == "node_to_node")
+        .expect("node pair");
+    for end in ["source_ip", "target_ip"] {
+        let ip = node_pair[end].as_str().unwrap();
+        assert!(
+            ip.starts_with("198.18.0."),
+            "the node row uses node IPs: {node_pair:#}"
+        );
+    }
+    assert!(
+        r["overlay_cost"]["bandwidth_ratio"].as_f64().unwrap() > 0.0,
+        "{r:#}"
+    );
+
+    // NATS runs with authentication: without the cli credential the API is out of reach.
+    let infra = format!("ppt-{run}-infra");
+    let anonymous = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &infra,
+            "env",
+            "-i",
+            "PODPERF_NATS_URL=nats://198.18.0.2:4222",
+        ])
+        .arg(workspace_bin("podperf"))
+        .arg("workers")
+        .output()
+        .expect("run podperf anonymously");
+    assert!(!anonymous.status.success(), "an anonymous client got in");
+    assert!(
+        text(&anonymous.stderr).to_lowercase().contains("authoriz"),
+        "{}",
+        text(&anonymous.stderr)
+    );
+
+    // What identifies this run's processes: its state dir (nats-server, redis-server, the
+    // supervisor) and the workers' POD_UIDs.
+    let state_dir = state_root().join(&run).display().to_string();
+    let mut needles = vec![state_dir.clone()];
+    let workers_tsv =
+        std::fs::read_to_string(format!("{state_dir}/workers.tsv")).unwrap_or_default();
+    needles.extend(
+        workers_tsv
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').nth(6))
+            .map(|uid| format!("POD_UID={uid}")),
+    );
+    assert_eq!(
+        needles.len(),
+        7,
+        "workers.tsv lists 6 workers: {workers_tsv}"
+    );
+    assert!(
+        !processes_with(&needles).is_empty(),
+        "the run's processes are found"
+    );
+
+    let out = tb.down();
+    assert!(
+        out.status.success(),
+        "testbed.sh down failed: {}",
+        text(&out.stderr)
+    );
+    eprintln!("{}", text(&out.stderr));
+    assert!(
+        lines_with(&["ip", "netns", "list"], &prefix).is_empty(),
+        "namespaces of run {run} left behind"
+    );
+    assert!(
+        lines_with(&["ip", "-o", "link"], &prefix).is_empty(),
+        "links of run {run} left behind"
+    );
+    let left = processes_with(&needles);
+    assert!(
+        left.is_empty(),
+        "processes of run {run} left behind: {left:?}"
+    );
+    assert!(
+        !PathBuf::from(&state_dir).exists(),
+        "state dir of run {run} left behind"
+    );
+}

@@ -1,0 +1,731 @@
+#!/usr/bin/env bash
+# podperf testbed: a Flannel-VXLAN Kubernetes cluster replica made of network namespaces on one
+# Linux machine, with nats-server, Redis, the dispatcher and one podperf worker per pod and per
+# node (host network) running inside it. See testbed/README.md.
+#
+#   testbed.sh up   [--nodes N] [--pods M] [--run-id ID] [--bin-dir DIR] [--timeout S] [--no-wait]
+#   testbed.sh exec [--run-id ID] [--in infra|underlay|node-N|pod-N-M|host-N] -- CMD...
+#   testbed.sh run  [up options] [--keep-logs] -- CMD...   (up, wait, CMD in infra, down; CMD's status)
+#   testbed.sh down [--run-id ID | --all] [--keep-logs]
+#   testbed.sh status [--run-id ID]
+#   testbed.sh check                      (exit 0 usable, 3 no namespaces here (not root), 1 missing tools)
+#
+# Every namespace is named ppt-<run id>-…; every link lives inside those namespaces (veth pairs are
+# created directly in them), so nothing of a run is visible in the host's `ip link`, and deleting
+# the namespaces removes every link. Needs root.
+set -euo pipefail
+
+PREFIX=ppt
+STATE_ROOT=${PODPERF_TESTBED_STATE:-/tmp/podperf-testbed}
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/.." && pwd)
+
+UNDERLAY_NET=198.18.0 # RFC 2544 benchmarking range; one /24 per run, isolated in its namespaces
+UNDERLAY_CIDR=$UNDERLAY_NET.0/24
+INFRA_IP=$UNDERLAY_NET.2
+CLUSTER_CIDR=10.244.0.0/16
+NATS_PORT=4222
+REDIS_PORT=6379
+POD_MTU=1450
+VXLAN_VNI=1
+VXLAN_PORT=8472
+POD_IPERF3_PORT=5201
+HOST_IPERF3_PORT=5202
+MAX_NODES=64
+MAX_PODS=64
+RUST_LOG_DEFAULT=${PODPERF_TESTBED_RUST_LOG:-info,async_nats=warn}
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+now_ms() {
+  local t=${EPOCHREALTIME/[.,]/}
+  echo $((t / 1000))
+}
+
+usage() {
+  sed -n '2,15p' "$SELF" | sed 's/^# \{0,1\}//'
+  exit "${1:-0}"
+}
+
+# --- naming and addressing -----------------------------------------------------------------------
+
+valid_run_id() { [[ $1 =~ ^[a-z0-9]{1,8}$ ]]; }
+new_run_id() { od -An -N3 -tx1 /dev/urandom | tr -d ' \n'; }
+ns_underlay() { echo "$PREFIX-$1-ul"; }
+ns_infra() { echo "$PREFIX-$1-infra"; }
+ns_node() { echo "$PREFIX-$1-n$2"; }
+ns_pod() { echo "$PREFIX-$1-n$2-p$3"; }
+node_ip() { echo "$UNDERLAY_NET.$((10 + $1))"; }
+pod_ip() { echo "10.244.$1.$((2 + $2))"; }
+pod_subnet() { echo "10.244.$1.0/24"; }
+flannel_mac() { printf '0e:70:70:74:00:%02x' "$1"; }
+new_uid() { cat /proc/sys/kernel/random/uuid; }
+
+# Namespaces of a run that exist now (ip netns list prints "name (id: N)").
+run_namespaces() {
+  ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$PREFIX-$1-(ul|infra|n[0-9]+(-p[0-9]+)?)\$" || true
+}
+
+# Every run id with a namespace or a state dir.
+all_runs() {
+  {
+    ip netns list 2>/dev/null | awk '{print $1}' |
+      sed -nE "s/^$PREFIX-([a-z0-9]{1,8})-(ul|infra|n[0-9]+(-p[0-9]+)?)\$/\\1/p"
+    if [ -d "$STATE_ROOT" ]; then
+      find "$STATE_ROOT" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | grep -E '^[a-z0-9]{1,8}$' || true
+    fi
+  } | sort -u
+}
+
+# The run to act on: --run-id, else the only one there is.
+pick_run() {
+  if [ -n "${1:-}" ]; then
+    valid_run_id "$1" || die "bad run id '$1' (1-8 of [a-z0-9])"
+    echo "$1"
+    return
+  fi
+  local runs
+  mapfile -t runs < <(all_runs)
+  case ${#runs[@]} in
+    0) die "no testbed run found (start one with: testbed.sh up)" ;;
+    1) echo "${runs[0]}" ;;
+    *) die "several runs exist (${runs[*]}); pass --run-id" ;;
+  esac
+}
+
+load_state() {
+  STATE_DIR=$STATE_ROOT/$1
+  [ -f "$STATE_DIR/state.env" ] || die "run $1 has no state ($STATE_DIR/state.env)"
+  # shellcheck disable=SC1091
+  source "$STATE_DIR/state.env"
+}
+
+alive() { # pid: running and not a zombie (no fork: it runs in wait loops)
+  local k v
+  while read -r k v; do
+    if [ "$k" = State: ]; then
+      [[ $v != Z* ]]
+      return
+    fi
+  done 2>/dev/null <"/proc/$1/status"
+  return 1
+}
+
+# --- prerequisites -------------------------------------------------------------------------------
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "needs root (it creates network namespaces)"
+}
+
+resolve_bin() { # tool -> absolute path (pyenv shims resolved, so processes start fast)
+  local p
+  p=$(command -v "$1") || return 1
+  if [[ $p == */shims/* ]] && command -v pyenv >/dev/null; then
+    p=$(pyenv which "$1" 2>/dev/null) || p=$(command -v "$1")
+  fi
+  echo "$p"
+}
+
+cmd_check() {
+  if [ "$(id -u)" -ne 0 ]; then
+    log "not root: network namespaces cannot be created here"
+    exit 3
+  fi
+  if ! unshare --net true 2>/dev/null || ! ip netns list >/dev/null 2>&1; then
+    log "network namespaces are not usable here (unshare --net / ip netns failed)"
+    exit 3
+  fi
+  local missing=() t
+  for t in ip bridge nats-server redis-server iperf3 ping traceroute; do
+    command -v "$t" >/dev/null || missing+=("$t")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "missing: ${missing[*]} (scripts/install-deps.sh installs them)"
+    exit 1
+  fi
+  log "ok: root, network namespaces usable, tools present"
+}
+
+ensure_bins() { # bin_dir explicit?
+  local dir=$1 explicit=$2 b absent=0
+  for b in podperf podperf-worker podperf-dispatcher; do [ -x "$dir/$b" ] || absent=1; done
+  if [ $absent -eq 1 ]; then
+    [ "$explicit" = 1 ] && die "$dir lacks podperf, podperf-worker or podperf-dispatcher"
+    log "building the binaries (cargo build --workspace --bins)"
+    (cd "$REPO" && cargo build --workspace --bins --quiet) || die "cargo build failed"
+  fi
+}
+
+# --- the network -----------------------------------------------------------------------------------
+
+ns_sysctl() { # ns key=value...
+  local ns=$1
+  shift
+  if command -v nsenter >/dev/null; then # cheaper than ip netns exec (no mount namespace)
+    nsenter --net="/run/netns/$ns" sysctl -qw "$@" >/dev/null
+  else
+    ip netns exec "$ns" sysctl -qw "$@" >/dev/null
+  fi
+}
+
+# Builds the whole network with few processes: one `ip -batch` creates every namespace and every
+# veth pair (each end created directly inside its namespace), then one batch per namespace
+# configures it. `ip -batch` stops at the first error.
+build_network() { # run nodes pods
+  local run=$1 nodes=$2 pods=$3 ul infra n m p node pod create cfg fdb macs=()
+  for ((n = 0; n < nodes; n++)); do printf -v "macs[n]" '0e:70:70:74:00:%02x' "$n"; done
+  ul=$PREFIX-$run-ul
+  infra=$PREFIX-$run-infra
+
+  create="netns add $ul
+netns add $infra
+link add name eth0 netns $infra type veth peer name infra netns $ul"
+  echo "$ul" >>"$STATE_DIR/namespaces"
+  echo "$infra" >>"$STATE_DIR/namespaces"
+  for ((n = 0; n < nodes; n++)); do
+    node=$PREFIX-$run-n$n
+    echo "$node" >>"$STATE_DIR/namespaces"
+    create+="
+netns add $node
+link add name eth0 netns $node type veth peer name n$n netns $ul"
+    for ((p = 0; p < pods; p++)); do
+      pod=$PREFIX-$run-n$n-p$p
+      echo "$pod" >>"$STATE_DIR/namespaces"
+      create+="
+netns add $pod
+link add name eth0 netns $pod mtu $POD_MTU type veth peer name veth$p netns $node mtu $POD_MTU"
+    done
+  done
+  ip -batch - <<<"$create"
+
+  # The underlay switch: a bridge alone in its namespace, one port per node plus infra.
+  cfg="link set lo up
+link add ul0 type bridge
+link set ul0 up
+link set infra master ul0 up"
+  for ((n = 0; n < nodes; n++)); do cfg+=$'\n'"link set n$n master ul0 up"; done
+  ip -n "$ul" -batch - <<<"$cfg"
+
+  # The infra "machine" on the underlay (NATS, Redis, dispatcher), with return routes to pods.
+  cfg="link set lo up
+addr add $INFRA_IP/24 dev eth0
+link set eth0 up"
+  for ((n = 0; n < nodes; n++)); do
+    cfg+=$'\n'"route add 10.244.$n.0/24 via $UNDERLAY_NET.$((10 + n)) dev eth0"
+  done
+  ip -n "$infra" -batch - <<<"$cfg"
+
+  for ((n = 0; n < nodes; n++)); do
+    # A node: eth0 on the underlay, cni0 with the pod gateway, flannel.1 (VXLAN) with static
+    # fdb/neigh entries and onlink routes toward every other node's pod subnet, as flanneld does.
+    node=$PREFIX-$run-n$n
+    ns_sysctl "$node" net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0
+    cfg="link set lo up
+addr add $UNDERLAY_NET.$((10 + n))/24 dev eth0
+link set eth0 up
+link add cni0 mtu $POD_MTU type bridge
+addr add 10.244.$n.1/24 dev cni0
+link set cni0 up
+link add flannel.1 type vxlan id $VXLAN_VNI local $UNDERLAY_NET.$((10 + n)) dev eth0 dstport $VXLAN_PORT nolearning
+link set flannel.1 address ${macs[n]} mtu $POD_MTU
+addr add 10.244.$n.0/32 dev flannel.1
+link set flannel.1 up"
+    fdb=""
+    for ((m = 0; m < nodes; m++)); do
+      [ "$m" -eq "$n" ] && continue
+      cfg+="
+neigh replace 10.244.$m.0 lladdr ${macs[m]} dev flannel.1 nud permanent
+route add 10.244.$m.0/24 via 10.244.$m.0 dev flannel.1 onlink"
+      fdb+="fdb append ${macs[m]} dev flannel.1 dst $UNDERLAY_NET.$((10 + m)) self permanent"$'\n'
+    done
+    for ((p = 0; p < pods; p++)); do cfg+=$'\n'"link set veth$p master cni0 up"; done
+    ip -n "$node" -batch - <<<"$cfg"
+    if [ -n "$fdb" ]; then bridge -n "$node" -batch - <<<"$fdb"; fi
+
+    for ((p = 0; p < pods; p++)); do
+      # A pod: eth0 (MTU 1450) on cni0, default route via the node's cni0 address.
+      pod=$PREFIX-$run-n$n-p$p
+      ns_sysctl "$pod" net.ipv4.icmp_ratelimit=0
+      ip -n "$pod" -batch - <<EOF
+link set lo up
+addr add 10.244.$n.$((2 + p))/24 dev eth0
+link set eth0 up
+route add default via 10.244.$n.1 dev eth0
+EOF
+    done
+  done
+}
+
+# --- processes ------------------------------------------------------------------------------------
+
+# Runs in the supervisor: starts a process inside a namespace with a clean, DaemonSet-like env.
+spawn() { # name ns VAR=value... -- cmd args...
+  local name=$1 ns=$2
+  shift 2
+  local envs=()
+  while [ "$1" != "--" ]; do
+    envs+=("$1")
+    shift
+  done
+  shift
+  [ "${STOP:-0}" -eq 0 ] || return 0 # teardown has begun: start nothing more
+  ip netns exec "$ns" env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 RUST_LOG="$RUST_LOG_DEFAULT" \
+    "${envs[@]}" "$@" </dev/null >"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$STATE_DIR/pids/$name"
+}
+
+tcp_ready() { # ns ip port
+  ip netns exec "$1" bash -c "exec 3<>/dev/tcp/$2/$3" 2>/dev/null
+}
+
+wait_for() { # what timeout_s pid command...   (fails if pid dies or time runs out)
+  local what=$1 timeout=$2 pid=$3 deadline
+  shift 3
+  deadline=$(($(now_ms) + timeout * 1000))
+  until "$@"; do
+    [ "${STOP:-0}" -eq 0 ] || return 1
+    if ! alive "$pid"; then
+      echo "$what: the process exited" >"$STATE_DIR/failed"
+      return 1
+    fi
+    if [ "$(now_ms)" -ge "$deadline" ]; then
+      echo "$what: not ready after ${timeout}s" >"$STATE_DIR/failed"
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+api_ready() { as_cli "$INFRA_NS" "$BIN_DIR/podperf" workers >/dev/null 2>&1; }
+
+# Runs a command in a namespace as podperf's `cli` NATS user.
+as_cli() { # ns cmd...
+  local ns=$1
+  shift
+  ip netns exec "$ns" env PODPERF_NATS_URL="$NATS_URL" PODPERF_NATS_USER=cli \
+    PODPERF_NATS_PASSWORD="$PODPERF_CLI_PASSWORD" "$@"
+}
+
+# The run's nats-server config: JetStream in the state dir, bound to the infra address, and
+# podperf's users and permissions from broker-config/auth.conf (passwords from the environment).
+nats_config() {
+  cat <<CONF
+server_name: ppt-$RUN_ID
+listen: $INFRA_IP:$NATS_PORT
+jetstream { store_dir: "$STATE_DIR/jetstream" }
+include ./auth.conf
+CONF
+}
+
+# The supervisor: a detached process (own session, so Ctrl-C on a terminal does not reach it) that
+# is the parent of every process of the run, so each one is reaped when it exits — also where
+# PID 1 does not reap orphans (containers, this VM). SIGTERM (from teardown) makes it start
+# nothing more and acknowledge with the file `stopped`; it exits once all its children have exited.
+cmd_supervise() { # run
+  load_state "$1"
+  STOP=0
+  trap '' INT HUP
+  trap 'STOP=1; : >"$STATE_DIR/stopped"' TERM
+  mkdir -p "$STATE_DIR/pids"
+  local nats redis n p
+  nats=$(resolve_bin nats-server)
+  redis=$(resolve_bin redis-server)
+
+  nats_config >"$STATE_DIR/nats.conf"
+  cp "$REPO/broker-config/auth.conf" "$STATE_DIR/auth.conf" # includes are relative to the config"
+  spawn nats "$INFRA_NS" PODPERF_WORKER_PASSWORD="$PODPERF_WORKER_PASSWORD" \
+    PODPERF_DISPATCHER_PASSWORD="$PODPERF_DISPATCHER_PASSWORD" PODPERF_CLI_PASSWORD="$PODPERF_CLI_PASSWORD" \
+    PODPERF_ADMIN_PASSWORD="$PODPERF_ADMIN_PASSWORD" -- "$nats" -c "$STATE_DIR/nats.conf"
+  local nats_pid=$!
+  spawn redis "$INFRA_NS" -- "$redis" --bind "$INFRA_IP" --port "$REDIS_PORT" --dir "$STATE_DIR" \
+    --save "" --appendonly no --daemonize no --protected-mode no
+  local redis_pid=$!
+  if wait_for "nats-server" 15 "$nats_pid" tcp_ready "$INFRA_NS" "$INFRA_IP" "$NATS_PORT" &&
+    wait_for "redis-server" 15 "$redis_pid" tcp_ready "$INFRA_NS" "$INFRA_IP" "$REDIS_PORT"; then
+    spawn dispatcher "$INFRA_NS" PODPERF_NATS_URL="$NATS_URL" PODPERF_REDIS_URL="$REDIS_URL" \
+      PODPERF_NATS_USER=dispatcher PODPERF_NATS_PASSWORD="$PODPERF_DISPATCHER_PASSWORD" \
+      PODPERF_ALLOWED_CIDRS="$CLUSTER_CIDR,$UNDERLAY_CIDR" -- "$BIN_DIR/podperf-dispatcher"
+    if wait_for "podperf-dispatcher API" 20 $! api_ready; then
+      {
+        printf 'name\trole\tnetns\tnode\tpod_ip\tnode_ip\tworker_id\tiperf3_port\n'
+        for ((n = 0; n < NODES; n++)); do
+          local nip uid
+          nip=$(node_ip "$n")
+          for ((p = 0; p < PODS; p++)); do
+            uid=$(new_uid)
+            spawn "pod-$n-$p" "$(ns_pod "$RUN_ID" "$n" "$p")" POD_NAME="pod-$n-$p" POD_UID="$uid" \
+              POD_NAMESPACE=testbed POD_IP="$(pod_ip "$n" "$p")" NODE_NAME="node-$n" NODE_IP="$nip" \
+              PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$POD_IPERF3_PORT \
+              PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
+              PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+            printf 'pod-%s-%s\tpod\t%s\tnode-%s\t%s\t%s\t%s\t%s\n' "$n" "$p" "$(ns_pod "$RUN_ID" "$n" "$p")" \
+              "$n" "$(pod_ip "$n" "$p")" "$nip" "$uid" "$POD_IPERF3_PORT"
+          done
+          uid=$(new_uid)
+          spawn "host-$n" "$(ns_node "$RUN_ID" "$n")" POD_NAME="host-$n" POD_UID="$uid" \
+            POD_NAMESPACE=testbed POD_IP="$nip" NODE_NAME="node-$n" NODE_IP="$nip" \
+            PODPERF_HOST_NETWORK=true PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$HOST_IPERF3_PORT \
+            PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
+            PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+          printf 'host-%s\thost\t%s\tnode-%s\t%s\t%s\t%s\t%s\n' "$n" "$(ns_node "$RUN_ID" "$n")" "$n" \
+            "$nip" "$nip" "$uid" "$HOST_IPERF3_PORT"
+        done
+      } >"$STATE_DIR/workers.tsv"
+      [ "$STOP" -eq 1 ] || touch "$STATE_DIR/started"
+    fi
+  fi
+  if [ -f "$STATE_DIR/failed" ]; then # stop what did start; `up` tears the rest down
+    local f
+    for f in "$STATE_DIR"/pids/*; do kill -KILL "$(cat "$f")" 2>/dev/null || true; done
+  fi
+  until wait; do :; done # a trapped signal interrupts wait; go on until every child is reaped
+}
+
+count_workers() {
+  as_cli "$INFRA_NS" "$BIN_DIR/podperf" -o json workers 2>/dev/null |
+    grep -c '"worker_id"' || true
+}
+
+log_tails() { # the last lines of every log of the run, for failure reports
+  local f
+  for f in "$LOG_DIR"/*.log; do
+    [ -s "$f" ] || continue
+    printf '%s\n' "--- $(basename "$f") (last 15 lines) ---" >&2
+    tail -n 15 "$f" >&2
+  done
+}
+
+# --- up / down ------------------------------------------------------------------------------------
+
+UP_RUN=""
+UP_DONE=0
+TEARING=0
+
+on_exit() { # for up and run: tear down whatever was made unless up finished (and run is over)
+  local st=$?
+  if [ -n "$UP_RUN" ] && [ "$UP_DONE" -eq 0 ] && [ "$TEARING" -eq 0 ]; then
+    if [ "$st" -ne 0 ] && [ "$st" -ne 130 ] && [ "$st" -ne 143 ] && [ -d "${LOG_DIR:-/nonexistent}" ]; then
+      log_tails
+    fi
+    log "tearing down run $UP_RUN (status $st)"
+    teardown "$UP_RUN" "${KEEP_LOGS:-0}" || true
+  fi
+  exit "$st"
+}
+
+cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
+  local nodes=2 pods=2 run="" bin_dir="" explicit_bin=0 timeout=60 wait_workers=1
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --nodes) nodes=${2:?}; shift 2 ;;
+      --pods) pods=${2:?}; shift 2 ;;
+      --run-id) run=${2:?}; shift 2 ;;
+      --bin-dir) bin_dir=${2:?}; explicit_bin=1; shift 2 ;;
+      --timeout) timeout=${2:?}; shift 2 ;;
+      --no-wait) wait_workers=0; shift ;;
+      --keep-logs) KEEP_LOGS=1; shift ;;
+      -h | --help) usage ;;
+      *) die "up: unknown argument '$1'" ;;
+    esac
+  done
+  if ! [[ $nodes =~ ^[0-9]+$ ]] || [ "$nodes" -lt 1 ] || [ "$nodes" -gt $MAX_NODES ]; then
+    die "--nodes must be 1..$MAX_NODES"
+  fi
+  if ! [[ $pods =~ ^[0-9]+$ ]] || [ "$pods" -gt $MAX_PODS ]; then die "--pods must be 0..$MAX_PODS"; fi
+  [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout must be whole seconds"
+  need_root
+  local t
+  for t in ip bridge nats-server redis-server; do command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"; done
+  for t in ping traceroute iperf3; do
+    command -v "$t" >/dev/null || log "warning: $t not found: the workers will report it unavailable"
+  done
+  bin_dir=${bin_dir:-${PODPERF_BIN_DIR:-$REPO/target/debug}}
+  bin_dir=$(readlink -f "$bin_dir" || echo "$bin_dir")
+  ensure_bins "$bin_dir" "$explicit_bin"
+
+  if [ -z "$run" ]; then
+    run=$(new_run_id)
+  else
+    valid_run_id "$run" || die "bad run id '$run' (1-8 of [a-z0-9])"
+  fi
+  [ -e "$STATE_ROOT/$run" ] && die "run $run already exists (testbed.sh down --run-id $run)"
+  [ -z "$(run_namespaces "$run")" ] || die "namespaces of run $run already exist (testbed.sh down --run-id $run)"
+
+  # From here on, any failure or signal tears the run down.
+  UP_RUN=$run
+  trap on_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM HUP
+
+  STATE_DIR=$STATE_ROOT/$run
+  LOG_DIR=$STATE_DIR/logs
+  mkdir -p "$LOG_DIR" "$STATE_DIR/pids"
+  : >"$STATE_DIR/namespaces"
+  RUN_ID=$run NODES=$nodes PODS=$pods BIN_DIR=$bin_dir
+  INFRA_NS=$(ns_infra "$run")
+  UNDERLAY_NS=$(ns_underlay "$run")
+  NATS_URL=nats://$INFRA_IP:$NATS_PORT
+  REDIS_URL=redis://$INFRA_IP:$REDIS_PORT
+  local ns_list=("$UNDERLAY_NS" "$INFRA_NS") n p
+  for ((n = 0; n < nodes; n++)); do
+    ns_list+=("$(ns_node "$run" "$n")")
+    for ((p = 0; p < pods; p++)); do ns_list+=("$(ns_pod "$run" "$n" "$p")"); done
+  done
+  {
+    local v
+    for v in RUN_ID NODES PODS BIN_DIR INFRA_NS UNDERLAY_NS NATS_URL REDIS_URL INFRA_IP LOG_DIR STATE_DIR; do
+      printf '%s=%q\n' "$v" "${!v}"
+    done
+    # NATS runs with authentication on (broker-config/auth.conf): one random password per role.
+    for v in WORKER DISPATCHER CLI ADMIN; do
+      printf 'PODPERF_%s_PASSWORD=%q\n' "$v" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    done
+    printf 'UNDERLAY_CIDR=%q\nCLUSTER_CIDR=%q\nNAMESPACES=%q\nCREATED_AT=%q\n' \
+      "$UNDERLAY_CIDR" "$CLUSTER_CIDR" "${ns_list[*]}" "$(date -Is)"
+  } >"$STATE_DIR/state.env"
+  chmod 600 "$STATE_DIR/state.env"
+  # shellcheck disable=SC1091
+  source "$STATE_DIR/state.env" # the passwords
+
+  local t0 t1 t2 t3
+  t0=$(now_ms)
+  build_network "$run" "$nodes" "$pods"
+  t1=$(now_ms)
+  log "run $run: network of $nodes nodes x $pods pods built in $((t1 - t0)) ms ($((${#ns_list[@]})) namespaces)"
+
+  setsid "$BASH" "$SELF" __supervise "$run" </dev/null >"$LOG_DIR/supervisor.log" 2>&1 &
+  local sup=$!
+  echo "$sup" >"$STATE_DIR/supervisor.pid"
+  until [ -f "$STATE_DIR/started" ]; do
+    if [ -f "$STATE_DIR/failed" ] || ! alive "$sup"; then
+      die "start-up failed: $(cat "$STATE_DIR/failed" 2>/dev/null || echo 'the supervisor exited')"
+    fi
+    sleep 0.05
+  done
+  t2=$(now_ms)
+  log "nats-server, redis-server, the dispatcher ready at $NATS_URL and $((nodes * pods + nodes)) workers started in $((t2 - t1)) ms"
+
+  local want=$((nodes * pods + nodes)) have=0 deadline
+  if [ "$wait_workers" -eq 1 ]; then
+    deadline=$(($(now_ms) + timeout * 1000))
+    while :; do
+      have=$(count_workers)
+      [ "$have" -ge "$want" ] && break
+      [ "$(now_ms)" -ge "$deadline" ] && die "only $have of $want workers listed after ${timeout}s"
+      sleep 0.1
+    done
+    t3=$(now_ms)
+    log "all $want workers ($((nodes * pods)) pods + $nodes host-network) listed in $((t3 - t2)) ms"
+  fi
+  UP_DONE=1
+  if [ "${IN_RUN:-0}" -eq 0 ]; then
+    trap - EXIT INT TERM HUP
+    log "up in $(($(now_ms) - t0)) ms; state: $STATE_DIR/state.env, logs: $LOG_DIR"
+    printf 'RUN_ID=%s\nNATS_URL=%s\nSTATE_DIR=%s\n' "$run" "$NATS_URL" "$STATE_DIR"
+    log "next: $0 exec --run-id $run -- podperf workers;  $0 down --run-id $run"
+  fi
+}
+
+kill_and_wait() { # signal timeout_ms pids...
+  local sig=$1 timeout=$2 pid deadline left
+  shift 2
+  [ $# -gt 0 ] || return 0
+  for pid in "$@"; do kill "-$sig" "$pid" 2>/dev/null || true; done
+  deadline=$(($(now_ms) + timeout))
+  while :; do
+    left=0
+    for pid in "$@"; do alive "$pid" && left=1 && break; done
+    [ $left -eq 0 ] && return 0
+    [ "$(now_ms)" -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+}
+
+pids_in() { # namespaces...
+  local ns
+  for ns in "$@"; do ip netns pids "$ns" 2>/dev/null || true; done | sort -un
+}
+
+teardown() { # run keep_logs
+  local run=$1 keep=${2:-0} t0 nss=() workers_ns=() infra_ns=() ns sup="" pids round
+  TEARING=1
+  trap '' INT TERM HUP # a second Ctrl-C must not leave half a testbed behind
+  t0=$(now_ms)
+  # Stop the supervisor from starting anything more (it acknowledges with the file `stopped`).
+  sup=$(cat "$STATE_ROOT/$run/supervisor.pid" 2>/dev/null || true)
+  if [ -n "$sup" ] && grep -qa "__supervise" "/proc/$sup/cmdline" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$sup/cmdline" | grep -q " $run "; then
+    kill -TERM "$sup" 2>/dev/null || true
+    for ((round = 0; round < 100; round++)); do
+      [ -f "$STATE_ROOT/$run/stopped" ] || ! alive "$sup" && break
+      sleep 0.03
+    done
+  else
+    sup=""
+  fi
+  mapfile -t nss < <(run_namespaces "$run")
+  for ns in "${nss[@]}"; do
+    case $ns in
+      *-ul | *-infra) infra_ns+=("$ns") ;;
+      *) workers_ns+=("$ns") ;;
+    esac
+  done
+  # Workers first (they deregister), then dispatcher/NATS/Redis, then anything left, by force
+  # (also the supervisor's children not yet inside a namespace).
+  mapfile -t pids < <(pids_in "${workers_ns[@]}")
+  kill_and_wait TERM 4000 "${pids[@]}" || true
+  mapfile -t pids < <(pids_in "${infra_ns[@]}")
+  kill_and_wait TERM 3000 "${pids[@]}" || true
+  for ((round = 0; round < 5; round++)); do
+    mapfile -t pids < <({ pids_in "${nss[@]}"; [ -z "$sup" ] || pgrep -P "$sup" || true; } | sort -un)
+    [ ${#pids[@]} -eq 0 ] && break
+    kill_and_wait KILL 2000 "${pids[@]}" || log "warning: processes of run $run still alive: ${pids[*]}"
+  done
+  # The supervisor exits by itself once its children are reaped.
+  [ -z "$sup" ] || kill_and_wait 0 1000 "$sup" || kill_and_wait KILL 1000 "$sup" || true
+  # Pods before nodes before the underlay: a veth pair dies with either end.
+  for ns in $(printf '%s\n' "${nss[@]}" | awk '{print (/-p[0-9]+$/ ? 0 : /-n[0-9]+$/ ? 1 : 2) "\t" $0}' | sort -n | cut -f2); do
+    ip netns del "$ns" 2>/dev/null || log "warning: could not delete namespace $ns"
+  done
+  if [ -d "$STATE_ROOT/$run" ]; then
+    if [ "$keep" -eq 1 ]; then
+      log "logs kept in $STATE_ROOT/$run/logs"
+      rm -f "$STATE_ROOT/$run/state.env"
+    else
+      rm -rf "${STATE_ROOT:?}/$run"
+    fi
+  fi
+  log "run $run torn down in $(($(now_ms) - t0)) ms (${#nss[@]} namespaces)"
+}
+
+cmd_down() {
+  local run="" all=0 keep=0 r
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --run-id) run=${2:?}; shift 2 ;;
+      --all) all=1; shift ;;
+      --keep-logs) keep=1; shift ;;
+      -h | --help) usage ;;
+      *) die "down: unknown argument '$1'" ;;
+    esac
+  done
+  need_root
+  if [ $all -eq 1 ]; then
+    local runs
+    mapfile -t runs < <(all_runs)
+    [ ${#runs[@]} -gt 0 ] || log "nothing to remove"
+    for r in "${runs[@]}"; do teardown "$r" "$keep"; done
+    return 0
+  fi
+  run=$(pick_run "$run")
+  teardown "$run" "$keep"
+}
+
+ns_for() { # run name -> namespace
+  case $2 in
+    infra) ns_infra "$1" ;;
+    underlay | ul) ns_underlay "$1" ;;
+    node-[0-9]* | host-[0-9]*) ns_node "$1" "${2#*-}" ;;
+    pod-[0-9]*-[0-9]*)
+      local rest=${2#pod-}
+      ns_pod "$1" "${rest%-*}" "${rest#*-}"
+      ;;
+    *) die "--in: use infra, underlay, node-N, host-N or pod-N-M (got '$2')" ;;
+  esac
+}
+
+exec_in() { # ns cmd...  (PODPERF_NATS_URL set, the run's binaries first on PATH)
+  local ns=$1
+  shift
+  as_cli "$ns" PATH="$BIN_DIR:$PATH" \
+    PODPERF_TESTBED_RUN_ID="$RUN_ID" PODPERF_TESTBED_STATE_DIR="$STATE_DIR" "$@"
+}
+
+cmd_exec() {
+  local run="" target=infra
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --run-id) run=${2:?}; shift 2 ;;
+      --in) target=${2:?}; shift 2 ;;
+      --) shift; break ;;
+      -h | --help) usage ;;
+      *) break ;;
+    esac
+  done
+  [ $# -gt 0 ] || die "exec: no command (testbed.sh exec -- CMD...)"
+  need_root
+  run=$(pick_run "$run")
+  load_state "$run"
+  local ns
+  ns=$(ns_for "$run" "$target")
+  ip netns list | awk '{print $1}' | grep -qx "$ns" || die "namespace $ns does not exist"
+  exec_in "$ns" "$@"
+}
+
+cmd_run() {
+  local up_args=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    up_args+=("$1")
+    shift
+  done
+  [ "${1:-}" = "--" ] && shift
+  [ $# -gt 0 ] || die "run: no command (testbed.sh run [--nodes N] [--pods M] -- CMD...)"
+  IN_RUN=1
+  cmd_up "${up_args[@]}"
+  UP_DONE=0 # from now on the EXIT trap tears down, whatever happens
+  local st=0
+  exec_in "$INFRA_NS" "$@" || st=$?
+  TEARING=1
+  teardown "$UP_RUN" "${KEEP_LOGS:-0}"
+  trap - EXIT
+  exit "$st"
+}
+
+cmd_status() {
+  local run="" r
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --run-id) run=${2:?}; shift 2 ;;
+      *) die "status: unknown argument '$1'" ;;
+    esac
+  done
+  if [ -z "$run" ]; then
+    local runs
+    mapfile -t runs < <(all_runs)
+    [ ${#runs[@]} -gt 0 ] || { echo "no testbed runs"; return 0; }
+  else
+    runs=("$run")
+  fi
+  for r in "${runs[@]}"; do
+    local nss
+    mapfile -t nss < <(run_namespaces "$r")
+    echo "run $r: ${#nss[@]} namespaces, $(pids_in "${nss[@]}" | wc -l) processes"
+    if [ -f "$STATE_ROOT/$r/state.env" ]; then
+      sed 's/^/  /' "$STATE_ROOT/$r/state.env"
+      [ -f "$STATE_ROOT/$r/workers.tsv" ] && column -t -s $'\t' "$STATE_ROOT/$r/workers.tsv" | sed 's/^/  /'
+    else
+      echo "  (no state: a leftover; remove it with testbed.sh down --run-id $r)"
+    fi
+  done
+}
+
+main() {
+  local cmd=${1:-}
+  [ $# -gt 0 ] && shift
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    exec) cmd_exec "$@" ;;
+    run) cmd_run "$@" ;;
+    status) cmd_status "$@" ;;
+    check) cmd_check ;;
+    __supervise) cmd_supervise "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage 2 ;;
+  esac
+}
+
+main "$@"
