@@ -160,6 +160,12 @@ impl Cluster {
         self.json(&["job", id]).1
     }
 
+    /// The job, or `None` while the API cannot answer (e.g. NATS is restarting).
+    pub fn try_job(&self, id: &str) -> Option<Value> {
+        let out = self.podperf(&["-o", "json", "job", id]);
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+    }
+
     /// Waits until the job is in `state` (or any terminal state when `state` is None).
     pub fn wait_job(&self, id: &str, state: Option<&str>, timeout: Duration) -> Value {
         let terminal = [
@@ -172,7 +178,8 @@ impl Cluster {
         let mut last = Value::Null;
         let what = format!("job {id} reaches {state:?}");
         wait_until(timeout, &what, || {
-            last = self.job(id);
+            let Some(job) = self.try_job(id) else { return false };
+            last = job;
             let s = last["state"].as_str().unwrap_or("");
             match state {
                 Some(want) => s == want,
