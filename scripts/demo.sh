@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# The main job on one machine: installs what is missing, builds, starts a local nats-server,
-# Redis, the dispatcher and three workers on loopback addresses 127.0.0.2-4 (two "nodes"),
-# runs a ping, a traceroute and an iperf3 between them, prints the results and stops everything.
+# The main job on one machine: installs what is missing, builds, brings up a 2-node × 2-pod
+# Flannel-VXLAN cluster replica made of network namespaces (testbed/), runs `podperf matrix` in it —
+# pod ↔ pod on one node, pod ↔ pod across nodes, node ↔ node — prints the table and tears it all
+# down. Where namespaces cannot be made (not root), it falls back to workers on loopback addresses
+# and says so. Extra arguments go to `podperf matrix` (e.g. --samples 5 --udp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 
 cargo build --workspace --bins --locked --quiet
 bin=$PWD/target/debug
+
+status=0
+testbed/testbed.sh check >/dev/null 2>&1 || status=$?
+if [ "$status" -eq 0 ]; then
+  exec testbed/testbed.sh run --bin-dir "$bin" -- bash -c \
+    'set -e; echo "\$ podperf workers"; podperf workers; echo; echo "\$ podperf matrix $*"; podperf matrix "$@"' \
+    podperf "$@"
+fi
+[ "$status" -eq 3 ] || { testbed/testbed.sh check; exit 1; }
+echo "network namespaces are not available here (root is needed): falling back to workers on" \
+  "loopback addresses — the three paths then share one network stack" >&2
+
 work=$(mktemp -d -t podperf-demo-XXXXXX)
 pids=()
 cleanup() { # workers first (they deregister), then the dispatcher, then the servers
@@ -37,24 +51,26 @@ done
 
 RUST_LOG=warn "$bin/podperf-dispatcher" >"$work/dispatcher.log" 2>&1 &
 pids+=($!)
-start_worker() { # pod node ip
-  RUST_LOG=warn POD_NAME=$1 NODE_NAME=$2 POD_IP=$3 NODE_IP=$3 "$bin/podperf-worker" \
-    >"$work/$1.log" 2>&1 &
+start_worker() { # pod node ip node-ip host-network iperf3-port
+  RUST_LOG=warn POD_NAME=$1 NODE_NAME=$2 POD_IP=$3 NODE_IP=$4 PODPERF_HOST_NETWORK=$5 \
+    PODPERF_IPERF3_PORT=$6 "$bin/podperf-worker" >"$work/$1.log" 2>&1 &
   pids+=($!)
 }
-start_worker pod-a1 node-a 127.0.0.2
-start_worker pod-a2 node-a 127.0.0.3
-start_worker pod-b1 node-b 127.0.0.4
+start_worker pod-0-0 node-0 127.0.0.2 127.0.0.10 false 5201
+start_worker pod-0-1 node-0 127.0.0.3 127.0.0.10 false 5201
+start_worker pod-1-0 node-1 127.0.0.4 127.0.0.11 false 5201
+start_worker host-0 node-0 127.0.0.10 127.0.0.10 true 5202
+start_worker host-1 node-1 127.0.0.11 127.0.0.11 true 5202
 
 for _ in $(seq 100); do
   n=$("$bin/podperf" -o json workers 2>/dev/null | grep -c '"worker_id"' || true)
-  [ "$n" -ge 3 ] && break
+  [ "$n" -ge 5 ] && break
   sleep 0.1
 done
 
 podperf() { printf '\n$ podperf %s\n' "$*"; "$bin/podperf" "$@"; }
 podperf workers
-podperf run ping --from pod-a1 --to pod-b1 --count 5
-podperf run traceroute --from pod-a1 --to pod-b1
-podperf run iperf3 --from pod-a1 --to pod-b1 --duration 3
-podperf jobs
+podperf run ping --from pod-0-0 --to pod-1-0 --count 5
+podperf run traceroute --from pod-0-0 --to pod-1-0
+podperf run iperf3 --from pod-0-0 --to pod-1-0 --duration 3
+podperf matrix "$@"
