@@ -14,10 +14,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn a_worker_is_listed_after_start_and_gone_within_ttl_after_sigkill() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.11");
-    c.add_worker("pod-b", "node-2", "127.0.0.12");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let mut c = Cluster::two_workers("127.0.0.11", "127.0.0.12");
 
     let (_, v) = c.json(&["workers"]);
     let a = v["workers"]
@@ -47,10 +44,7 @@ fn a_worker_is_listed_after_start_and_gone_within_ttl_after_sigkill() {
 
 #[test]
 fn ping_traceroute_and_iperf3_end_to_end() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.13");
-    c.add_worker("pod-b", "node-2", "127.0.0.14");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let c = Cluster::two_workers("127.0.0.13", "127.0.0.14");
 
     let (out, ping) = c.json(&[
         "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "3",
@@ -199,10 +193,7 @@ fn bad_input_is_rejected_with_a_clear_error_and_nothing_is_dispatched() {
 
 #[test]
 fn sigkill_of_the_source_worker_mid_iperf3_ends_the_job_worker_lost() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.21");
-    c.add_worker("pod-b", "node-2", "127.0.0.22");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let mut c = Cluster::two_workers("127.0.0.21", "127.0.0.22");
 
     let id = c.submit(&[
         "run",
@@ -234,10 +225,7 @@ fn sigkill_of_the_source_worker_mid_iperf3_ends_the_job_worker_lost() {
 
 #[test]
 fn a_job_past_its_deadline_times_out_and_a_cancelled_job_stays_cancelled() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.23");
-    c.add_worker("pod-b", "node-2", "127.0.0.24");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let c = Cluster::two_workers("127.0.0.23", "127.0.0.24");
 
     let args = [
         "run",
@@ -276,10 +264,7 @@ fn a_job_past_its_deadline_times_out_and_a_cancelled_job_stays_cancelled() {
 
 #[test]
 fn results_published_while_the_dispatcher_is_down_are_stored_after_it_restarts() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.25");
-    c.add_worker("pod-b", "node-2", "127.0.0.26");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let mut c = Cluster::two_workers("127.0.0.25", "127.0.0.26");
 
     let ping = [
         "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "10",
@@ -306,10 +291,7 @@ fn results_published_while_the_dispatcher_is_down_are_stored_after_it_restarts()
 
 #[test]
 fn no_result_is_lost_while_redis_is_down() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.27");
-    c.add_worker("pod-b", "node-2", "127.0.0.28");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let mut c = Cluster::two_workers("127.0.0.27", "127.0.0.28");
 
     let ping = [
         "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "10",
@@ -336,10 +318,7 @@ fn no_result_is_lost_while_redis_is_down() {
 
 #[test]
 fn jobs_can_be_listed_by_state_and_worker_and_watched_live() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.29");
-    c.add_worker("pod-b", "node-2", "127.0.0.30");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let c = Cluster::two_workers("127.0.0.29", "127.0.0.30");
 
     let mut watch = std::process::Command::new(podperf_testkit::workspace_bin("podperf"));
     watch
@@ -470,10 +449,7 @@ fn matrix_measures_every_path_class_and_reports_the_overlay_cost() {
 
 #[test]
 fn everything_reconnects_by_itself_when_nats_restarts_mid_batch() {
-    let mut c = Cluster::start();
-    c.add_worker("pod-a", "node-1", "127.0.0.36");
-    c.add_worker("pod-b", "node-2", "127.0.0.37");
-    c.wait_for_workers(&["pod-a", "pod-b"]);
+    let mut c = Cluster::two_workers("127.0.0.36", "127.0.0.37");
 
     let ping = [
         "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "15",

@@ -41,6 +41,16 @@ impl Cluster {
         c
     }
 
+    /// A cluster with two workers, `pod-a` on `node-1` at `ip_a` and `pod-b` on `node-2` at `ip_b`,
+    /// both listed.
+    pub fn two_workers(ip_a: &str, ip_b: &str) -> Cluster {
+        let mut c = Cluster::start();
+        c.add_worker("pod-a", "node-1", ip_a);
+        c.add_worker("pod-b", "node-2", ip_b);
+        c.wait_for_workers(&["pod-a", "pod-b"]);
+        c
+    }
+
     pub fn start_dispatcher(&mut self) {
         let mut cmd = Command::new(workspace_bin("podperf-dispatcher"));
         cmd.env("PODPERF_NATS_URL", self.nats.url())
@@ -163,7 +173,10 @@ impl Cluster {
     /// The job, or `None` while the API cannot answer (e.g. NATS is restarting).
     pub fn try_job(&self, id: &str) -> Option<Value> {
         let out = self.podperf(&["-o", "json", "job", id]);
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok()).flatten()
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
     }
 
     /// Waits until the job is in `state` (or any terminal state when `state` is None).
@@ -178,7 +191,9 @@ impl Cluster {
         let mut last = Value::Null;
         let what = format!("job {id} reaches {state:?}");
         wait_until(timeout, &what, || {
-            let Some(job) = self.try_job(id) else { return false };
+            let Some(job) = self.try_job(id) else {
+                return false;
+            };
             last = job;
             let s = last["state"].as_str().unwrap_or("");
             match state {
