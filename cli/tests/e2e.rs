@@ -399,15 +399,8 @@ fn matrix_measures_every_path_class_and_reports_the_overlay_cost() {
     c.add_host_worker("host-b", "node-b", "127.0.0.35");
     c.wait_for_workers(&["pod-a1", "pod-a2", "pod-b1", "host-a", "host-b"]);
 
-    let args = [
-        "matrix",
-        "--samples",
-        "2",
-        "--duration",
-        "1",
-        "--count",
-        "3",
-    ];
+    let args = "matrix --samples 2 --duration 1 --count 3 --udp --udp-bitrate 50M";
+    let args: Vec<&str> = args.split(' ').collect();
     let (out, r) = c.json(&args);
     assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
     let p = &r["progress"];
@@ -429,6 +422,8 @@ fn matrix_measures_every_path_class_and_reports_the_overlay_cost() {
             "{class}"
         );
         assert_eq!(class["hops"], 1, "loopback is one hop: {class}");
+        assert!(class["udp_jitter_ms"]["median"].is_f64(), "{class}");
+        assert_eq!(class["udp_lost_percent"]["samples"], 2, "{class}");
     }
     let node_pair = r["pairs"]
         .as_array()

@@ -406,3 +406,31 @@ fn testbed_2x2_end_to_end_and_nothing_left_after_down() {
         "state dir of run {run} left behind"
     );
 }
+
+#[test]
+fn testbed_4x4_comes_up_with_every_worker_and_goes_away() {
+    if !testbed_usable() {
+        return;
+    }
+    let mut tb = Testbed::up(4, 4);
+    let prefix = format!("ppt-{}-", tb.run_id);
+    // 4 nodes + 16 pods + underlay + infra.
+    assert_eq!(lines_with(&["ip", "netns", "list"], &prefix).len(), 22);
+    let v = tb.podperf(&["workers"]);
+    let workers = v["workers"].as_array().expect("workers");
+    assert_eq!(
+        workers.len(),
+        20,
+        "16 pod workers + 4 host-network workers: {v:#}"
+    );
+    // Across the farthest pair of nodes, through the overlay.
+    let job = ping(&tb, "pod-0-0", "pod-3-3");
+    assert_eq!(job["target_ip"], "10.244.3.5");
+    let out = tb.down();
+    assert!(
+        out.status.success(),
+        "testbed.sh down failed: {}",
+        text(&out.stderr)
+    );
+    assert!(lines_with(&["ip", "netns", "list"], &prefix).is_empty());
+}
