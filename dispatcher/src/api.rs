@@ -94,13 +94,7 @@ impl Api {
             let msg = format!("{} jobs in one batch; at most {MAX_BATCH}", req.jobs.len());
             return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("jobs"));
         }
-        if self.engine.outstanding() + req.jobs.len() > self.cfg.max_queued {
-            let msg = format!(
-                "{} jobs are outstanding; try again later",
-                self.engine.outstanding()
-            );
-            return Err(ApiError::new(ErrorCode::Busy, msg));
-        }
+        let reservation = self.reserve(req.jobs.len())?;
         let live = self.members.snapshot();
         let known = self.store.known_workers().await.unwrap_or_default();
         let now = now_ms();
@@ -115,8 +109,20 @@ impl Api {
             .collect::<Reply<Vec<NewJob>>>()?;
         self.store.insert(&jobs).await.map_err(store_error)?;
         let job_ids = jobs.iter().map(|j| j.job_id).collect();
-        self.engine.enqueue(jobs);
+        self.engine.enqueue(jobs, reservation);
         Ok(SubmitReply { job_ids })
+    }
+
+    /// Room for `n` more jobs, or `busy`.
+    pub(crate) fn reserve(&self, n: usize) -> Reply<crate::engine::Reservation> {
+        self.engine.reserve(n, self.cfg.max_queued).ok_or_else(|| {
+            let msg = format!(
+                "{} jobs are outstanding (at most {}); try again later",
+                self.engine.outstanding(),
+                self.cfg.max_queued
+            );
+            ApiError::new(ErrorCode::Busy, msg)
+        })
     }
 
     /// Validates one spec against the live workers and the allow-list; builds the job.

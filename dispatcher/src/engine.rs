@@ -75,9 +75,37 @@ pub struct EngineHandle {
     outstanding: Arc<AtomicUsize>,
 }
 
+/// Room for `n` jobs under the dispatcher's limit, taken before the batch is stored so concurrent
+/// submits cannot overshoot it; given back on drop unless the jobs were enqueued.
+pub struct Reservation {
+    counter: Arc<AtomicUsize>,
+    n: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.n, Ordering::Relaxed);
+    }
+}
+
 impl EngineHandle {
-    pub fn enqueue(&self, jobs: Vec<NewJob>) {
-        self.outstanding.fetch_add(jobs.len(), Ordering::Relaxed);
+    /// Reserves room for `n` more outstanding jobs, unless that would exceed `max`.
+    pub fn reserve(&self, n: usize, max: usize) -> Option<Reservation> {
+        self.outstanding
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (cur + n <= max).then_some(cur + n)
+            })
+            .ok()
+            .map(|_| Reservation {
+                counter: self.outstanding.clone(),
+                n,
+            })
+    }
+
+    /// Hands stored jobs to the engine; their reserved room is now held until each ends.
+    pub fn enqueue(&self, jobs: Vec<NewJob>, mut reservation: Reservation) {
+        debug_assert_eq!(jobs.len(), reservation.n);
+        reservation.n = 0; // the room now belongs to the jobs: the engine frees it as each ends
         let _ = self.tx.send(Input::Enqueue(jobs));
     }
 
@@ -88,7 +116,7 @@ impl EngineHandle {
         rx.await.unwrap_or(false)
     }
 
-    /// Jobs not yet terminal.
+    /// Jobs not yet terminal (and room reserved for batches being stored).
     pub fn outstanding(&self) -> usize {
         self.outstanding.load(Ordering::Relaxed)
     }
@@ -183,7 +211,8 @@ impl Engine {
                 self.start_delivery(id);
             }
         }
-        self.outstanding.store(self.jobs.len(), Ordering::Relaxed);
+        self.outstanding
+            .fetch_add(self.jobs.len(), Ordering::Relaxed);
         Ok(resumed)
     }
 
@@ -229,7 +258,6 @@ impl Engine {
                 self.handle(i);
             }
             self.schedule();
-            self.outstanding.store(self.jobs.len(), Ordering::Relaxed);
         }
     }
 
@@ -414,6 +442,7 @@ impl Engine {
 
     fn untrack(&mut self, job_id: Uuid) -> Option<Tracked> {
         let t = self.jobs.remove(&job_id)?;
+        self.outstanding.fetch_sub(1, Ordering::Relaxed);
         if let Some(key) = &t.deadline {
             self.deadlines.try_remove(key);
         }

@@ -109,9 +109,15 @@ async fn apply(
     payload: &[u8],
 ) -> Result<Option<(Uuid, JobState, Applied)>, StoreError> {
     if subject.starts_with(RESULTS_PREFIX) {
-        let Ok(outcome) = serde_json::from_slice::<JobOutcome>(payload) else {
-            tracing::warn!(%subject, "ignoring a malformed result");
-            return Ok(None);
+        let outcome = match serde_json::from_slice::<JobOutcome>(payload) {
+            Ok(o) => o,
+            Err(err) => match undecodable(subject, payload, &err) {
+                Some(o) => o,
+                None => {
+                    tracing::warn!(%subject, %err, "ignoring a malformed result");
+                    return Ok(None);
+                }
+            },
         };
         let (job_id, state) = (outcome.job_id, outcome.status.into());
         let t = result_transition(outcome);
@@ -136,6 +142,28 @@ async fn apply(
         );
     }
     Ok(None)
+}
+
+/// A result that names its job and worker but does not decode (a worker bug, an old version)
+/// still ends the job: `failed` with `invalid_output`, instead of leaving it to time out.
+fn undecodable(subject: &str, payload: &[u8], err: &serde_json::Error) -> Option<JobOutcome> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let job_id: Uuid = v["job_id"].as_str()?.parse().ok()?;
+    if subject.strip_prefix(RESULTS_PREFIX) != Some(job_id.to_string().as_str()) {
+        return None;
+    }
+    let now = podperf_protocol::now_ms();
+    Some(JobOutcome {
+        job_id,
+        worker_id: v["worker_id"].as_str()?.to_string(),
+        status: podperf_protocol::outcome::OutcomeStatus::Failed,
+        reason: Some(podperf_protocol::outcome::FailureReason::InvalidOutput),
+        message: Some(format!("the worker's result could not be decoded: {err}")),
+        result: None,
+        raw_output: None,
+        started_at_ms: v["started_at_ms"].as_u64().unwrap_or(now),
+        finished_at_ms: v["finished_at_ms"].as_u64().unwrap_or(now),
+    })
 }
 
 fn result_transition(o: JobOutcome) -> Transition {

@@ -100,8 +100,8 @@ async fn run_probe(
         Some(pa) => pa,
         None => return noop(job, timeout, cancel).await,
     };
-    match runner::run(program, &args, timeout, env.output_cap, cancel).await {
-        Ok(finished) => interpret(job, finished),
+    match runner::run(program, &args, timeout, PARSE_CAP_BYTES, cancel).await {
+        Ok(finished) => interpret(job, finished, env.output_cap),
         Err(err) => {
             let reason = match err {
                 runner::RunError::Spawn { ref source, .. }
@@ -160,8 +160,8 @@ async fn noop(
     (outcome, None)
 }
 
-fn interpret(job: &JobAssignment, f: Finished) -> (RunOutcome, Option<String>) {
-    let raw = raw_text(&f);
+fn interpret(job: &JobAssignment, f: Finished, raw_cap: usize) -> (RunOutcome, Option<String>) {
+    let raw = raw_text(&f, raw_cap);
     let outcome = match f.ended {
         Ended::TimedOut => RunOutcome::TimedOut,
         Ended::Cancelled => RunOutcome::Stopped,
@@ -175,13 +175,23 @@ fn interpret(job: &JobAssignment, f: Finished) -> (RunOutcome, Option<String>) {
     (outcome, Some(raw))
 }
 
-fn raw_text(f: &Finished) -> String {
+/// What the parsers may read of a tool's output: far more than any bounded run prints (iperf3's
+/// JSON for 60 s × 16 streams is a few MiB); only the raw output that is published is cut shorter.
+const PARSE_CAP_BYTES: usize = 16 * 1024 * 1024;
+
+/// The raw output to publish: stdout, then stderr, cut to `cap` bytes.
+fn raw_text(f: &Finished, cap: usize) -> String {
     let mut raw = f.output.stdout.clone();
     if !f.output.stderr.is_empty() {
         raw.push_str("\n--- stderr ---\n");
         raw.push_str(&f.output.stderr);
     }
-    if f.truncated {
+    if f.truncated || raw.len() > cap {
+        let mut cut = cap.min(raw.len());
+        while !raw.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        raw.truncate(cut);
         raw.push_str("\n[output truncated]");
     }
     raw

@@ -183,11 +183,30 @@ fn parse_rtt(values: &str) -> Result<[f64; 4], ParseError> {
         .map_err(|_| ParseError::new(TOOL, format!("bad rtt line: {values:?}")))
 }
 
-fn number<T: std::str::FromStr>(text: &str, line: &str) -> Result<T, ParseError> {
+fn number<T: std::str::FromStr + Finite>(text: &str, line: &str) -> Result<T, ParseError> {
     text.trim()
         .parse()
-        .map_err(|_| ParseError::new(TOOL, format!("bad number {text:?} in {line:?}")))
+        .ok()
+        .filter(Finite::is_finite)
+        .ok_or_else(|| ParseError::new(TOOL, format!("bad number {text:?} in {line:?}")))
 }
+
+/// Numbers a tool prints are finite: `nan` or `inf` (which `str::parse` accepts) would not even
+/// survive the trip through JSON.
+pub(crate) trait Finite {
+    fn is_finite(&self) -> bool;
+}
+
+impl Finite for f64 {
+    fn is_finite(&self) -> bool {
+        f64::is_finite(*self)
+    }
+}
+
+macro_rules! always_finite {
+    ($($t:ty),*) => { $(impl Finite for $t { fn is_finite(&self) -> bool { true } })* };
+}
+always_finite!(u8, u16, u32, u64, usize);
 
 /// Classifies a ping run. Any reply → succeeded (loss is data); no reply → failed
 /// `unreachable` with the partial result; no statistics → unreachable when stderr says so (e.g.

@@ -118,7 +118,7 @@ fn parse_hop(line: &str) -> Result<TracerouteHop, ParseError> {
             });
         } else if let Some(ip) = parse_address(token) {
             address = Some(ip);
-        } else if let Ok(rtt) = token.parse::<f64>() {
+        } else if let Some(rtt) = token.parse::<f64>().ok().filter(|v| v.is_finite()) {
             tokens
                 .next_if_eq(&"ms")
                 .ok_or_else(|| bad("time without ms"))?;

@@ -1,0 +1,568 @@
+//! Bad input through the real binaries: hostile or broken API requests are refused with a typed
+//! error naming the field and nothing is stored, dispatched or executed; the worker refuses a
+//! forged job sent straight to its subject; forged results never overwrite a terminal state.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use podperf_protocol::names::result_subject;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::harness::{eventually, noop, process_running, DispatcherOpts, Sys};
+
+fn job(source: &str, target: Value, params: Value) -> Value {
+    json!({"source": source, "target": target, "params": params})
+}
+
+/// (label, request body, expected code, expected field — `None` when none is expected).
+fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'static str>)> {
+    let w = |n: &str| json!({"worker": n});
+    let body = |jobs: Vec<Value>| serde_json::to_vec(&json!({ "jobs": jobs })).unwrap();
+    let ping = |p: Value| job("pod-a", w("pod-b"), p);
+    let mut cases = vec![
+        (
+            "not JSON",
+            b"ping -f 10.0.0.1".to_vec(),
+            "bad_request",
+            None,
+        ),
+        (
+            "truncated JSON",
+            br#"{"jobs": [{"source": "pod-a""#.to_vec(),
+            "bad_request",
+            None,
+        ),
+        (
+            "jobs is a string",
+            br#"{"jobs": "-f"}"#.to_vec(),
+            "bad_request",
+            None,
+        ),
+        (
+            "unknown top-level field",
+            br#"{"jobs": [], "exec": "id"}"#.to_vec(),
+            "bad_request",
+            None,
+        ),
+        ("empty batch", body(vec![]), "invalid_param", Some("jobs")),
+        (
+            "source is a number",
+            body(vec![json!({"source": 5, "params": {"kind": "noop"}})]),
+            "bad_request",
+            None,
+        ),
+        (
+            "unknown kind",
+            body(vec![job("pod-a", w("pod-b"), json!({"kind": "shell"}))]),
+            "bad_request",
+            None,
+        ),
+        (
+            "params is a string",
+            body(vec![job("pod-a", w("pod-b"), json!("-f"))]),
+            "bad_request",
+            None,
+        ),
+        (
+            "extra flag field",
+            body(vec![ping(json!({"kind": "ping", "flags": "-f"}))]),
+            "bad_request",
+            None,
+        ),
+        (
+            "count is a string",
+            body(vec![ping(json!({"kind": "ping", "count": "5; rm -rf /"}))]),
+            "bad_request",
+            None,
+        ),
+        (
+            "negative count",
+            body(vec![ping(json!({"kind": "ping", "count": -1}))]),
+            "bad_request",
+            None,
+        ),
+        (
+            "count 1e20",
+            body(vec![ping(json!({"kind": "ping", "count": 1e20}))]),
+            "bad_request",
+            None,
+        ),
+        (
+            "address is a command",
+            body(vec![job(
+                "pod-a",
+                json!({"address": "127.0.0.1; rm -rf /"}),
+                json!({"kind": "ping"}),
+            )]),
+            "bad_request",
+            None,
+        ),
+        (
+            "address is an option",
+            body(vec![job(
+                "pod-a",
+                json!({"address": "--logfile=/etc/passwd"}),
+                json!({"kind": "ping"}),
+            )]),
+            "bad_request",
+            None,
+        ),
+        (
+            "count out of range",
+            body(vec![ping(json!({"kind": "ping", "count": 5000}))]),
+            "invalid_param",
+            Some("jobs[0].params.count"),
+        ),
+        (
+            "count zero",
+            body(vec![ping(json!({"kind": "ping", "count": 0}))]),
+            "invalid_param",
+            Some("jobs[0].params.count"),
+        ),
+        (
+            "interval too short (flood)",
+            body(vec![ping(json!({"kind": "ping", "interval_ms": 1}))]),
+            "invalid_param",
+            Some("jobs[0].params.interval_ms"),
+        ),
+        (
+            "packet too big",
+            body(vec![ping(json!({"kind": "ping", "size_bytes": 70000}))]),
+            "invalid_param",
+            Some("jobs[0].params.size_bytes"),
+        ),
+        (
+            "too many hops",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "traceroute", "max_hops": 65}),
+            )]),
+            "invalid_param",
+            Some("jobs[0].params.max_hops"),
+        ),
+        (
+            "iperf3 too long",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "iperf3", "duration_s": 61}),
+            )]),
+            "invalid_param",
+            Some("jobs[0].params.duration_s"),
+        ),
+        (
+            "iperf3 no streams",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "iperf3", "parallel": 0}),
+            )]),
+            "invalid_param",
+            Some("jobs[0].params.parallel"),
+        ),
+        (
+            "TCP with a bitrate",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "iperf3", "bitrate_bps": 1000}),
+            )]),
+            "invalid_param",
+            Some("jobs[0].params.bitrate_bps"),
+        ),
+        (
+            "noop sleeps too long",
+            body(vec![noop_with("pod-a", 600_001)]),
+            "invalid_param",
+            Some("jobs[0].params.sleep_ms"),
+        ),
+        (
+            "timeout zero",
+            body(vec![
+                json!({"source": "pod-a", "params": {"kind": "noop"}, "timeout_s": 0}),
+            ]),
+            "invalid_param",
+            Some("jobs[0].timeout_s"),
+        ),
+        (
+            "ping without a target",
+            body(vec![json!({"source": "pod-a", "params": {"kind": "ping"}})]),
+            "invalid_param",
+            Some("jobs[0].target"),
+        ),
+        (
+            "empty source",
+            body(vec![noop("", 0)]),
+            "invalid_param",
+            Some("jobs[0].source"),
+        ),
+        (
+            "unknown worker",
+            body(vec![noop("nope", 0)]),
+            "unknown_worker",
+            Some("jobs[0].source"),
+        ),
+        (
+            "offline worker",
+            body(
+                vec![ping(json!({"kind": "ping"}))]
+                    .into_iter()
+                    .map(|mut j| {
+                        j["target"] = w("pod-gone");
+                        j
+                    })
+                    .collect(),
+            ),
+            "worker_offline",
+            Some("jobs[0].target.worker"),
+        ),
+        (
+            "address outside the allow-list",
+            body(vec![job(
+                "pod-a",
+                json!({"address": "192.0.2.7"}),
+                json!({"kind": "ping"}),
+            )]),
+            "address_not_allowed",
+            Some("jobs[0].target.address"),
+        ),
+        (
+            "IPv6 outside the allow-list",
+            body(vec![job(
+                "pod-a",
+                json!({"address": "::1"}),
+                json!({"kind": "ping"}),
+            )]),
+            "address_not_allowed",
+            Some("jobs[0].target.address"),
+        ),
+        (
+            "one bad job refuses the whole batch",
+            body(vec![
+                noop("pod-a", 0),
+                noop("pod-a", 0),
+                noop("pod-a", 0),
+                noop("nope", 0),
+                noop("pod-a", 0),
+            ]),
+            "unknown_worker",
+            Some("jobs[3].source"),
+        ),
+        (
+            "batch over 10,000",
+            body((0..10_001).map(|_| noop("pod-a", 0)).collect()),
+            "invalid_param",
+            Some("jobs"),
+        ),
+    ];
+    for name in [
+        "-f",
+        "--logfile=/etc/passwd",
+        "; rm -rf /",
+        "$(reboot)",
+        "`id`",
+        "pod-a -f",
+        "pod-a\n-f",
+        "*",
+        ">",
+        "podperf.jobs.>",
+    ] {
+        cases.push((
+            "hostile source name",
+            body(vec![noop(name, 0)]),
+            "unknown_worker",
+            Some("jobs[0].source"),
+        ));
+        cases.push((
+            "hostile target name",
+            body(vec![job("pod-a", w(name), json!({"kind": "ping"}))]),
+            "unknown_worker",
+            Some("jobs[0].target.worker"),
+        ));
+    }
+    cases
+}
+
+fn noop_with(source: &str, sleep_ms: u64) -> Value {
+    json!({"source": source, "params": {"kind": "noop", "sleep_ms": sleep_ms}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_typed_errors_naming_the_field_and_nothing_runs() {
+    let mut sys = Sys::start(DispatcherOpts::default()).await;
+    sys.add_worker("pod-a", "node-1", "127.0.0.121", 8);
+    sys.add_worker("pod-b", "node-2", "127.0.0.122", 8);
+    sys.add_worker("pod-gone", "node-2", "127.0.0.123", 8);
+    sys.wait_workers(&["pod-a", "pod-b", "pod-gone"], Duration::from_secs(15))
+        .await;
+    sys.workers[2].proc.as_mut().unwrap().sigkill();
+    sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(10))
+        .await;
+    let mut jobs_seen = sys.client.subscribe("podperf.jobs.>").await.unwrap();
+
+    let cases = refused_batches();
+    for (label, payload, code, field) in &cases {
+        let reply = sys
+            .try_api_raw("podperf.api.jobs.submit", payload.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{label}: no reply: {e}"));
+        let err = &reply["error"];
+        assert_eq!(err["code"], *code, "{label}: {reply}");
+        assert!(!err["message"].as_str().unwrap_or("").is_empty(), "{label}");
+        if let Some(field) = field {
+            assert_eq!(err["field"], *field, "{label}: {reply}");
+        }
+    }
+
+    // Larger than the server's max_payload (1 MiB): refused before it leaves the client, and
+    // the dispatcher is unaffected.
+    let huge = serde_json::to_vec(&json!({"jobs": [noop(&"x".repeat(2 << 20), 0)]})).unwrap();
+    let r = sys.try_api_raw("podperf.api.jobs.submit", huge).await;
+    assert!(r.is_err(), "an oversized payload was answered: {r:?}");
+
+    // Other endpoints.
+    let others: [(&str, &[u8], &str); 7] = [
+        (
+            "jobs.get",
+            br#"{"job_id": "../../etc/passwd"}"#,
+            "bad_request",
+        ),
+        (
+            "jobs.get",
+            br#"{"job_id": "01970000-0000-7000-8000-000000000000"}"#,
+            "not_found",
+        ),
+        ("jobs.get", b"[]", "bad_request"),
+        ("jobs.list", br#"{"state": "rm -rf"}"#, "bad_request"),
+        ("jobs.list", br#"{"limit": "-f"}"#, "bad_request"),
+        (
+            "jobs.cancel",
+            br#"{"job_id": "01970000-0000-7000-8000-000000000000"}"#,
+            "not_found",
+        ),
+        ("runs.start", br#"{"samples": "; rm -rf /"}"#, "bad_request"),
+    ];
+    for (ep, body, code) in others {
+        let reply = sys
+            .try_api_raw(&format!("podperf.api.{ep}"), body.to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            reply["error"]["code"],
+            code,
+            "{ep} {}: {reply}",
+            String::from_utf8_lossy(body)
+        );
+    }
+
+    // Nothing stored, nothing dispatched, nothing executed.
+    let listed = sys.api("jobs.list", json!({})).await;
+    assert_eq!(
+        listed["ok"]["jobs"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    let quiet = tokio::time::timeout(Duration::from_secs(1), jobs_seen.next()).await;
+    assert!(quiet.is_err(), "something was dispatched: {quiet:?}");
+    let log =
+        sys.workers[0].proc.as_ref().unwrap().log() + &sys.workers[1].proc.as_ref().unwrap().log();
+    assert!(
+        !log.contains("job finished"),
+        "a worker ran something:\n{log}"
+    );
+    assert!(!process_running(&["/etc/passwd"]) && !process_running(&["rm", "-rf"]));
+    println!("FIGURES bad input: {} refused API requests + 1 oversized + 7 other endpoints; 0 stored, 0 dispatched", cases.len());
+
+    // And the dispatcher still works.
+    let ok = sys.submit_ok(vec![noop("pod-a", 0)]).await;
+    sys.wait_terminal(&ok, Duration::from_secs(10)).await;
+    assert_eq!(sys.get(ok[0]).await.unwrap()["state"], "succeeded");
+}
+
+/// A job published straight to a worker's subject (bypassing the dispatcher) is checked by the
+/// worker itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_job_sent_straight_to_a_worker_is_refused_by_its_own_validation() {
+    let mut sys = Sys::start(DispatcherOpts::default()).await;
+    sys.add_worker("pod-a", "node-1", "127.0.0.124", 8);
+    sys.wait_workers(&["pod-a"], Duration::from_secs(15)).await;
+    let subject = format!("podperf.jobs.{}", sys.worker_id("pod-a"));
+    let mut results = sys.client.subscribe("podperf.>").await.unwrap();
+    let future = podperf_protocol::now_ms() + 60_000;
+    let target = json!({"ip": "127.0.0.1", "port": 5201});
+    let run = |params: Value, target: Option<Value>, deadline: u64| {
+        let mut v = json!({"command": "run", "job_id": Uuid::now_v7(), "params": params,
+                           "deadline_at_ms": deadline});
+        if let Some(t) = target {
+            v["target"] = t;
+        }
+        serde_json::to_vec(&v).unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "ping flood",
+            run(
+                json!({"kind": "ping", "count": 1000, "interval_ms": 1}),
+                Some(target.clone()),
+                future,
+            ),
+            "invalid_spec",
+        ),
+        (
+            "count 5000",
+            run(
+                json!({"kind": "ping", "count": 5000}),
+                Some(target.clone()),
+                future,
+            ),
+            "invalid_spec",
+        ),
+        (
+            "iperf3 61 s",
+            run(
+                json!({"kind": "iperf3", "duration_s": 61}),
+                Some(target.clone()),
+                future,
+            ),
+            "invalid_spec",
+        ),
+        (
+            "no target",
+            run(json!({"kind": "ping"}), None, future),
+            "invalid_spec",
+        ),
+        (
+            "extra flags",
+            run(
+                json!({"kind": "ping", "flags": "-f"}),
+                Some(target.clone()),
+                future,
+            ),
+            "invalid_spec",
+        ),
+        (
+            "target is an option",
+            run(
+                json!({"kind": "ping"}),
+                Some(json!({"ip": "-f", "port": 1})),
+                future,
+            ),
+            "invalid_spec",
+        ),
+        (
+            "deadline passed",
+            run(json!({"kind": "ping", "count": 1}), Some(target.clone()), 1),
+            "deadline_passed",
+        ),
+        ("not JSON", b"; rm -rf /".to_vec(), "invalid_spec"),
+        (
+            "unknown command",
+            br#"{"command": "exec", "argv": ["rm", "-rf", "/"]}"#.to_vec(),
+            "invalid_spec",
+        ),
+    ];
+    for (label, payload, reason) in &cases {
+        let reply = sys
+            .client
+            .request(subject.clone(), payload.clone().into())
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(v["reply"], "refused", "{label}: {v}");
+        assert_eq!(v["reason"], *reason, "{label}: {v}");
+    }
+    // Nothing ran: no event or result was published, no ping started.
+    let mut others = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(1500), results.next()).await
+    {
+        if m.subject.starts_with("podperf.events.") || m.subject.starts_with("podperf.results.") {
+            others.push(m.subject.to_string());
+        }
+    }
+    assert!(others.is_empty(), "the worker ran a forged job: {others:?}");
+    assert!(!process_running(&["ping", "-c", "5000"]));
+    let log = sys.workers[0].proc.as_ref().unwrap().log();
+    assert!(!log.contains("job finished"), "{log}");
+}
+
+/// Forged or late results: unknown job, second result for a finished job, result from the wrong
+/// worker, garbage — none changes a terminal state, and ingest keeps going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_results_never_overwrite_the_first_terminal_state() {
+    let mut sys = Sys::start(DispatcherOpts::default()).await;
+    sys.add_worker("pod-a", "node-1", "127.0.0.125", 8);
+    sys.add_worker("pod-b", "node-2", "127.0.0.126", 8);
+    sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(15))
+        .await;
+    let (a, b) = (sys.worker_id("pod-a"), sys.worker_id("pod-b"));
+    let js = async_nats::jetstream::new(sys.client.clone());
+    let forge = |job_id: Uuid, worker: &str, status: &str, slept: u32| {
+        json!({"job_id": job_id, "worker_id": worker, "status": status,
+               "reason": if status == "failed" { json!("tool_error") } else { Value::Null },
+               "message": "forged", "result": {"kind": "noop", "slept_ms": slept},
+               "started_at_ms": 1, "finished_at_ms": 2})
+    };
+    let publish = |id: Uuid, v: Value| {
+        let js = js.clone();
+        async move {
+            js.publish(result_subject(id), serde_json::to_vec(&v).unwrap().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+
+    // 1. A result for a job nobody submitted.
+    let ghost = Uuid::now_v7();
+    publish(ghost, forge(ghost, &a, "succeeded", 1)).await;
+    // 2. Garbage on a result subject.
+    js.publish(result_subject(ghost), "}{ not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // 3. A finished job gets a second, different result (from its own worker's id).
+    let done = sys.submit_ok(vec![noop("pod-a", 10)]).await[0];
+    sys.wait_terminal(&[done], Duration::from_secs(10)).await;
+    let before = sys.get(done).await.unwrap();
+    assert_eq!(before["state"], "succeeded");
+    publish(done, forge(done, &a, "failed", 999)).await;
+
+    // 4. A running job gets a result from a worker that is not its source.
+    let running = sys.submit_ok(vec![noop("pod-a", 3_000)]).await[0];
+    eventually(Duration::from_secs(5), "the job runs", || async {
+        (sys.get(running).await?["state"] == "running").then_some(())
+    })
+    .await;
+    publish(running, forge(running, &b, "succeeded", 1)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sys.get(running).await.unwrap()["state"],
+        "running",
+        "the wrong worker's result was taken"
+    );
+
+    sys.wait_terminal(&[running], Duration::from_secs(10)).await;
+    let after_done = sys.get(done).await.unwrap();
+    assert_eq!(after_done, before, "a second result changed a finished job");
+    let r = sys.get(running).await.unwrap();
+    assert_eq!(r["state"], "succeeded");
+    assert_eq!(r["result"]["slept_ms"], 3_000, "the forged result won: {r}");
+    assert!(
+        sys.get(ghost).await.is_none(),
+        "a job was invented from a forged result"
+    );
+
+    // Ingest is not stuck behind the garbage: a new job still completes.
+    let next = sys.submit_ok(vec![noop("pod-b", 0)]).await;
+    sys.wait_terminal(&next, Duration::from_secs(10)).await;
+    let log = sys.dispatcher.as_ref().unwrap().log();
+    assert!(
+        log.contains("malformed") || log.contains("unknown job"),
+        "ignored results are logged:\n{log}"
+    );
+}

@@ -1,0 +1,25 @@
+//! Proof that podperf survives (issue 5): fault injection, bad input and limits, against real
+//! `nats-server`, `redis-server`, `podperf-dispatcher` and `podperf-worker` processes, each test
+//! with its own servers on free ports in temp dirs. Figures are printed as `FIGURES …` lines and
+//! recorded in `RELIABILITY.md`.
+//!
+//! ```sh
+//! cargo build --workspace --bins
+//! cargo test -p podperf-cli --test faults -- --nocapture            # short variants
+//! PODPERF_LONG_TESTS=1 cargo test -p podperf-cli --test faults -- --nocapture
+//! ```
+//!
+//! # Layout
+//! - [`harness`]: the system under test, the API client and the audit of every scenario.
+//! - [`scenarios`]: 1 worker SIGKILL, 2 dispatcher SIGKILL, 3 nats-server restart, 4 Redis outage.
+//! - [`cluster`]: 5 a node of a 3-node JetStream cluster SIGKILLed.
+//! - [`bad_input`]: hostile API requests, forged jobs, forged results.
+//! - [`limits`]: back-pressure, the worker's concurrency limit, the raw-output cap.
+//! - [`underlay`]: 6 a testbed node's underlay link down (needs root and `ip netns`).
+
+mod bad_input;
+mod cluster;
+mod harness;
+mod limits;
+mod scenarios;
+mod underlay;
