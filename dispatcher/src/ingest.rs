@@ -35,12 +35,14 @@ pub async fn consumer(
 }
 
 /// Consumes until `shutdown`; tells the engine about every job that reached a terminal state.
-/// The consumer is (re)created whenever pulling fails (e.g. a restarted server lost it).
+/// The consumer is (re)created whenever pulling fails (e.g. a restarted server lost it), and the
+/// pull is restarted whenever `repull` is notified (after a reconnection).
 pub async fn run(
     client: async_nats::Client,
     stream: jetstream::stream::Stream,
     store: Store,
     engine: mpsc::UnboundedSender<Input>,
+    repull: std::sync::Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -64,6 +66,7 @@ pub async fn run(
         loop {
             let msg = tokio::select! {
                 m = messages.next() => m,
+                _ = repull.notified() => break,
                 _ = shutdown.cancelled() => return,
             };
             let msg = match msg {

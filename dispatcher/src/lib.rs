@@ -88,11 +88,12 @@ pub async fn run_with_reconnects(
     )
     .await
     .map_err(|e| Error::Watch(e.to_string()))?;
+    let repull = Arc::new(tokio::sync::Notify::new());
     let keeper = tokio::spawn(keep_up(
         js.clone(),
         cfg.clone(),
         reconnects,
-        resync,
+        [resync, repull.clone()],
         stop.clone(),
     ));
 
@@ -130,6 +131,7 @@ pub async fn run_with_reconnects(
         results.clone(),
         store.clone(),
         handle.sender(),
+        repull,
         stop.clone(),
     ));
 
@@ -170,12 +172,14 @@ pub async fn run_with_reconnects(
 }
 
 /// After every reconnection: re-creates the bucket and the stream if the server lost them (both
-/// idempotent), then has the membership view re-read.
+/// idempotent), then has the membership view re-read and the results pull restarted (a pull
+/// request held by a server that died would otherwise only be noticed by missed heartbeats).
 async fn keep_up(
     js: async_nats::jetstream::Context,
     cfg: DispatcherConfig,
     mut reconnects: tokio::sync::watch::Receiver<u64>,
-    resync: Arc<tokio::sync::Notify>,
+    // The membership watch and the results pull: both are re-established after the check.
+    restart: [Arc<tokio::sync::Notify>; 2],
     stop: CancellationToken,
 ) {
     reconnects.mark_unchanged();
@@ -201,6 +205,8 @@ async fn keep_up(
             }
             delay = (delay * 2).min(std::time::Duration::from_secs(5));
         }
-        resync.notify_one();
+        for r in &restart {
+            r.notify_one();
+        }
     }
 }
