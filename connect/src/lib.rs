@@ -114,12 +114,15 @@ pub fn init_tracing() {
 /// seconds, until it is closed: `Client::drain` returns before the drain is done, and a pull
 /// request left open by a component that exits too early is served to nobody.
 pub async fn drain(client: &Client) {
-    if let Err(err) = client.flush().await {
-        tracing::debug!(%err, "flush before drain failed");
+    // Both are bounded: with the server unreachable, a flush would wait for its return.
+    let flushed = tokio::time::timeout(std::time::Duration::from_secs(1), client.flush()).await;
+    if !matches!(flushed, Ok(Ok(()))) {
+        tracing::debug!("flush before drain did not complete");
     }
-    if let Err(err) = client.drain().await {
-        tracing::warn!(%err, "draining the NATS connection failed");
-        return;
+    match tokio::time::timeout(std::time::Duration::from_secs(1), client.drain()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return tracing::warn!(%err, "draining the NATS connection failed"),
+        Err(_) => return tracing::warn!("draining the NATS connection timed out"),
     }
     let closed = async {
         while client.connection_state() != async_nats::connection::State::Disconnected {

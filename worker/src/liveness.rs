@@ -15,7 +15,11 @@ pub async fn open_bucket(
 ) -> Option<kv::Store> {
     let mut logged = false;
     loop {
-        match js.get_key_value(WORKERS_BUCKET).await {
+        let opened = tokio::select! {
+            opened = js.get_key_value(WORKERS_BUCKET) => opened,
+            _ = shutdown.cancelled() => return None,
+        };
+        match opened {
             Ok(store) => return Some(store),
             Err(err) if !logged => {
                 tracing::warn!(bucket = WORKERS_BUCKET, %err, "liveness bucket not there yet; retrying");
@@ -49,7 +53,11 @@ pub async fn heartbeat(
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => break,
         }
-        match store.put(&key, value.clone()).await {
+        let put = tokio::select! {
+            put = store.put(&key, value.clone()) => put,
+            _ = shutdown.cancelled() => break,
+        };
+        match put {
             Ok(_) if failing => {
                 tracing::info!("liveness refresh works again");
                 failing = false;
@@ -62,8 +70,12 @@ pub async fn heartbeat(
             Err(_) => {}
         }
     }
-    match store.delete(&key).await {
-        Ok(()) => tracing::info!(worker_id = %key, "deregistered"),
-        Err(err) => tracing::warn!(%err, "could not delete the liveness key; it expires by TTL"),
+    // Bounded: with NATS unreachable the key simply expires by TTL.
+    match tokio::time::timeout(Duration::from_secs(2), store.delete(&key)).await {
+        Ok(Ok(())) => tracing::info!(worker_id = %key, "deregistered"),
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "could not delete the liveness key; it expires by TTL")
+        }
+        Err(_) => tracing::warn!("deleting the liveness key timed out; it expires by TTL"),
     }
 }
