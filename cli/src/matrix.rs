@@ -144,6 +144,18 @@ fn pct(v: f64) -> String {
     format!("{} %", s.strip_suffix(".0").unwrap_or(&s))
 }
 
+/// The worst loss seen: one lossy sample is worth seeing.
+fn loss(f: &Figures) -> String {
+    f.loss_percent
+        .as_ref()
+        .map(|s| pct(s.max))
+        .unwrap_or("-".into())
+}
+
+fn hops(f: &Figures) -> String {
+    f.hops.map(|h| h.to_string()).unwrap_or("-".into())
+}
+
 fn udp(r: &RunReport) -> bool {
     r.request.udp
 }
@@ -175,11 +187,8 @@ fn class_row(r: &RunReport, c: &ClassReport) -> Vec<String> {
             .map(|s| format!("{:.0}", s.median))
             .unwrap_or("-".into()),
         cell(&f.rtt_avg_ms, ms),
-        f.loss_percent
-            .as_ref()
-            .map(|s| pct(s.max))
-            .unwrap_or("-".into()),
-        f.hops.map(|h| h.to_string()).unwrap_or("-".into()),
+        loss(f),
+        hops(f),
     ];
     if udp(r) {
         row.push(cell(&f.udp_jitter_ms, ms));
@@ -226,11 +235,8 @@ fn pair_table(r: &RunReport) -> String {
             p.class.label().to_string(),
             cell(&f.tcp_bits_per_second, bits),
             cell(&f.rtt_avg_ms, ms),
-            f.loss_percent
-                .as_ref()
-                .map(|s| pct(s.max))
-                .unwrap_or("-".into()),
-            f.hops.map(|h| h.to_string()).unwrap_or("-".into()),
+            loss(f),
+            hops(f),
         ]);
     }
     t.to_string()
