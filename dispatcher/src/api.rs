@@ -96,17 +96,20 @@ impl Api {
         }
         let reservation = self.reserve(req.jobs.len())?;
         let live = self.members.snapshot();
-        let known = self.store.known_workers().await.unwrap_or_default();
         let now = now_ms();
-        let jobs = req
-            .jobs
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                self.admit(spec, &live, &known, now)
-                    .map_err(|e| in_batch(e, i))
-            })
-            .collect::<Reply<Vec<NewJob>>>()?;
+        let mut jobs = Vec::with_capacity(req.jobs.len());
+        for (i, spec) in req.jobs.iter().enumerate() {
+            match self.admit(spec, &live, &[], now) {
+                Ok(job) => jobs.push(job),
+                // Only now read the workers seen before, to say "offline" rather than "unknown".
+                Err(e) if e.code == ErrorCode::UnknownWorker => {
+                    let known = self.store.known_workers().await.unwrap_or_default();
+                    let e = self.admit(spec, &live, &known, now).err().unwrap_or(e);
+                    return Err(in_batch(e, i));
+                }
+                Err(e) => return Err(in_batch(e, i)),
+            }
+        }
         self.store.insert(&jobs).await.map_err(store_error)?;
         let job_ids = jobs.iter().map(|j| j.job_id).collect();
         self.engine.enqueue(jobs, reservation);

@@ -45,6 +45,7 @@ pub async fn run(
     repull: std::sync::Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) {
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     loop {
         let pulled = async {
             consumer(&stream)
@@ -77,24 +78,48 @@ pub async fn run(
                 }
                 None => break,
             };
-            match apply(&store, &msg.subject, &msg.payload).await {
-                Ok(Some((job_id, state, applied))) => {
-                    // Stale: the job was terminal already. A result from the wrong worker, or for
-                    // an unknown job, leaves the engine's tracking alone.
-                    if matches!(applied, Applied::Yes | Applied::Stale) {
-                        let _ = engine.send(Input::Finished { job_id });
-                    }
-                    ack(&msg, AckKind::Ack).await;
-                    if applied == Applied::Yes {
-                        crate::engine::announce_done(&client, job_id, state).await;
-                    }
-                }
-                Ok(None) => ack(&msg, AckKind::Ack).await,
-                Err(err) => {
-                    tracing::warn!(%err, subject = %msg.subject, "store write failed; redelivering");
-                    ack(&msg, AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                }
+            // Messages are written concurrently: each write is one atomic script that orders
+            // itself (a late `started` never undoes a result), so only the number in flight
+            // needs a bound.
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (client, store, engine) = (client.clone(), store.clone(), engine.clone());
+            tokio::spawn(async move {
+                handle(&client, &store, &engine, &msg).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// Messages being written to the store at once.
+const IN_FLIGHT: usize = 64;
+
+/// Stores one message, acknowledges it (or asks for it again), tells the engine and waiting
+/// clients about a terminal result.
+async fn handle(
+    client: &async_nats::Client,
+    store: &Store,
+    engine: &mpsc::UnboundedSender<Input>,
+    msg: &jetstream::Message,
+) {
+    match apply(store, &msg.subject, &msg.payload).await {
+        Ok(Some((job_id, state, applied))) => {
+            // Stale: the job was terminal already. A result from the wrong worker, or for an
+            // unknown job, leaves the engine's tracking alone.
+            if matches!(applied, Applied::Yes | Applied::Stale) {
+                let _ = engine.send(Input::Finished { job_id });
             }
+            ack(msg, AckKind::Ack).await;
+            if applied == Applied::Yes {
+                crate::engine::announce_done(client, job_id, state).await;
+            }
+        }
+        Ok(None) => ack(msg, AckKind::Ack).await,
+        Err(err) => {
+            tracing::warn!(%err, subject = %msg.subject, "store write failed; redelivering");
+            ack(msg, AckKind::Nak(Some(Duration::from_secs(1)))).await;
         }
     }
 }

@@ -49,17 +49,16 @@ pub async fn execute(
         at_ms: started_at_ms,
     };
     let msg_id = format!("{}-started", job.job_id);
-    crate::publish::durably(
+    let started = crate::publish::durably(
         &env.js,
         event_subject(job.job_id),
         msg_id,
         &event,
         &env.give_up,
-    )
-    .await;
-
+    );
+    // The probe does not wait for the event's acknowledgement; the result waits for both.
     let timeout = hard_timeout(&job);
-    let (outcome, raw) = run_probe(env, &job, timeout, &cancel).await;
+    let (_, (outcome, raw)) = tokio::join!(started, run_probe(env, &job, timeout, &cancel));
     let mut result = outcome_to_result(env, &job, outcome, raw, started_at_ms);
     if cancel.is_cancelled() {
         mark_stopped(&mut result, stop());
@@ -150,10 +149,14 @@ async fn noop(
         return (RunOutcome::Probe(failed), None);
     };
     let sleep = Duration::from_millis(u64::from(p.sleep_ms));
+    let done = RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Noop(NoopResult {
+        slept_ms: p.sleep_ms,
+    })));
+    if sleep.is_zero() {
+        return (done, None); // tokio's timer would round a zero sleep up to its 1 ms tick
+    }
     let outcome = tokio::select! {
-        _ = tokio::time::sleep(sleep), if sleep <= timeout => {
-            RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Noop(NoopResult { slept_ms: p.sleep_ms })))
-        }
+        _ = tokio::time::sleep(sleep), if sleep <= timeout => done,
         _ = tokio::time::sleep(timeout), if sleep > timeout => RunOutcome::TimedOut,
         _ = cancel.cancelled() => RunOutcome::Stopped,
     };
