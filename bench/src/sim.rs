@@ -1,0 +1,79 @@
+//! Simulated workers: many `podperf_worker::run` instances sharing a few NATS clients in this
+//! process. They go through the real liveness (KV put every heartbeat) and job-intake code
+//! (request/reply, de-duplication, concurrency limit, durable result publishing); they run `noop`
+//! jobs only (no iperf3 server, and no tools on `PATH`, see `main.rs`).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use async_nats::Client;
+use podperf_worker::{Identity, WorkerConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::env::connect;
+
+/// A group of simulated workers on their own clients.
+pub struct Fleet {
+    pub ids: Vec<String>,
+    pub clients: Vec<Client>,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// `n` workers named `<prefix>-<i>` on `nodes` nodes, over `clients` shared connections.
+pub async fn start(
+    url: &str,
+    prefix: &str,
+    n: usize,
+    clients: usize,
+    nodes: usize,
+) -> anyhow::Result<Fleet> {
+    let mut conns = Vec::with_capacity(clients);
+    for c in 0..clients.max(1) {
+        conns.push(connect(url, &format!("{prefix}-conn-{c}")).await?);
+    }
+    let stop = CancellationToken::new();
+    let mut ids = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = Uuid::new_v4().to_string();
+        let identity = Identity {
+            worker_id: id.clone(),
+            pod_name: format!("{prefix}-{i}"),
+            pod_namespace: None,
+            pod_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            node_name: format!("{prefix}-node-{}", i % nodes.max(1)),
+            node_ip: None,
+            host_network: false,
+        };
+        let config = WorkerConfig {
+            iperf3_server: false,
+            ..WorkerConfig::new(identity)
+        };
+        let client = conns[i % conns.len()].clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = podperf_worker::run(client, config, stop.cancelled_owned()).await {
+                eprintln!("simulated worker failed: {err}");
+            }
+        }));
+        ids.push(id);
+    }
+    Ok(Fleet {
+        ids,
+        clients: conns,
+        stop,
+        tasks,
+    })
+}
+
+impl Fleet {
+    /// Clean shutdown through the workers' own path (deregister, drain).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
