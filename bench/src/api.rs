@@ -78,7 +78,12 @@ pub async fn wait(client: &Client, job_id: Uuid) -> anyhow::Result<(JobRecord, u
         if gets > 20 {
             anyhow::bail!("job {job_id} still {} after {gets} reads", rec.state);
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), done.next()).await;
+        let notice = tokio::time::timeout(Duration::from_secs(5), done.next()).await;
+        if let Ok(Some(msg)) = notice {
+            if let Ok(rec) = serde_json::from_slice::<JobRecord>(&msg.payload) {
+                return Ok((rec, gets + 1)); // the notice carries the stored record
+            }
+        }
     }
 }
 

@@ -63,7 +63,12 @@ impl Api {
             if tokio::time::Instant::now() >= give_up {
                 bail!("job {job_id} is still {} after {limit:?}", rec.state);
             }
-            let _ = tokio::time::timeout(Duration::from_secs(5), done.next()).await;
+            let notice = tokio::time::timeout(Duration::from_secs(5), done.next()).await;
+            if let Ok(Some(msg)) = notice {
+                if let Ok(rec) = serde_json::from_slice::<JobRecord>(&msg.payload) {
+                    return Ok(rec); // the notice carries the stored record
+                }
+            }
         }
     }
 }

@@ -495,7 +495,7 @@ impl Engine {
             for _ in 0..30 {
                 match store.transition(job_id, &tr).await {
                     Ok(crate::store::Applied::Yes) => {
-                        return announce_done(&client, job_id, state).await
+                        return announce_done(&client, &store, job_id, state).await
                     }
                     Ok(_) => return,
                     Err(err) => {
@@ -521,11 +521,14 @@ impl Engine {
 }
 
 /// Tells waiting clients that `job_id`'s terminal state is stored ([`done_subject`]).
-pub async fn announce_done(client: &Client, job_id: Uuid, state: JobState) {
-    if let Err(err) = client
-        .publish(done_subject(job_id), state.as_str().into())
-        .await
-    {
+/// The payload is the stored record (JSON), so a waiting client needs no second request; should
+/// the read fail, just the state's name.
+pub async fn announce_done(client: &Client, store: &Store, job_id: Uuid, state: JobState) {
+    let payload = match store.get(job_id).await {
+        Ok(Some(rec)) => serde_json::to_vec(&rec).expect("records serialise").into(),
+        _ => state.as_str().into(),
+    };
+    if let Err(err) = client.publish(done_subject(job_id), payload).await {
         tracing::debug!(%job_id, %err, "could not announce the terminal state");
     }
 }

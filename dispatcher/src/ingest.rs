@@ -113,7 +113,7 @@ async fn handle(
             }
             ack(msg, AckKind::Ack).await;
             if applied == Applied::Yes {
-                crate::engine::announce_done(client, job_id, state).await;
+                crate::engine::announce_done(client, store, job_id, state).await;
             }
         }
         Ok(None) => ack(msg, AckKind::Ack).await,

@@ -443,7 +443,11 @@ async fn a_noop_job_is_delivered_and_its_result_stored_and_announced() {
         .await
         .expect("a done notice")
         .unwrap();
-    assert_eq!(&notice.payload[..], b"succeeded");
+    let announced: JobRecord = serde_json::from_slice(&notice.payload).expect("the record");
+    assert_eq!(
+        (announced.job_id, announced.state.as_str()),
+        (id, "succeeded")
+    );
 
     let listed = list_jobs(
         &env.client,
@@ -522,7 +526,11 @@ async fn an_accepted_job_without_a_result_times_out_after_its_deadline_and_grace
         .await
         .expect("a done notice")
         .unwrap();
-    assert_eq!(&notice.payload[..], b"timed_out");
+    let announced: JobRecord = serde_json::from_slice(&notice.payload).expect("the record");
+    assert_eq!(
+        (announced.job_id, announced.state.as_str()),
+        (id, "timed_out")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,7 +583,11 @@ async fn cancel_ends_the_job_tells_the_worker_and_the_first_terminal_state_wins(
         .await
         .expect("a done notice")
         .unwrap();
-    assert_eq!(&notice.payload[..], b"cancelled");
+    let announced: JobRecord = serde_json::from_slice(&notice.payload).expect("the record");
+    assert_eq!(
+        (announced.job_id, announced.state.as_str()),
+        (id, "cancelled")
+    );
 
     // The worker's own result arrives afterwards: the first terminal state stays.
     let seq = env
