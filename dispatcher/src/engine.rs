@@ -493,10 +493,8 @@ impl Engine {
             }
             let mut backoff = Duration::from_millis(200);
             for _ in 0..30 {
-                match store.transition(job_id, &tr).await {
-                    Ok(crate::store::Applied::Yes) => {
-                        return announce_done(&client, &store, job_id, state).await
-                    }
+                match store.transition_returning(job_id, &tr).await {
+                    Ok((_, Some(rec))) => return announce_done(&client, &rec).await,
                     Ok(_) => return,
                     Err(err) => {
                         tracing::warn!(%job_id, %err, "cannot record the terminal state; retrying")
@@ -521,13 +519,10 @@ impl Engine {
 }
 
 /// Tells waiting clients that `job_id`'s terminal state is stored ([`done_subject`]).
-/// The payload is the stored record (JSON), so a waiting client needs no second request; should
-/// the read fail, just the state's name.
-pub async fn announce_done(client: &Client, store: &Store, job_id: Uuid, state: JobState) {
-    let payload = match store.get(job_id).await {
-        Ok(Some(rec)) => serde_json::to_vec(&rec).expect("records serialise").into(),
-        _ => state.as_str().into(),
-    };
+/// The payload is the stored record (JSON), so a waiting client needs no second request.
+pub async fn announce_done(client: &Client, rec: &podperf_protocol::api::JobRecord) {
+    let job_id = rec.job_id;
+    let payload: bytes::Bytes = serde_json::to_vec(rec).expect("records serialise").into();
     if let Err(err) = client.publish(done_subject(job_id), payload).await {
         tracing::debug!(%job_id, %err, "could not announce the terminal state");
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
+use podperf_protocol::api::JobRecord;
 use podperf_protocol::names::{EVENTS_PREFIX, RESULTS_CONSUMER, RESULTS_PREFIX};
 use podperf_protocol::outcome::{JobEvent, JobOutcome, JobState};
 use tokio::sync::mpsc;
@@ -105,15 +106,15 @@ async fn handle(
     msg: &jetstream::Message,
 ) {
     match apply(store, &msg.subject, &msg.payload).await {
-        Ok(Some((job_id, state, applied))) => {
+        Ok(Some((job_id, applied, record))) => {
             // Stale: the job was terminal already. A result from the wrong worker, or for an
             // unknown job, leaves the engine's tracking alone.
             if matches!(applied, Applied::Yes | Applied::Stale) {
                 let _ = engine.send(Input::Finished { job_id });
             }
             ack(msg, AckKind::Ack).await;
-            if applied == Applied::Yes {
-                crate::engine::announce_done(client, store, job_id, state).await;
+            if let Some(rec) = record {
+                crate::engine::announce_done(client, &rec).await;
             }
         }
         Ok(None) => ack(msg, AckKind::Ack).await,
@@ -135,7 +136,7 @@ async fn apply(
     store: &Store,
     subject: &str,
     payload: &[u8],
-) -> Result<Option<(Uuid, JobState, Applied)>, StoreError> {
+) -> Result<Option<(Uuid, Applied, Option<JobRecord>)>, StoreError> {
     if subject.starts_with(RESULTS_PREFIX) {
         let outcome = match serde_json::from_slice::<JobOutcome>(payload) {
             Ok(o) => o,
@@ -147,11 +148,11 @@ async fn apply(
                 }
             },
         };
-        let (job_id, state) = (outcome.job_id, outcome.status.into());
+        let job_id = outcome.job_id;
         let t = result_transition(outcome);
-        let applied = store.transition(job_id, &t).await?;
+        let (applied, record) = store.transition_returning(job_id, &t).await?;
         log_applied(job_id, "result", applied);
-        return Ok(Some((job_id, state, applied)));
+        return Ok(Some((job_id, applied, record)));
     }
     if subject.starts_with(EVENTS_PREFIX) {
         let Ok(event) = serde_json::from_slice::<JobEvent>(payload) else {

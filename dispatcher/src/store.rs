@@ -31,6 +31,8 @@ const ALL_JOBS: &str = "podperf:jobs";
 const ACTIVE: &str = "podperf:jobs:active";
 const KNOWN_WORKERS: &str = "podperf:workers:known";
 const RUNS: &str = "podperf:runs";
+/// How often inserts trim the indexes to the retention window.
+const TRIM_EVERY_MS: u64 = 60_000;
 
 fn job_key(id: Uuid) -> String {
     format!("podperf:job:{id}")
@@ -134,6 +136,7 @@ if new ~= '' then
     redis.call('EXPIRE', key, ARGV[4])
     local latest = redis.call('HGET', key, 'latest_key')
     if new == 'succeeded' and latest then redis.call('SET', latest, id, 'EX', ARGV[4]) end
+    return redis.call('HGETALL', key)
   end
 end
 return 1
@@ -145,6 +148,8 @@ pub struct Store {
     conn: ConnectionManager,
     retention: Duration,
     transition: std::sync::Arc<redis::Script>,
+    /// When the indexes were last trimmed to the retention window (epoch ms).
+    last_trim_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -171,6 +176,7 @@ impl Store {
             conn,
             retention,
             transition: std::sync::Arc::new(redis::Script::new(TRANSITION)),
+            last_trim_ms: Default::default(),
         })
     }
 
@@ -217,20 +223,28 @@ impl Store {
                 pipe.hset(&key, "latest_key", latest).ignore();
             }
         }
-        let horizon = now.saturating_sub(self.retention.as_millis() as u64);
-        pipe.zrembyscore(ALL_JOBS, 0, horizon as f64).ignore();
         let workers: std::collections::BTreeSet<&str> = jobs
             .iter()
             .flat_map(|j| {
                 std::iter::once(j.source_worker.as_str()).chain(j.target_worker.as_deref())
             })
             .collect();
-        let indexes = JobState::ALL
-            .iter()
-            .map(|s| state_key(*s))
-            .chain(workers.into_iter().map(worker_key));
-        for index in indexes {
-            pipe.zrembyscore(index, 0, horizon as f64).ignore();
+        for w in &workers {
+            pipe.expire(worker_key(w), ttl).ignore(); // a gone worker's index goes with its jobs
+        }
+        // Trimming the indexes to the retention window is not per-batch work: once a minute.
+        let last = self.last_trim_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now.saturating_sub(last) >= TRIM_EVERY_MS {
+            self.last_trim_ms
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            let horizon = now.saturating_sub(self.retention.as_millis() as u64);
+            let indexes = [ALL_JOBS.to_string()]
+                .into_iter()
+                .chain(JobState::ALL.iter().map(|s| state_key(*s)))
+                .chain(workers.into_iter().map(worker_key));
+            for index in indexes {
+                pipe.zrembyscore(index, 0, horizon as f64).ignore();
+            }
         }
         pipe.query_async::<()>(&mut self.conn.clone()).await?;
         Ok(())
@@ -238,8 +252,18 @@ impl Store {
 
     /// Applies a transition unless the job is already there, past it, or terminal.
     pub async fn transition(&self, job_id: Uuid, t: &Transition) -> Result<Applied> {
+        Ok(self.transition_returning(job_id, t).await?.0)
+    }
+
+    /// [`Store::transition`], also returning the record when it made the job terminal (one round
+    /// trip: the record goes straight into the done notice).
+    pub async fn transition_returning(
+        &self,
+        job_id: Uuid,
+        t: &Transition,
+    ) -> Result<(Applied, Option<JobRecord>)> {
         if t.expect_worker.as_deref() == Some("") {
-            return Ok(Applied::WrongWorker); // "" would read as "no check" in the script
+            return Ok((Applied::WrongWorker, None)); // "" would read as "no check" in the script
         }
         let mut inv = self.transition.key(job_key(job_id));
         inv.arg(t.state.map(JobState::as_str).unwrap_or(""))
@@ -249,13 +273,23 @@ impl Store {
         for (field, value) in transition_fields(t) {
             inv.arg(field).arg(value);
         }
-        let code: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
-        Ok(match code {
-            1 => Applied::Yes,
-            0 => Applied::Stale,
-            -2 => Applied::WrongWorker,
-            _ => Applied::Missing,
-        })
+        let reply: redis::Value = inv.invoke_async(&mut self.conn.clone()).await?;
+        if let redis::Value::Int(code) = reply {
+            let applied = match code {
+                1 => Applied::Yes,
+                0 => Applied::Stale,
+                -2 => Applied::WrongWorker,
+                _ => Applied::Missing,
+            };
+            return Ok((applied, None));
+        }
+        // A terminal state was applied: the script returned the job's hash.
+        let map: HashMap<String, String> =
+            redis::from_redis_value(reply).map_err(|e| StoreError::Corrupt {
+                job_id: job_id.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok((Applied::Yes, Some(decode(&job_id.to_string(), map)?)))
     }
 
     pub async fn get(&self, job_id: Uuid) -> Result<Option<JobRecord>> {

@@ -51,8 +51,7 @@ pub fn event_subject(job_id: Uuid) -> String {
 }
 
 /// Core-NATS notice the dispatcher publishes once a job's terminal state is stored (payload: the
-/// job's record as JSON, or — if the store could not be read back — the state's name). Clients
-/// waiting for a job subscribe to it instead of polling.
+/// job's record as JSON). Clients waiting for a job subscribe to it instead of polling.
 pub fn done_subject(job_id: Uuid) -> String {
     format!("{DONE_PREFIX}{job_id}")
 }
