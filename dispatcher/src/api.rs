@@ -12,7 +12,7 @@ use podperf_protocol::job::{JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
 use podperf_protocol::names::{endpoint, API_PREFIX, SERVICE_NAME};
 use podperf_protocol::now_ms;
 use podperf_protocol::run::RunIdRequest;
-use podperf_protocol::worker::{WorkerInfo, WorkerView};
+use podperf_protocol::worker::WorkerInfo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -21,7 +21,6 @@ use uuid::Uuid;
 use crate::config::DispatcherConfig;
 use crate::engine::EngineHandle;
 use crate::membership::Members;
-use crate::resolve::resolve;
 use crate::store::{NewJob, Store, StoreError};
 
 pub struct Api {
@@ -95,16 +94,15 @@ impl Api {
             return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("jobs"));
         }
         let reservation = self.reserve(req.jobs.len())?;
-        let live = self.members.snapshot();
         let now = now_ms();
         let mut jobs = Vec::with_capacity(req.jobs.len());
         for (i, spec) in req.jobs.iter().enumerate() {
-            match self.admit(spec, &live, &[], now) {
+            match self.admit(spec, &[], now) {
                 Ok(job) => jobs.push(job),
                 // Only now read the workers seen before, to say "offline" rather than "unknown".
                 Err(e) if e.code == ErrorCode::UnknownWorker => {
                     let known = self.store.known_workers().await.unwrap_or_default();
-                    let e = self.admit(spec, &live, &known, now).err().unwrap_or(e);
+                    let e = self.admit(spec, &known, now).err().unwrap_or(e);
                     return Err(in_batch(e, i));
                 }
                 Err(e) => return Err(in_batch(e, i)),
@@ -129,15 +127,10 @@ impl Api {
     }
 
     /// Validates one spec against the live workers and the allow-list; builds the job.
-    pub(crate) fn admit(
-        &self,
-        spec: &JobSpec,
-        live: &[WorkerView],
-        known: &[WorkerInfo],
-        now: u64,
-    ) -> Reply<NewJob> {
+    pub(crate) fn admit(&self, spec: &JobSpec, known: &[WorkerInfo], now: u64) -> Reply<NewJob> {
         spec.validate()?;
-        let source = resolve(&spec.source, live, known).map_err(|e| e.with_field("source"))?;
+        let source = self.members.resolve(&spec.source, known);
+        let source = source.map_err(|e| e.with_field("source"))?;
         if let Some(tool) = spec.params.tool() {
             if !source.info.has_tool(tool) {
                 let msg = format!("worker {} has no {}", source.info.pod_name, tool.program());
@@ -147,7 +140,8 @@ impl Api {
         let (target_worker, target_ip, target_port, target_node) = match &spec.target {
             None => (None, None, None, None),
             Some(Target::Worker(name)) => {
-                let w = resolve(name, live, known).map_err(|e| e.with_field("target.worker"))?;
+                let w = self.members.resolve(name, known);
+                let w = w.map_err(|e| e.with_field("target.worker"))?;
                 let i = &w.info;
                 (
                     Some(i.worker_id.clone()),
@@ -206,8 +200,7 @@ impl Api {
         let mut req = req;
         if let Some(w) = &req.worker {
             // Accept the same names as everywhere else; keep the raw value for gone workers.
-            let live = self.members.snapshot();
-            if let Ok(v) = resolve(w, &live, &[]) {
+            if let Ok(v) = self.members.resolve(w, &[]) {
                 req.worker = Some(v.info.worker_id.clone());
             }
         }

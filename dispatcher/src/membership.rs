@@ -34,6 +34,21 @@ impl Members {
         self.inner.read().unwrap().contains_key(id)
     }
 
+    /// The live worker `name` refers to (see [`crate::resolve::resolve`]), without copying the
+    /// whole view: an id is looked up directly, anything else scanned under the read lock.
+    pub fn resolve(
+        &self,
+        name: &str,
+        known: &[WorkerInfo],
+    ) -> Result<WorkerView, podperf_protocol::api::ApiError> {
+        let map = self.inner.read().unwrap();
+        if let Some(v) = map.get(name) {
+            return Ok(v.clone());
+        }
+        let views: Vec<&WorkerView> = map.values().collect();
+        crate::resolve::resolve(name, &views, known).cloned()
+    }
+
     /// All live workers, ordered by node then pod name.
     pub fn snapshot(&self) -> Vec<WorkerView> {
         let mut v: Vec<WorkerView> = self.inner.read().unwrap().values().cloned().collect();

@@ -1,21 +1,25 @@
 //! Resolves a worker reference — its id, its pod name, or a unique prefix of either — against the
 //! live workers.
 
+use std::borrow::Borrow;
+
 use podperf_protocol::api::{ApiError, ErrorCode};
 use podperf_protocol::worker::{WorkerInfo, WorkerView};
 
 /// The live worker `name` refers to. `known` (workers seen before) tells "offline" from "unknown".
-pub fn resolve<'a>(
+pub fn resolve<'a, V: Borrow<WorkerView>>(
     name: &str,
-    live: &'a [WorkerView],
+    live: &'a [V],
     known: &[WorkerInfo],
 ) -> Result<&'a WorkerView, ApiError> {
     let exact: Vec<&WorkerView> = live
         .iter()
+        .map(Borrow::borrow)
         .filter(|w| w.info.worker_id == name || w.info.pod_name == name)
         .collect();
     let matches = if exact.is_empty() {
         live.iter()
+            .map(Borrow::borrow)
             .filter(|w| w.info.worker_id.starts_with(name) || w.info.pod_name.starts_with(name))
             .collect()
     } else {

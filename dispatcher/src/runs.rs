@@ -5,7 +5,7 @@ use podperf_protocol::api::{ApiError, ErrorCode};
 use podperf_protocol::job::*;
 use podperf_protocol::now_ms;
 use podperf_protocol::run::*;
-use podperf_protocol::worker::{Tool, WorkerInfo, WorkerView};
+use podperf_protocol::worker::{Tool, WorkerInfo};
 use uuid::Uuid;
 
 use crate::api::{store_error, Api};
@@ -86,7 +86,7 @@ impl Api {
         }
         let run_id = Uuid::now_v7();
         let now = now_ms();
-        let (jobs, pairs) = self.plan_jobs(&req, &plan, &live, now)?;
+        let (jobs, pairs) = self.plan_jobs(&req, &plan, now)?;
         let reservation = self.reserve(jobs.len())?;
         let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(0);
         let run = RunRecord {
@@ -115,7 +115,6 @@ impl Api {
         &self,
         req: &MatrixRequest,
         plan: &[Planned],
-        live: &[WorkerView],
         now: u64,
     ) -> Reply<(Vec<NewJob>, Vec<RunPair>)> {
         let mut jobs = Vec::new();
@@ -132,7 +131,7 @@ impl Api {
                     params: params.clone(),
                     timeout_s: Some(timeout_s),
                 };
-                let job = self.admit(&spec, live, &[], now)?;
+                let job = self.admit(&spec, &[], now)?;
                 let protocol = match &params {
                     JobParams::Iperf3(i) => Some(i.protocol),
                     _ => None,
