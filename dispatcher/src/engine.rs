@@ -137,6 +137,10 @@ pub struct Engine {
     cfg: DispatcherConfig,
     jobs: HashMap<Uuid, Tracked>,
     queue: Vec<Uuid>,
+    /// Something that can let a queued job start happened (a job queued or ended).
+    dirty: bool,
+    /// A worker went away: queued jobs may have lost their source or target.
+    members_changed: bool,
     locks: Locks,
     deadlines: DelayQueue<Uuid>,
     tx: mpsc::UnboundedSender<Input>,
@@ -166,6 +170,8 @@ impl Engine {
             cfg,
             jobs: HashMap::new(),
             queue: Vec::new(),
+            dirty: false,
+            members_changed: false,
             locks: Locks::default(),
             deadlines: DelayQueue::new(),
             tx,
@@ -216,6 +222,7 @@ impl Engine {
         }
         self.outstanding
             .fetch_add(self.jobs.len(), Ordering::Relaxed);
+        self.members_changed = true; // queued jobs of workers gone meanwhile end at once
         Ok(resumed)
     }
 
@@ -236,6 +243,7 @@ impl Engine {
         let id = job.job_id;
         if phase == Phase::Queued {
             self.queue.push(id);
+            self.dirty = true;
         }
         self.jobs.insert(
             id,
@@ -297,7 +305,11 @@ impl Engine {
                     }
                 }
             }
-            Input::Member(MemberEvent::Gone(worker)) => self.on_worker_gone(&worker),
+            Input::Member(MemberEvent::Gone(worker)) => {
+                self.members_changed = true;
+                self.dirty = true;
+                self.on_worker_gone(&worker)
+            }
             Input::Member(MemberEvent::Up(_)) => {}
         }
     }
@@ -374,20 +386,30 @@ impl Engine {
 
     /// Starts every queued job the scheduler allows.
     fn schedule(&mut self) {
-        if self.queue.is_empty() {
+        if !std::mem::take(&mut self.dirty) || self.queue.is_empty() {
             return;
         }
-        self.fail_unrunnable();
+        if std::mem::take(&mut self.members_changed) {
+            self.fail_unrunnable();
+        }
         let claims: Vec<&Claim> = self.queue.iter().map(|id| &self.jobs[id].claim).collect();
         let picked = scheduler::pick(&mut self.locks, claims);
         if picked.is_empty() {
             return;
         }
+        // One pass: `picked` is in queue order.
         let mut started = Vec::with_capacity(picked.len());
-        for &i in picked.iter().rev() {
-            started.push(self.queue.remove(i));
-        }
-        for id in started.into_iter().rev() {
+        let mut next = picked.iter().copied().peekable();
+        let mut i = 0;
+        self.queue.retain(|id| {
+            let pick = next.next_if_eq(&i).is_some();
+            i += 1;
+            if pick {
+                started.push(*id);
+            }
+            !pick
+        });
+        for id in started {
             self.jobs.get_mut(&id).expect("queued job is tracked").phase = Phase::Delivering;
             self.start_delivery(id);
         }
@@ -451,6 +473,7 @@ impl Engine {
     fn untrack(&mut self, job_id: Uuid) -> Option<Tracked> {
         let t = self.jobs.remove(&job_id)?;
         self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.dirty = true;
         if let Some(key) = &t.deadline {
             self.deadlines.try_remove(key);
         }
