@@ -30,9 +30,6 @@ use crate::membership::{MemberEvent, Members};
 use crate::scheduler::{self, Claim, Locks};
 use crate::store::{NewJob, Store, Transition};
 
-/// Jobs a worker is assumed to run at once when its info does not say (it is not in the view).
-const DEFAULT_WORKER_SLOTS: u32 = 8;
-
 /// What the engine reacts to.
 #[derive(Debug)]
 pub enum Input {
@@ -231,12 +228,7 @@ impl Engine {
         let server = job
             .target_ip
             .map(|ip| format!("{ip}:{}", job.target_port.unwrap_or(0)));
-        let slots = self
-            .members
-            .get(&job.source_worker)
-            .map(|w| w.info.max_concurrent_jobs);
-        let claim = Claim::for_job(kind, &job.source_node, job.target_node.as_deref(), server)
-            .on_worker(&job.source_worker, slots.unwrap_or(DEFAULT_WORKER_SLOTS));
+        let claim = Claim::for_job(kind, &job.source_node, job.target_node.as_deref(), server);
         let fire_at = job.deadline_at_ms + self.cfg.deadline_grace.as_millis() as u64;
         let in_ms = Duration::from_millis(fire_at.saturating_sub(now_ms()));
         let deadline = Some(self.deadlines.insert(job.job_id, in_ms));

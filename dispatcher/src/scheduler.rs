@@ -1,7 +1,6 @@
 //! Which queued jobs may start now, perfSONAR-style: a bandwidth job holds its source and target
 //! nodes exclusively (and its iperf3 server); ping/traceroute share nodes with each other but not
-//! with a bandwidth job; `noop` is free of nodes. A worker is never sent more jobs than it runs at
-//! once (its `max_concurrent_jobs`). Pure logic, no I/O.
+//! with a bandwidth job; `noop` is free. Pure logic, no I/O.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,9 +13,6 @@ pub struct Claim {
     pub shared: Vec<String>,
     /// The iperf3 server (`ip:port`) the job tests against.
     pub server: Option<String>,
-    /// The source worker and the jobs it runs at once: a job takes one of its slots, so the
-    /// worker is never sent more than it accepts.
-    pub worker: Option<(String, u32)>,
 }
 
 impl Claim {
@@ -34,21 +30,16 @@ impl Claim {
         match kind {
             JobKind::Iperf3 => Claim {
                 exclusive: dedup(nodes),
+                shared: vec![],
                 server,
-                ..Claim::default()
             },
             JobKind::Ping | JobKind::Traceroute => Claim {
+                exclusive: vec![],
                 shared: dedup(nodes),
-                ..Claim::default()
+                server: None,
             },
             JobKind::Noop => Claim::default(),
         }
-    }
-
-    /// The same claim, also taking one of `worker`'s `slots`.
-    pub fn on_worker(mut self, worker: &str, slots: u32) -> Claim {
-        self.worker = Some((worker.to_string(), slots.max(1)));
-        self
     }
 
     fn nodes(&self) -> impl Iterator<Item = &String> {
@@ -67,8 +58,6 @@ pub struct Locks {
     exclusive: HashSet<String>,
     shared: HashMap<String, u32>,
     servers: HashSet<String>,
-    /// Jobs outstanding per source worker.
-    workers: HashMap<String, u32>,
 }
 
 impl Locks {
@@ -79,7 +68,6 @@ impl Locks {
             .all(|n| free(n) && !self.shared.contains_key(n))
             && c.shared.iter().all(free)
             && c.server.as_ref().is_none_or(|s| !self.servers.contains(s))
-            && !self.worker_full(c)
     }
 
     /// Takes `c` (also when it conflicts: a restarted dispatcher re-takes what was running).
@@ -90,9 +78,6 @@ impl Locks {
         }
         if let Some(s) = &c.server {
             self.servers.insert(s.clone());
-        }
-        if let Some((w, _)) = &c.worker {
-            *self.workers.entry(w.clone()).or_default() += 1;
         }
     }
 
@@ -111,28 +96,10 @@ impl Locks {
         if let Some(s) = &c.server {
             self.servers.remove(s);
         }
-        if let Some((w, _)) = &c.worker {
-            if let Some(n) = self.workers.get_mut(w) {
-                *n -= 1;
-                if *n == 0 {
-                    self.workers.remove(w);
-                }
-            }
-        }
-    }
-
-    /// Whether the claim's worker has no free slot.
-    pub fn worker_full(&self, c: &Claim) -> bool {
-        c.worker
-            .as_ref()
-            .is_some_and(|(w, slots)| self.workers.get(w).copied().unwrap_or(0) >= *slots)
     }
 
     pub fn is_idle(&self) -> bool {
-        self.exclusive.is_empty()
-            && self.shared.is_empty()
-            && self.servers.is_empty()
-            && self.workers.is_empty()
+        self.exclusive.is_empty() && self.shared.is_empty() && self.servers.is_empty()
     }
 }
 
@@ -147,8 +114,7 @@ pub fn pick<'a>(locks: &mut Locks, queue: impl IntoIterator<Item = &'a Claim>) -
         if !blocked_by_earlier && locks.can_take(claim) {
             locks.take(claim);
             picked.push(i);
-        } else if !locks.worker_full(claim) {
-            // Waiting for its own worker's slot holds nobody else up; waiting for nodes does.
+        } else {
             reserved.extend(claim.nodes());
         }
     }
@@ -219,24 +185,6 @@ mod tests {
         locks.take(&bw("n1", "n2"));
         let noop = Claim::for_job(JobKind::Noop, "n1", None, None);
         assert_eq!(pick(&mut locks, [&noop, &noop]), vec![0, 1]);
-    }
-
-    #[test]
-    fn a_worker_gets_no_more_jobs_than_it_runs_at_once() {
-        let mut locks = Locks::default();
-        let noop = |w: &str| Claim::for_job(JobKind::Noop, "n1", None, None).on_worker(w, 2);
-        let q = [noop("w1"), noop("w1"), noop("w1"), noop("w2")];
-        assert_eq!(pick(&mut locks, &q), vec![0, 1, 3]);
-        // A job waiting for its worker's slot does not hold other workers' jobs on its nodes.
-        let ping = |w: &str| Claim::for_job(JobKind::Ping, "n1", Some("n2"), None).on_worker(w, 2);
-        assert_eq!(pick(&mut locks, &[ping("w1"), ping("w3")]), vec![1]);
-        locks.release(&ping("w3"));
-        locks.release(&q[0]);
-        assert_eq!(pick(&mut locks, &q[2..3]), vec![0]);
-        for c in [&q[1], &q[2], &q[3]] {
-            locks.release(c);
-        }
-        assert!(locks.is_idle());
     }
 
     #[test]
