@@ -7,7 +7,6 @@
 //! `PROPTEST_CASES=20000 cargo test -p podperf-worker --test parser_props` for a longer run.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use podperf_protocol::job::{
     Iperf3Params, PingParams, TracerouteParams, TracerouteProtocol, TransportProtocol,
@@ -49,25 +48,9 @@ const IPERF3: [&str; 7] = [
     "iperf3_udp",
 ];
 
-fn read(name: &str, ext: &str) -> String {
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "fixtures",
-        &format!("{name}.{ext}"),
-    ]
-    .iter()
-    .collect();
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn fixture(name: &str) -> ToolOutput {
-    ToolOutput {
-        exit_code: read(name, "exit").trim().parse().ok(),
-        stdout: read(name, "stdout"),
-        stderr: read(name, "stderr"),
-    }
-}
+#[path = "support/fixtures.rs"]
+mod fixtures;
+use fixtures::fixture;
 
 /// Replacements for numbers and words: what a broken or hostile tool might print instead.
 fn weird_token() -> impl Strategy<Value = String> {

@@ -2,7 +2,6 @@
 //! `tests/fixtures/capture.sh` (each fixture: `NAME.cmd`, `.stdout`, `.stderr`, `.exit`).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use podperf_protocol::job::{
@@ -13,26 +12,9 @@ use podperf_protocol::result::{ProbeResult, TracerouteResult};
 use podperf_worker::probe::{iperf3, ping, traceroute, ProbeContext, ProbeOutcome, ToolOutput};
 use test_case::test_case;
 
-fn read(name: &str, ext: &str) -> String {
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "fixtures",
-        &format!("{name}.{ext}"),
-    ]
-    .iter()
-    .collect();
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The captured run `name`, as the runner would hand it over.
-fn fixture(name: &str) -> ToolOutput {
-    ToolOutput {
-        exit_code: Some(read(name, "exit").trim().parse().unwrap()),
-        stdout: read(name, "stdout"),
-        stderr: read(name, "stderr"),
-    }
-}
+#[path = "support/fixtures.rs"]
+mod fixtures;
+use fixtures::{fixture, read};
 
 /// The arguments the fixture was captured with (program name dropped).
 fn captured_argv(name: &str) -> Vec<String> {
