@@ -32,9 +32,21 @@ pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
     reply.into_result().map_err(|e| anyhow!(e))
 }
 
+/// Every live worker, page by page (a page holds at most `WORKERS_PAGE_MAX`).
 pub async fn workers(client: &Client) -> anyhow::Result<Vec<WorkerView>> {
-    let r: ListWorkersReply = call(client, endpoint::WORKERS_LIST, &ListWorkersRequest {}).await?;
-    Ok(r.workers)
+    let mut all = Vec::new();
+    loop {
+        let req = ListWorkersRequest {
+            offset: Some(all.len() as u32),
+            limit: None,
+        };
+        let page: ListWorkersReply = call(client, endpoint::WORKERS_LIST, &req).await?;
+        let done = page.workers.is_empty() || all.len() + page.workers.len() >= page.total as usize;
+        all.extend(page.workers);
+        if done {
+            return Ok(all);
+        }
+    }
 }
 
 /// Size in bytes of the raw `workers.list` reply, and the error when there is none.

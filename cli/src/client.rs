@@ -5,8 +5,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use async_nats::{Client, RequestErrorKind};
 use futures::StreamExt;
-use podperf_protocol::api::{ApiReply, JobIdRequest, JobRecord};
+use podperf_protocol::api::{
+    ApiReply, JobIdRequest, JobRecord, ListWorkersReply, ListWorkersRequest,
+};
 use podperf_protocol::names::{api_subject, done_subject, endpoint};
+use podperf_protocol::worker::WorkerView;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
@@ -42,6 +45,24 @@ impl Api {
         match reply {
             ApiReply::Ok(v) => Ok(v),
             ApiReply::Error(e) => Err(anyhow!(e)),
+        }
+    }
+
+    /// Every live worker, read page by page.
+    pub async fn workers(&self) -> anyhow::Result<Vec<WorkerView>> {
+        let mut all = Vec::new();
+        loop {
+            let req = ListWorkersRequest {
+                offset: Some(all.len() as u32),
+                limit: None,
+            };
+            let page: ListWorkersReply = self.call(endpoint::WORKERS_LIST, &req).await?;
+            let done =
+                page.workers.is_empty() || all.len() + page.workers.len() >= page.total as usize;
+            all.extend(page.workers);
+            if done {
+                return Ok(all);
+            }
         }
     }
 

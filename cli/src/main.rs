@@ -440,9 +440,11 @@ fn report_code(r: &podperf_protocol::run::RunReport) -> ExitCode {
 }
 
 async fn workers(api: &Api, json: bool) -> anyhow::Result<ExitCode> {
-    let reply: ListWorkersReply = api
-        .call(endpoint::WORKERS_LIST, &ListWorkersRequest {})
-        .await?;
+    let workers = api.workers().await?;
+    let reply = ListWorkersReply {
+        total: workers.len() as u32,
+        workers,
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&reply)?);
     } else if reply.workers.is_empty() {
@@ -503,12 +505,10 @@ async fn print_job(api: &Api, rec: &JobRecord, json: bool) -> anyhow::Result<()>
 
 /// Worker id → pod name, for display (empty when the API cannot be reached).
 async fn worker_names(api: &Api) -> HashMap<String, String> {
-    let reply: anyhow::Result<ListWorkersReply> = api
-        .call(endpoint::WORKERS_LIST, &ListWorkersRequest {})
-        .await;
-    reply
-        .map(|r| {
-            r.workers
+    api.workers()
+        .await
+        .map(|workers| {
+            workers
                 .into_iter()
                 .map(|w| (w.info.worker_id, w.info.pod_name))
                 .collect()

@@ -59,9 +59,7 @@ impl Api {
     /// Answers one request on `endpoint` (relative to `podperf.api`).
     pub async fn handle(&self, endpoint: &str, payload: &[u8]) -> bytes::Bytes {
         match endpoint {
-            endpoint::WORKERS_LIST => encode(Ok(ListWorkersReply {
-                workers: self.members.snapshot(),
-            })),
+            endpoint::WORKERS_LIST => encode(self.workers(payload)),
             endpoint::JOBS_SUBMIT => encode(self.submit(payload).await),
             endpoint::JOBS_GET => encode(self.get(payload).await),
             endpoint::JOBS_LIST => encode(self.list(payload).await),
@@ -80,6 +78,22 @@ impl Api {
                 format!("unknown endpoint {other}"),
             ))),
         }
+    }
+
+    fn workers(&self, payload: &[u8]) -> Reply<ListWorkersReply> {
+        let req: ListWorkersRequest = parse(payload)?;
+        let all = self.members.snapshot();
+        let total = all.len() as u32;
+        let limit = req
+            .limit
+            .unwrap_or(WORKERS_PAGE_MAX)
+            .clamp(1, WORKERS_PAGE_MAX) as usize;
+        let workers = all
+            .into_iter()
+            .skip(req.offset.unwrap_or(0) as usize)
+            .take(limit)
+            .collect();
+        Ok(ListWorkersReply { workers, total })
     }
 
     async fn submit(&self, payload: &[u8]) -> Reply<SubmitReply> {

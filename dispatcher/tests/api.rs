@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use podperf_protocol::api::{ApiReply, ErrorCode, JobRecord, ListJobsReply};
+use podperf_protocol::api::{ApiReply, ErrorCode, JobRecord, ListJobsReply, ListWorkersReply};
 use podperf_protocol::command::{RefusalReason, WorkerCommand};
 use podperf_protocol::job::{JobParams, NoopParams};
 use podperf_protocol::names::done_subject;
@@ -111,6 +111,33 @@ fn bad_request(name: &'static str, body: &str) -> Refusal {
         code: ErrorCode::BadRequest,
         field: None,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_list_pages_through_a_large_fleet() {
+    let env = Env::start().await;
+    let mut fleet = Vec::new();
+    for i in 0..5 {
+        let (id, pod, node) = (format!("w-{i}"), format!("pod-{i}"), format!("n{i}"));
+        fleet.push(env.register(worker(&id, &pod, &node, "10.244.1.2")).await);
+    }
+    let mut seen = Vec::new();
+    for offset in [0usize, 2, 4, 6] {
+        let req = serde_json::json!({ "offset": offset, "limit": 2 });
+        let page = api::<ListWorkersReply>(&env.client, "workers.list", &req)
+            .await
+            .into_result()
+            .expect("workers.list");
+        assert_eq!(page.total, 5);
+        assert_eq!(
+            page.workers.len(),
+            [2, 2, 1, 0][offset / 2],
+            "page at {offset}"
+        );
+        seen.extend(page.workers.into_iter().map(|w| w.info.worker_id));
+    }
+    let all: Vec<String> = fleet.iter().map(|w| w.info.worker_id.clone()).collect();
+    assert_eq!(seen, all, "every worker once, in order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,12 +131,27 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// Most workers one `workers.list` reply carries (≈ 500 bytes each: well inside NATS's default
+/// 1 MB message limit); larger fleets are read page by page.
+pub const WORKERS_PAGE_MAX: u32 = 1000;
+
+/// One page of the live workers, ordered by node then pod name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListWorkersRequest {}
+pub struct ListWorkersRequest {
+    /// Workers to skip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u32>,
+    /// At most this many (default and maximum [`WORKERS_PAGE_MAX`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListWorkersReply {
     pub workers: Vec<WorkerView>,
+    /// Live workers in all; more pages follow while `offset + workers.len() < total`.
+    #[serde(default)]
+    pub total: u32,
 }
 
 /// A batch of jobs, accepted or rejected as a whole.
