@@ -93,7 +93,7 @@ impl EngineHandle {
     pub fn reserve(&self, n: usize, max: usize) -> Option<Reservation> {
         self.outstanding
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                (cur + n <= max).then_some(cur + n)
+                cur.checked_add(n).filter(|total| *total <= max)
             })
             .ok()
             .map(|_| Reservation {
@@ -196,6 +196,8 @@ impl Engine {
             self.track(job, phase);
             resumed += 1;
         }
+        // Counted before any of them can end (and be subtracted) below.
+        self.outstanding.fetch_add(resumed, Ordering::Relaxed);
         // Jobs that were in flight hold their claims again; re-send those not yet accepted
         // (the worker runs an id once) and check that their workers are still alive.
         let in_flight: Vec<Uuid> = self
@@ -217,8 +219,6 @@ impl Engine {
                 self.start_delivery(id);
             }
         }
-        self.outstanding
-            .fetch_add(self.jobs.len(), Ordering::Relaxed);
         self.members_changed = true; // queued jobs of workers gone meanwhile end at once
         Ok(resumed)
     }

@@ -835,6 +835,43 @@ async fn a_restarted_dispatcher_ingests_missed_results_and_resumes_outstanding_j
     env.wait_state(c, JobState::Cancelled, SOON).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_that_finds_a_worker_gone_keeps_taking_jobs() {
+    let mut env = Env::start().await;
+    let mut w1 = env
+        .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
+        .await;
+    let mut w2 = env
+        .register(worker("w2", "pod-2", "n2", "10.244.2.2"))
+        .await;
+    w1.listen().await;
+    w2.listen().await;
+    let a = submit_one(&env.client, noop("w1")).await;
+    env.wait_state(a, JobState::Dispatched, SOON).await;
+
+    env.stop_dispatcher().await;
+    w1.stop_heartbeat();
+    let bucket = env.bucket().await;
+    eventually(expiry_bound(&env), "w1's key expires", || {
+        let bucket = bucket.clone();
+        async move {
+            bucket
+                .get("w1")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    env.start_dispatcher().await;
+    env.wait_state(a, JobState::WorkerLost, SOON).await;
+    // The job ended during recovery must not throw the outstanding-job count off.
+    let b = submit_one(&env.client, noop("w2")).await;
+    assert_eq!(run_of(w2.next_command(SOON).await).job_id, b);
+}
+
 /// A job's state straight from Redis (the API is down while the dispatcher is).
 async fn get_job_direct(env: &Env, id: Uuid) -> JobState {
     let store = podperf_dispatcher::Store::connect(&env.redis.url(), env.cfg.retention)
