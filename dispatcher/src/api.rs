@@ -11,7 +11,6 @@ use podperf_protocol::api::*;
 use podperf_protocol::job::{JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
 use podperf_protocol::names::{endpoint, API_PREFIX, SERVICE_NAME};
 use podperf_protocol::now_ms;
-use podperf_protocol::run::RunIdRequest;
 use podperf_protocol::worker::WorkerInfo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -39,7 +38,7 @@ pub(crate) fn store_error(err: StoreError) -> ApiError {
     )
 }
 
-fn parse<T: DeserializeOwned>(payload: &[u8]) -> Reply<T> {
+pub(crate) fn parse<T: DeserializeOwned>(payload: &[u8]) -> Reply<T> {
     let payload = if payload.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -64,15 +63,9 @@ impl Api {
             endpoint::JOBS_GET => encode(self.get(payload).await),
             endpoint::JOBS_LIST => encode(self.list(payload).await),
             endpoint::JOBS_CANCEL => encode(self.cancel(payload).await),
-            endpoint::RUNS_START => encode(async { self.start_run(parse(payload)?).await }.await),
-            endpoint::RUNS_GET => encode(
-                async {
-                    self.run_report(parse::<RunIdRequest>(payload)?.run_id)
-                        .await
-                }
-                .await,
-            ),
-            endpoint::RUNS_LIST => encode(async { self.list_runs(parse(payload)?).await }.await),
+            endpoint::RUNS_START => encode(self.start_run(payload).await),
+            endpoint::RUNS_GET => encode(self.get_run(payload).await),
+            endpoint::RUNS_LIST => encode(self.list_runs(payload).await),
             other => encode::<()>(Err(ApiError::new(
                 ErrorCode::BadRequest,
                 format!("unknown endpoint {other}"),

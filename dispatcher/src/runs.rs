@@ -8,7 +8,7 @@ use podperf_protocol::run::*;
 use podperf_protocol::worker::{Tool, WorkerInfo};
 use uuid::Uuid;
 
-use crate::api::{store_error, Api};
+use crate::api::{parse, store_error, Api};
 use crate::planner::{self, Planned};
 use crate::store::NewJob;
 
@@ -70,7 +70,8 @@ fn pair_seconds(req: &MatrixRequest) -> u64 {
 }
 
 impl Api {
-    pub(crate) async fn start_run(&self, req: MatrixRequest) -> Reply<RunStarted> {
+    pub(crate) async fn start_run(&self, payload: &[u8]) -> Reply<RunStarted> {
+        let req: MatrixRequest = parse(payload)?;
         validate(&req)?;
         let live = self.members.snapshot();
         let workers: Vec<&WorkerInfo> = live
@@ -161,7 +162,12 @@ impl Api {
         Ok((jobs, pairs))
     }
 
-    pub(crate) async fn run_report(&self, run_id: Uuid) -> Reply<RunReport> {
+    pub(crate) async fn get_run(&self, payload: &[u8]) -> Reply<RunReport> {
+        self.run_report(parse::<RunIdRequest>(payload)?.run_id)
+            .await
+    }
+
+    async fn run_report(&self, run_id: Uuid) -> Reply<RunReport> {
         let run = self.store.get_run(run_id).await.map_err(store_error)?;
         let run = run.ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no run {run_id}")).with_field("run_id")
@@ -171,7 +177,8 @@ impl Api {
         Ok(report(&run, &records))
     }
 
-    pub(crate) async fn list_runs(&self, req: ListRunsRequest) -> Reply<ListRunsReply> {
+    pub(crate) async fn list_runs(&self, payload: &[u8]) -> Reply<ListRunsReply> {
+        let req: ListRunsRequest = parse(payload)?;
         let ids = self
             .store
             .list_runs(req.limit.unwrap_or(20).clamp(1, 200))
