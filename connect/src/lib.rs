@@ -131,3 +131,27 @@ pub async fn drain(client: &Client) {
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), closed).await;
 }
+
+/// Why a long-running binary gave up before or while running.
+#[derive(Debug)]
+pub enum Fatal {
+    /// A bad flag or variable: exit 64, as sysexits' EX_USAGE.
+    Config(String),
+    /// Anything else: exit 1.
+    Failed(String),
+}
+
+/// The process's exit: prints `program: …` to stderr for a failure.
+pub fn exit(program: &str, outcome: Result<(), Fatal>) -> std::process::ExitCode {
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(Fatal::Config(msg)) => {
+            eprintln!("{program}: bad configuration: {msg}");
+            std::process::ExitCode::from(64)
+        }
+        Err(Fatal::Failed(msg)) => {
+            eprintln!("{program}: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use ipnet::IpNet;
-use podperf_connect::NatsArgs;
+use podperf_connect::{Fatal, NatsArgs};
 use podperf_dispatcher::{DispatcherConfig, Store};
 
 /// The podperf dispatcher: job API, scheduler, result store.
@@ -48,8 +48,6 @@ enum Storage {
     Memory,
 }
 
-const EXIT_CONFIG: u8 = 64;
-
 impl Args {
     fn config(&self) -> Result<DispatcherConfig, String> {
         if self.replicas == 0 || self.replicas > 5 {
@@ -76,41 +74,26 @@ impl Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     podperf_connect::init_tracing();
-    let args = Args::parse();
-    let config = match args.config() {
-        Ok(c) => c,
-        Err(msg) => {
-            eprintln!("podperf-dispatcher: bad configuration: {msg}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let (client, reconnects) = match args.nats.connect_watched("podperf-dispatcher", true).await {
-        Ok(c) => c,
-        Err(err) => {
-            eprintln!(
-                "podperf-dispatcher: cannot connect to NATS at {}: {err}",
+    podperf_connect::exit("podperf-dispatcher", run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> Result<(), Fatal> {
+    let config = args.config().map_err(Fatal::Config)?;
+    let (client, reconnects) = args
+        .nats
+        .connect_watched("podperf-dispatcher", true)
+        .await
+        .map_err(|err| {
+            Fatal::Failed(format!(
+                "cannot connect to NATS at {}: {err}",
                 args.nats.nats_url
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    let store = match Store::connect(&args.redis_url, config.retention).await {
-        Ok(s) => s,
-        Err(err) => {
-            eprintln!(
-                "podperf-dispatcher: bad Redis URL {}: {err}",
-                args.redis_url
-            );
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+            ))
+        })?;
+    let store = Store::connect(&args.redis_url, config.retention)
+        .await
+        .map_err(|err| Fatal::Config(format!("bad Redis URL {}: {err}", args.redis_url)))?;
     let shutdown = podperf_connect::shutdown_signal();
-    match podperf_dispatcher::run_with_reconnects(client, store, config, shutdown, reconnects).await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("podperf-dispatcher: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    podperf_dispatcher::run_with_reconnects(client, store, config, shutdown, reconnects)
+        .await
+        .map_err(|err| Fatal::Failed(format!("{err:#}")))
 }

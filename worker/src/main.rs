@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use podperf_connect::NatsArgs;
+use podperf_connect::{Fatal, NatsArgs};
 use podperf_protocol::names::is_valid_worker_id;
 use podperf_worker::{Identity, WorkerConfig};
 
@@ -50,9 +50,6 @@ struct Args {
     #[arg(long, env = "PODPERF_SHUTDOWN_GRACE_S", default_value_t = 10)]
     shutdown_grace_s: u64,
 }
-
-/// Exit code for a bad configuration (sysexits' EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
 
 impl Args {
     fn config(&self) -> Result<WorkerConfig, String> {
@@ -101,36 +98,19 @@ fn hostname() -> String {
 #[tokio::main]
 async fn main() -> ExitCode {
     podperf_connect::init_tracing();
-    let args = Args::parse();
-    let config = match args.config() {
-        Ok(c) => c,
-        Err(msg) => {
-            eprintln!("podperf-worker: bad configuration: {msg}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
-    let client = match args
-        .nats
-        .connect(
-            &format!("podperf-worker {}", config.identity.pod_name),
-            true,
-        )
+    podperf_connect::exit("podperf-worker", run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> Result<(), Fatal> {
+    let config = args.config().map_err(Fatal::Config)?;
+    let name = format!("podperf-worker {}", config.identity.pod_name);
+    let client = args.nats.connect(&name, true).await.map_err(|err| {
+        Fatal::Failed(format!(
+            "cannot connect to NATS at {}: {err}",
+            args.nats.nats_url
+        ))
+    })?;
+    podperf_worker::run(client, config, podperf_connect::shutdown_signal())
         .await
-    {
-        Ok(c) => c,
-        Err(err) => {
-            eprintln!(
-                "podperf-worker: cannot connect to NATS at {}: {err}",
-                args.nats.nats_url
-            );
-            return ExitCode::FAILURE;
-        }
-    };
-    match podperf_worker::run(client, config, podperf_connect::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("podperf-worker: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|err| Fatal::Failed(format!("{err:#}")))
 }
