@@ -266,18 +266,8 @@ fn a_job_past_its_deadline_times_out_and_a_cancelled_job_stays_cancelled() {
 fn results_published_while_the_dispatcher_is_down_are_stored_after_it_restarts() {
     let mut c = Cluster::two_workers("127.0.0.25", "127.0.0.26");
 
-    let ping = [
-        "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "10",
-    ];
-    let back = [
-        "run", "ping", "--from", "pod-b", "--to", "pod-a", "--count", "10",
-    ];
-    let ids: Vec<String> = (0..3)
-        .flat_map(|_| [c.submit(&ping), c.submit(&back)])
-        .collect();
-    for id in &ids {
-        c.wait_job(id, Some("running"), Duration::from_secs(10));
-    }
+    let mut ids = c.running_pings("pod-a", "pod-b", 10, 3);
+    ids.extend(c.running_pings("pod-b", "pod-a", 10, 3));
     c.dispatcher.as_mut().unwrap().sigkill();
     // The pings finish (2 s) and their results land in the stream while nobody ingests them.
     std::thread::sleep(Duration::from_secs(3));
@@ -293,13 +283,7 @@ fn results_published_while_the_dispatcher_is_down_are_stored_after_it_restarts()
 fn no_result_is_lost_while_redis_is_down() {
     let mut c = Cluster::two_workers("127.0.0.27", "127.0.0.28");
 
-    let ping = [
-        "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "10",
-    ];
-    let ids: Vec<String> = (0..4).map(|_| c.submit(&ping)).collect();
-    for id in &ids {
-        c.wait_job(id, Some("running"), Duration::from_secs(10));
-    }
+    let ids = c.running_pings("pod-a", "pod-b", 10, 4);
     c.redis.stop();
     let out = c.podperf(&["jobs"]);
     assert_eq!(out.status.code(), Some(1));
@@ -446,13 +430,7 @@ fn matrix_measures_every_path_class_and_reports_the_overlay_cost() {
 fn everything_reconnects_by_itself_when_nats_restarts_mid_batch() {
     let mut c = Cluster::two_workers("127.0.0.36", "127.0.0.37");
 
-    let ping = [
-        "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "15",
-    ];
-    let ids: Vec<String> = (0..3).map(|_| c.submit(&ping)).collect();
-    for id in &ids {
-        c.wait_job(id, Some("running"), Duration::from_secs(10));
-    }
+    let ids = c.running_pings("pod-a", "pod-b", 15, 3);
     let down = Instant::now();
     c.nats.restart(); // same port, JetStream file store kept
     for id in &ids {

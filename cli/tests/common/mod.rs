@@ -166,6 +166,17 @@ impl Cluster {
         v["job_ids"][0].as_str().expect("a job id").to_string()
     }
 
+    /// Submits `n` pings of `count` replies from `from` to `to` and waits until all run.
+    pub fn running_pings(&self, from: &str, to: &str, count: u32, n: usize) -> Vec<String> {
+        let count = count.to_string();
+        let ping = ["run", "ping", "--from", from, "--to", to, "--count", &count];
+        let ids: Vec<String> = (0..n).map(|_| self.submit(&ping)).collect();
+        for id in &ids {
+            self.wait_job(id, Some("running"), Duration::from_secs(10));
+        }
+        ids
+    }
+
     pub fn job(&self, id: &str) -> Value {
         self.json(&["job", id]).1
     }
