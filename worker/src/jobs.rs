@@ -126,17 +126,19 @@ impl Intake {
             reason,
             message,
         };
-        if self.shutting_down.is_cancelled() || self.tracker.is_closed() {
-            return refuse(
-                RefusalReason::ShuttingDown,
-                "the worker is shutting down".into(),
-            );
-        }
+        // A retry of a job already accepted is acknowledged even while shutting down: refusing
+        // it would end, as failed, a job whose result is still coming.
         if self.seen(job_id) {
             return WorkerReply::Accepted {
                 job_id,
                 duplicate: true,
             };
+        }
+        if self.shutting_down.is_cancelled() || self.tracker.is_closed() {
+            return refuse(
+                RefusalReason::ShuttingDown,
+                "the worker is shutting down".into(),
+            );
         }
         if job.deadline_at_ms <= now_ms() {
             return refuse(

@@ -434,6 +434,17 @@ async fn shutdown_fails_running_jobs_and_deregisters() {
 
     let asked = Instant::now();
     w.trigger_shutdown();
+    // During the grace a retry of the job in hand is still acknowledged, never refused (a refusal
+    // would end it as failed while its result is still coming).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let retry = h.send(&w.id, &WorkerCommand::Run(job.clone())).await;
+    assert_eq!(
+        retry,
+        WorkerReply::Accepted {
+            job_id: job.job_id,
+            duplicate: true
+        }
+    );
     // Grace 1 s, then the job is stopped and its outcome published.
     w.join(SECS_10).await;
     assert!(
