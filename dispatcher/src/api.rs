@@ -2,7 +2,6 @@
 //! before anything is stored or dispatched; errors name the offending field.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_nats::service::ServiceExt;
 use async_nats::Client;
@@ -218,16 +217,8 @@ impl Api {
 
     async fn cancel(&self, payload: &[u8]) -> Reply<JobRecord> {
         let req: JobIdRequest = parse(payload)?;
-        let held = self.engine.cancel(req.job_id).await;
-        // The engine records the cancellation asynchronously; wait briefly for it to land.
-        for _ in 0..50 {
-            let rec = self.store.get(req.job_id).await.map_err(store_error)?;
-            match rec {
-                None => return Err(not_found(req.job_id)),
-                Some(r) if r.state.is_terminal() || !held => return Ok(r),
-                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+        // Answers once the cancellation is stored (or at once when the job was not outstanding).
+        self.engine.cancel(req.job_id).await;
         self.store
             .get(req.job_id)
             .await

@@ -109,7 +109,8 @@ impl EngineHandle {
         let _ = self.tx.send(Input::Enqueue(jobs));
     }
 
-    /// Cancels an outstanding job; false when the engine does not hold it (terminal or unknown).
+    /// Cancels an outstanding job and returns once that is stored; false when the engine does not
+    /// hold it (terminal or unknown).
     pub async fn cancel(&self, job_id: Uuid) -> bool {
         let (reply, rx) = oneshot::channel();
         let _ = self.tx.send(Input::Cancel { job_id, reply });
@@ -277,17 +278,19 @@ impl Engine {
                 }
             }
             Input::Cancel { job_id, reply } => {
-                let held = self.jobs.contains_key(&job_id);
-                if held {
-                    self.finalize(
-                        job_id,
-                        JobState::Cancelled,
-                        None,
-                        "cancelled on request".into(),
-                        false,
-                    );
+                let msg = "cancelled on request".to_string();
+                match self.finalize(job_id, JobState::Cancelled, None, msg, false) {
+                    // Answer once the cancellation is stored, so the caller reads it back.
+                    Some(recorded) => {
+                        tokio::spawn(async move {
+                            let _ = recorded.await;
+                            let _ = reply.send(true);
+                        });
+                    }
+                    None => {
+                        let _ = reply.send(false);
+                    }
                 }
-                let _ = reply.send(held);
             }
             Input::Delivered { job_id, delivery } => self.on_delivered(job_id, delivery),
             Input::Finished { job_id } => {
@@ -486,10 +489,8 @@ impl Engine {
         reason: Option<FailureReason>,
         message: String,
         check_stream: bool,
-    ) {
-        let Some(t) = self.untrack(job_id) else {
-            return;
-        };
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let t = self.untrack(job_id)?;
         if let Some(d) = &t.delivery {
             d.cancel();
         }
@@ -509,7 +510,7 @@ impl Engine {
             self.client.clone(),
         );
         let source = t.job.source_worker.clone();
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             if check_stream && result_in_stream(&results, job_id, &source).await {
                 tracing::info!(%job_id, "the worker's result is in the stream; it wins");
                 return;
@@ -527,7 +528,7 @@ impl Engine {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             tracing::error!(%job_id, "gave up recording the terminal state; a restart resumes it");
-        });
+        }))
     }
 
     fn tell_worker_to_stop(&self, worker: &str, job_id: Uuid) {
