@@ -21,12 +21,14 @@
 //! - [`ChildGuard`] (`process.rs`): any child process (our own binaries) with its output in a
 //!   log file, SIGKILLed on drop; also the signal/wait plumbing the servers share.
 //! - [`wait_until`], [`free_port`] (here): small polling and port helpers.
+//! - [`descendants`], [`process_running`] (`procs.rs`): what is running, read from `/proc`.
 //!
 //! Processes are not put in their own process group, so Ctrl-C on `cargo test` reaches them
 //! too. A test binary killed with SIGKILL cannot run `Drop`, and may leave servers behind.
 
 mod nats;
 mod process;
+mod procs;
 mod redis;
 
 use std::net::TcpListener;
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 
 pub use nats::{NatsServer, NATS_SERVER_ENV, STORE_DIR_PLACEHOLDER};
 pub use process::ChildGuard;
+pub use procs::{descendants, is_alive, process_running, processes, Proc};
 pub use redis::{RedisServer, REDIS_SERVER_ENV};
 
 /// How long a server may take to accept connections before start-up is declared failed.

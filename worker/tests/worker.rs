@@ -508,7 +508,7 @@ async fn iperf3_server_is_restarted_when_killed() {
     )
     .await;
 
-    kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(old.try_into().unwrap()), Signal::SIGKILL).unwrap();
     eventually(
         SECS_10,
         "a new iperf3 server accepts connections",

@@ -228,18 +228,4 @@ impl Cluster {
     }
 }
 
-/// Whether a process whose command line contains all of `needles` is alive (zombies excluded).
-pub fn process_running(needles: &[&str]) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.filter_map(Result::ok).any(|e| {
-        let path = e.path();
-        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
-            return false;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
-        !status.contains("State:\tZ") && needles.iter().all(|n| cmdline.contains(n))
-    })
-}
+pub use podperf_testkit::process_running;

@@ -444,6 +444,17 @@ impl Sys {
         counts
     }
 
+    /// Processes the workers started besides their own `iperf3 -s` servers: the tools of the
+    /// jobs they are running (empty when nothing runs).
+    pub fn worker_tools_running(&self) -> Vec<podperf_testkit::Proc> {
+        self.workers
+            .iter()
+            .filter_map(|w| w.proc.as_ref())
+            .flat_map(|p| podperf_testkit::descendants(p.pid()))
+            .filter(|p| !p.cmdline.starts_with("iperf3 -s "))
+            .collect()
+    }
+
     /// Every process's log, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = String::new();
@@ -516,18 +527,4 @@ pub fn ping(source: &str, target: &str, count: u32) -> Value {
            "params": {"kind": "ping", "count": count, "interval_ms": 200}})
 }
 
-/// Whether a live process's command line contains every needle.
-pub fn process_running(needles: &[&str]) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.filter_map(Result::ok).any(|e| {
-        let path = e.path();
-        let Ok(cmdline) = std::fs::read(path.join("cmdline")) else {
-            return false;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
-        !status.contains("State:\tZ") && needles.iter().all(|n| cmdline.contains(n))
-    })
-}
+pub use podperf_testkit::process_running;

@@ -30,7 +30,13 @@ async fn s1_worker_sigkilled_mid_job_ends_worker_lost_and_a_restart_takes_new_jo
     })
     .await;
     let client = ["iperf3", "-c", "127.0.0.102"];
-    assert!(process_running(&client), "the iperf3 client runs");
+    let tools = sys.worker_tools_running();
+    assert!(
+        tools
+            .iter()
+            .any(|p| client.iter().all(|n| p.cmdline.contains(n))),
+        "the iperf3 client runs under its worker: {tools:?}"
+    );
 
     let killed = Instant::now();
     sys.workers[0].proc.as_mut().unwrap().sigkill();

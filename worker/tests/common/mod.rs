@@ -21,7 +21,7 @@ use podperf_protocol::names::{
 use podperf_protocol::now_ms;
 use podperf_protocol::outcome::{JobEvent, JobOutcome};
 use podperf_protocol::worker::WorkerInfo;
-use podperf_testkit::NatsServer;
+use podperf_testkit::{NatsServer, Proc};
 use podperf_worker::{Identity, WorkerConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -396,24 +396,14 @@ where
     }
 }
 
-/// A live (non-zombie) process, as `/proc` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proc {
-    pub pid: i32,
-    pub ppid: i32,
-    /// argv joined with spaces.
-    pub cmdline: String,
-}
+pub use podperf_testkit::is_alive;
 
 /// Live processes whose argv[0] ends with `program` and whose command line contains every one of
 /// `needles` as whole words (`"-I 127.0.0.3"` does not match `-I 127.0.0.30`). Zombies (dead,
 /// not yet reaped) do not count.
 pub fn find_procs(program: &str, needles: &[&str]) -> Vec<Proc> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(read_proc)
+    podperf_testkit::processes()
+        .into_iter()
         .filter(|p| {
             let argv0 = p.cmdline.split(' ').next().unwrap_or("");
             argv0.rsplit('/').next() == Some(program)
@@ -424,49 +414,16 @@ pub fn find_procs(program: &str, needles: &[&str]) -> Vec<Proc> {
         .collect()
 }
 
-fn read_proc(pid: i32) -> Option<Proc> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    if raw.is_empty() {
-        return None; // kernel thread or zombie
-    }
-    let cmdline = raw
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let (state, ppid) = stat_of(pid)?;
-    if state == 'Z' || state == 'X' {
-        return None;
-    }
-    Some(Proc { pid, ppid, cmdline })
-}
-
-/// State letter and parent pid from `/proc/<pid>/stat` (the command name may hold spaces).
-fn stat_of(pid: i32) -> Option<(char, i32)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
 /// The one live child of `parent` that [`find_procs`] matches, if exactly one does.
-pub fn child_of(parent: u32, program: &str, needles: &[&str]) -> Option<i32> {
+pub fn child_of(parent: u32, program: &str, needles: &[&str]) -> Option<u32> {
     let children: Vec<Proc> = find_procs(program, needles)
         .into_iter()
-        .filter(|p| u32::try_from(p.ppid) == Ok(parent))
+        .filter(|p| p.ppid == parent)
         .collect();
     match children.as_slice() {
         [p] => Some(p.pid),
         _ => None,
     }
-}
-
-/// Whether `pid` exists and is not a zombie.
-pub fn is_alive(pid: i32) -> bool {
-    matches!(stat_of(pid), Some((s, _)) if s != 'Z' && s != 'X')
 }
 
 /// Whether a TCP socket listens on exactly `ip:port` (IPv4), read from `/proc/net/tcp` so that
