@@ -56,23 +56,28 @@ pub async fn execute(
         &event,
         &env.give_up,
     );
-    // The probe does not wait for the event's acknowledgement; the result waits for both.
+    // Neither the probe nor the result waits for the event's acknowledgement: the store orders
+    // what it receives (a late `started` never undoes a result), and the job is in hand until
+    // both are acknowledged.
     let timeout = hard_timeout(&job);
-    let (_, (outcome, raw)) = tokio::join!(started, run_probe(env, &job, timeout, &cancel));
-    let mut result = outcome_to_result(env, &job, outcome, raw, started_at_ms);
-    if cancel.is_cancelled() {
-        mark_stopped(&mut result, stop());
-    }
-    tracing::info!(status = ?result.status, reason = ?result.reason, "job finished");
-    let msg_id = format!("{}-result", job.job_id);
-    crate::publish::durably(
-        &env.js,
-        result_subject(job.job_id),
-        msg_id,
-        &result,
-        &env.give_up,
-    )
-    .await;
+    let finish = async {
+        let (outcome, raw) = run_probe(env, &job, timeout, &cancel).await;
+        let mut result = outcome_to_result(env, &job, outcome, raw, started_at_ms);
+        if cancel.is_cancelled() {
+            mark_stopped(&mut result, stop());
+        }
+        tracing::info!(status = ?result.status, reason = ?result.reason, "job finished");
+        let msg_id = format!("{}-result", job.job_id);
+        crate::publish::durably(
+            &env.js,
+            result_subject(job.job_id),
+            msg_id,
+            &result,
+            &env.give_up,
+        )
+        .await;
+    };
+    tokio::join!(started, finish);
 }
 
 /// The probe's own bound, but never past the job's deadline.
