@@ -10,6 +10,10 @@ pub struct DispatcherConfig {
     pub replicas: usize,
     /// The liveness bucket's `max_age`: a worker that stops refreshing is gone after this.
     pub worker_ttl: Duration,
+    /// How long a worker whose key expired has to come back before the jobs it holds end
+    /// `worker_lost`. A broker restart or a reconnection can let a live worker's key expire; the
+    /// same worker (same `started_at_ms`) returning within this keeps its jobs.
+    pub lost_grace: Duration,
     /// How long jobs and results stay queryable in Redis (and in the results stream).
     pub retention: Duration,
     /// CIDRs an address target may lie in; empty means only worker targets are allowed.
@@ -33,6 +37,7 @@ impl Default for DispatcherConfig {
         DispatcherConfig {
             replicas: 1,
             worker_ttl: Duration::from_secs(3),
+            lost_grace: Duration::from_secs(3),
             retention: Duration::from_secs(7 * 24 * 3600),
             allowed_cidrs: Vec::new(),
             max_queued: 100_000,

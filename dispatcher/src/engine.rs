@@ -4,8 +4,10 @@
 //! - queued jobs start when the scheduler allows ([`crate::scheduler`]) and are delivered to their
 //!   worker by request/reply, retried with the same id until the deadline ([`crate::deliver`]);
 //! - a result stored by [`crate::ingest`] releases the job's claim;
-//! - past its deadline (plus a grace) a job is `timed_out`; when its source worker's key expires it
-//!   is `worker_lost` — unless the worker's result is already in the results stream;
+//! - past its deadline (plus a grace) a job is `timed_out`; when its source worker's key expires
+//!   and the worker does not come back within `lost_grace` it is `worker_lost` — unless the
+//!   worker's result is already in the results stream. (A broker restart can let a live worker's
+//!   key expire: the same worker instance returning keeps its jobs; a new instance does not.)
 //! - a cancel marks it `cancelled` and tells the worker to stop.
 
 use std::collections::HashMap;
@@ -66,6 +68,8 @@ struct Tracked {
     /// `None` once the deadline fired.
     deadline: Option<delay_queue::Key>,
     delivery: Option<CancellationToken>,
+    /// When the worker accepted it (`None` if before this dispatcher started).
+    accepted_at_ms: Option<u64>,
 }
 
 /// The API's handle on the engine.
@@ -141,6 +145,11 @@ pub struct Engine {
     members_changed: bool,
     locks: Locks,
     deadlines: DelayQueue<Uuid>,
+    /// Each live worker's instance (`started_at_ms` of its info), to tell a return from a restart.
+    instances: HashMap<String, u64>,
+    /// Workers whose key expired, with the instance that left, waiting out `lost_grace`.
+    departed: HashMap<String, (Option<u64>, delay_queue::Key)>,
+    departures: DelayQueue<String>,
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
     outstanding: Arc<AtomicUsize>,
@@ -172,6 +181,9 @@ impl Engine {
             members_changed: false,
             locks: Locks::default(),
             deadlines: DelayQueue::new(),
+            instances: HashMap::new(),
+            departed: HashMap::new(),
+            departures: DelayQueue::new(),
             tx,
             rx,
             outstanding,
@@ -246,6 +258,7 @@ impl Engine {
                 claim,
                 deadline,
                 delivery: None,
+                accepted_at_ms: None,
             },
         );
     }
@@ -260,6 +273,8 @@ impl Engine {
                 },
                 Some(expired) = futures::future::poll_fn(|cx| self.deadlines.poll_expired(cx)),
                     if !self.deadlines.is_empty() => self.on_deadline(expired.into_inner()),
+                Some(left) = futures::future::poll_fn(|cx| self.departures.poll_expired(cx)),
+                    if !self.departures.is_empty() => self.on_grace_over(left.into_inner()),
                 _ = shutdown.cancelled() => return,
             }
             // Drain what is already waiting before scheduling (batches schedule once).
@@ -303,9 +318,9 @@ impl Engine {
             Input::Member(MemberEvent::Gone(worker)) => {
                 self.members_changed = true;
                 self.dirty = true;
-                self.on_worker_gone(&worker)
+                self.on_worker_departed(worker)
             }
-            Input::Member(MemberEvent::Up(_)) => {}
+            Input::Member(MemberEvent::Up(info)) => self.on_worker_up(&info),
         }
     }
 
@@ -320,6 +335,7 @@ impl Engine {
         match delivery {
             Delivery::Accepted { attempts } => {
                 t.phase = Phase::Dispatched;
+                t.accepted_at_ms = Some(now_ms());
                 let tr = Transition {
                     attempts: Some(attempts),
                     dispatched_at_ms: Some(now_ms()),
@@ -365,7 +381,81 @@ impl Engine {
         self.finalize(job_id, JobState::TimedOut, None, msg, true);
     }
 
-    fn on_worker_gone(&mut self, worker: &str) {
+    /// A worker's key expired (or it deregistered): its jobs wait `lost_grace` for it to return.
+    fn on_worker_departed(&mut self, worker: String) {
+        if self.cfg.lost_grace.is_zero() {
+            self.instances.remove(&worker);
+            let msg =
+                format!("worker {worker}'s liveness key expired while the job was outstanding");
+            return self.lose_jobs(&worker, &msg);
+        }
+        if self.departed.contains_key(&worker) {
+            return;
+        }
+        let instance = self.instances.remove(&worker);
+        let key = self.departures.insert(worker.clone(), self.cfg.lost_grace);
+        self.departed.insert(worker, (instance, key));
+    }
+
+    /// A worker appeared: back within the grace (its jobs go on), or a new instance of it (a
+    /// restart, with or without its key expiring first: what the old instance had accepted is
+    /// lost; jobs not yet accepted are delivered to the new one).
+    fn on_worker_up(&mut self, info: &podperf_protocol::worker::WorkerInfo) {
+        let (worker, instance) = (&info.worker_id, info.started_at_ms);
+        let before = match self.departed.remove(worker) {
+            Some((left, key)) => {
+                self.departures.try_remove(&key);
+                self.dirty = true;
+                left
+            }
+            None => self.instances.get(worker).copied(),
+        };
+        self.instances.insert(worker.clone(), instance);
+        match before {
+            Some(b) if b != instance => {
+                let msg = format!(
+                    "worker {worker} restarted while the job was running (a new instance \
+                     registered)"
+                );
+                self.lose_accepted_before(worker, instance, &msg);
+            }
+            Some(_) => {
+                tracing::info!(worker_id = %worker, "worker back within the grace; its jobs go on")
+            }
+            None => {}
+        }
+    }
+
+    /// Ends, `worker_lost`, the jobs `worker` accepted before `instance_started_at_ms`.
+    fn lose_accepted_before(&mut self, worker: &str, instance_started_at_ms: u64, msg: &str) {
+        let lost: Vec<Uuid> = self
+            .jobs
+            .iter()
+            .filter(|(_, t)| t.job.source_worker == worker && t.phase == Phase::Dispatched)
+            .filter(|(_, t)| t.accepted_at_ms.is_none_or(|a| a < instance_started_at_ms))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            self.finalize(id, JobState::WorkerLost, None, msg.to_string(), true);
+        }
+    }
+
+    fn on_grace_over(&mut self, worker: String) {
+        if self.departed.remove(&worker).is_none() || self.members.contains(&worker) {
+            return;
+        }
+        self.members_changed = true; // queued jobs aimed at it end too
+        self.dirty = true;
+        let msg = format!(
+            "worker {worker}'s liveness key expired while the job was outstanding, and it did \
+             not come back within {:?}",
+            self.cfg.lost_grace
+        );
+        self.lose_jobs(&worker, &msg);
+    }
+
+    /// Ends all of `worker`'s jobs `worker_lost`.
+    fn lose_jobs(&mut self, worker: &str, msg: &str) {
         let lost: Vec<Uuid> = self
             .jobs
             .iter()
@@ -373,10 +463,13 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         for id in lost {
-            let msg =
-                format!("worker {worker}'s liveness key expired while the job was outstanding");
-            self.finalize(id, JobState::WorkerLost, None, msg, true);
+            self.finalize(id, JobState::WorkerLost, None, msg.to_string(), true);
         }
+    }
+
+    /// Whether `worker` is live, or gone so recently that it may still return.
+    fn may_run(&self, worker: &str) -> bool {
+        self.members.contains(worker) || self.departed.contains_key(worker)
     }
 
     /// Starts every queued job the scheduler allows.
@@ -415,17 +508,13 @@ impl Engine {
         let mut ends = Vec::new();
         for id in &self.queue {
             let job = &self.jobs[id].job;
-            if !self.members.contains(&job.source_worker) {
+            if !self.may_run(&job.source_worker) {
                 let msg = format!(
                     "worker {} went away before the job started",
                     job.source_worker
                 );
                 ends.push((*id, JobState::WorkerLost, None, msg));
-            } else if let Some(target) = job
-                .target_worker
-                .as_ref()
-                .filter(|t| !self.members.contains(t))
-            {
+            } else if let Some(target) = job.target_worker.as_ref().filter(|t| !self.may_run(t)) {
                 let msg = format!("target worker {target} went away before the job started");
                 ends.push((*id, JobState::Failed, Some(FailureReason::Unreachable), msg));
             }

@@ -27,6 +27,10 @@ struct Args {
     /// Seconds after its last heartbeat a worker is considered gone (the bucket's TTL).
     #[arg(long, env = "PODPERF_WORKER_TTL_S", default_value_t = 3)]
     worker_ttl_s: u64,
+    /// Milliseconds a worker whose key expired has to come back (a broker restart can expire a
+    /// live worker's key) before the jobs it holds end `worker_lost`; default: the worker TTL.
+    #[arg(long, env = "PODPERF_LOST_GRACE_MS")]
+    lost_grace_ms: Option<u64>,
     /// Hours jobs and results stay queryable.
     #[arg(long, env = "PODPERF_RETENTION_H", default_value_t = 168)]
     retention_h: u64,
@@ -62,6 +66,10 @@ impl Args {
         Ok(DispatcherConfig {
             replicas: self.replicas,
             worker_ttl: Duration::from_secs(self.worker_ttl_s),
+            lost_grace: self.lost_grace_ms.map_or(
+                Duration::from_secs(self.worker_ttl_s),
+                Duration::from_millis,
+            ),
             retention: Duration::from_secs(self.retention_h * 3600),
             allowed_cidrs: self.allowed_cidrs.clone(),
             max_queued: self.max_queued,

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// A change the engine needs to hear about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberEvent {
+    /// A worker appeared, or a new instance of it (a different `started_at_ms`) replaced the old.
     Up(WorkerInfo),
     Gone(String),
 }
@@ -81,12 +82,12 @@ impl Members {
                     }
                 };
                 let last_seen_at_ms = (entry.created.unix_timestamp_nanos() / 1_000_000) as u64;
-                let new = !map.contains_key(&entry.key);
                 let view = WorkerView {
                     info: info.clone(),
                     last_seen_at_ms,
                 };
-                map.insert(entry.key.clone(), view);
+                let old = map.insert(entry.key.clone(), view);
+                let new = old.is_none_or(|o| o.info.started_at_ms != info.started_at_ms);
                 new.then_some(MemberEvent::Up(info))
             }
             Operation::Delete | Operation::Purge => map

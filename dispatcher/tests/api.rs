@@ -8,19 +8,25 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
+use podperf_dispatcher::DispatcherConfig;
 use podperf_protocol::api::{ApiReply, ErrorCode, JobRecord, ListJobsReply, ListWorkersReply};
 use podperf_protocol::command::{RefusalReason, WorkerCommand};
 use podperf_protocol::job::{JobParams, NoopParams};
 use podperf_protocol::names::done_subject;
 use podperf_protocol::outcome::{FailureReason, JobState, OutcomeStatus};
 use podperf_protocol::result::{NoopResult, ProbeResult};
-use podperf_protocol::worker::Tool;
+use podperf_protocol::worker::{Tool, WorkerInfo};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// A worker's key expires `worker_ttl` after its last put; the watcher sees it up to ~1 s later.
 fn expiry_bound(env: &Env) -> Duration {
     env.cfg.worker_ttl + Duration::from_secs(6)
+}
+
+/// A job of a worker whose key expired ends `worker_lost` once the grace is over as well.
+fn lost_bound(env: &Env) -> Duration {
+    expiry_bound(env) + env.cfg.lost_grace
 }
 
 /// Subscribes to every job subject, to see whatever the dispatcher sends to any worker.
@@ -573,13 +579,78 @@ async fn a_job_whose_worker_key_expires_is_worker_lost() {
 
     w.stop_heartbeat();
     let rec = env
-        .wait_state(id, JobState::WorkerLost, expiry_bound(&env))
+        .wait_state(id, JobState::WorkerLost, lost_bound(&env))
         .await;
     assert!(rec.finished_at_ms.is_some());
     assert!(
         rec.message.as_deref().unwrap_or("").contains("w1"),
         "{rec:?}"
     );
+}
+
+/// A broker restart can let a live worker's key expire. The same worker instance registering
+/// again within the grace keeps its job, whose result then ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_key_expired_and_that_comes_back_in_the_grace_keeps_its_jobs() {
+    let env = Env::start_with(DispatcherConfig {
+        lost_grace: Duration::from_secs(20),
+        ..test_config()
+    })
+    .await;
+    let info = worker("w1", "pod-1", "n1", "10.244.1.2");
+    let mut w = env.register(info.clone()).await;
+    w.listen().await;
+    let id = submit_one(&env.client, noop("pod-1")).await;
+    assert_eq!(run_of(w.next_command(SOON).await).job_id, id);
+    env.wait_state(id, JobState::Dispatched, SOON).await;
+
+    w.stop_heartbeat();
+    let client = env.client.clone();
+    eventually(expiry_bound(&env), "w1 drops out of workers.list", || {
+        let client = client.clone();
+        async move { list_workers(&client).await.is_empty().then_some(()) }
+    })
+    .await;
+    let _back = env.register(info).await;
+    assert_eq!(get_job(&env.client, id).await.state, JobState::Dispatched);
+
+    env.publish_result(&outcome(id, "w1", OutcomeStatus::Succeeded))
+        .await;
+    env.wait_state(id, JobState::Succeeded, SOON).await;
+}
+
+/// A new instance of a worker (another `started_at_ms`) means the old one died: the jobs it had
+/// accepted end `worker_lost` at once, without waiting for a key to expire, and new jobs go to
+/// the new instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_loses_what_its_old_instance_accepted() {
+    let env = Env::start_with(DispatcherConfig {
+        lost_grace: Duration::from_secs(20),
+        ..test_config()
+    })
+    .await;
+    let info = worker("w1", "pod-1", "n1", "10.244.1.2");
+    let mut old = env.register(info.clone()).await;
+    old.listen().await;
+    let id = submit_one(&env.client, noop("pod-1")).await;
+    assert_eq!(run_of(old.next_command(SOON).await).job_id, id);
+    env.wait_state(id, JobState::Dispatched, SOON).await;
+
+    drop(old); // stops its heartbeat and its subscription
+    let mut new = env
+        .register(WorkerInfo {
+            started_at_ms: info.started_at_ms + 1_000,
+            ..info
+        })
+        .await;
+    new.listen().await;
+    let rec = env.wait_state(id, JobState::WorkerLost, SOON).await;
+    let msg = rec.message.unwrap_or_default();
+    assert!(msg.contains("restarted"), "{msg}");
+
+    let next = submit_one(&env.client, noop("pod-1")).await;
+    assert_eq!(run_of(new.next_command(SOON).await).job_id, next);
+    env.wait_state(next, JobState::Dispatched, SOON).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

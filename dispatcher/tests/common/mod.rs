@@ -46,6 +46,7 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 pub fn test_config() -> DispatcherConfig {
     DispatcherConfig {
         worker_ttl: Duration::from_secs(2),
+        lost_grace: Duration::from_secs(2),
         retention: Duration::from_secs(3600),
         allowed_cidrs: vec!["10.99.0.0/16".parse().unwrap()],
         delivery_timeout: Duration::from_secs(1),
