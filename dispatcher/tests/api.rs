@@ -588,10 +588,8 @@ async fn a_job_whose_worker_key_expires_is_worker_lost() {
     );
 }
 
-/// A broker restart can let a live worker's key expire. The same worker instance registering
-/// again within the grace keeps its job, whose result then ends it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_whose_key_expired_and_that_comes_back_in_the_grace_keeps_its_jobs() {
+/// A dispatcher with a long grace before `worker_lost`, and worker w1 (pod-1) running one noop.
+async fn one_dispatched_job_and_a_long_grace() -> (Env, WorkerInfo, FakeWorker, Uuid) {
     let env = Env::start_with(DispatcherConfig {
         lost_grace: Duration::from_secs(20),
         ..test_config()
@@ -603,7 +601,14 @@ async fn a_worker_whose_key_expired_and_that_comes_back_in_the_grace_keeps_its_j
     let id = submit_one(&env.client, noop("pod-1")).await;
     assert_eq!(run_of(w.next_command(SOON).await).job_id, id);
     env.wait_state(id, JobState::Dispatched, SOON).await;
+    (env, info, w, id)
+}
 
+/// A broker restart can let a live worker's key expire. The same worker instance registering
+/// again within the grace keeps its job, whose result then ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_key_expired_and_that_comes_back_in_the_grace_keeps_its_jobs() {
+    let (env, info, mut w, id) = one_dispatched_job_and_a_long_grace().await;
     w.stop_heartbeat();
     let client = env.client.clone();
     eventually(expiry_bound(&env), "w1 drops out of workers.list", || {
@@ -624,18 +629,7 @@ async fn a_worker_whose_key_expired_and_that_comes_back_in_the_grace_keeps_its_j
 /// the new instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_worker_loses_what_its_old_instance_accepted() {
-    let env = Env::start_with(DispatcherConfig {
-        lost_grace: Duration::from_secs(20),
-        ..test_config()
-    })
-    .await;
-    let info = worker("w1", "pod-1", "n1", "10.244.1.2");
-    let mut old = env.register(info.clone()).await;
-    old.listen().await;
-    let id = submit_one(&env.client, noop("pod-1")).await;
-    assert_eq!(run_of(old.next_command(SOON).await).job_id, id);
-    env.wait_state(id, JobState::Dispatched, SOON).await;
-
+    let (env, info, old, id) = one_dispatched_job_and_a_long_grace().await;
     drop(old); // stops its heartbeat and its subscription
     let mut new = env
         .register(WorkerInfo {
