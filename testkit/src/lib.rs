@@ -16,7 +16,8 @@
 //! ```
 //!
 //! # Layout
-//! - [`NatsServer`] (`nats.rs`): `nats-server -js -p -1`, URL read back from its ports file.
+//! - [`NatsServer`] (`nats.rs`): `nats-server -js` on a [`free_port`], URL read back from its
+//!   ports file.
 //! - [`RedisServer`] (`redis.rs`): `redis-server` on a [`free_port`], persistence off.
 //! - [`ChildGuard`] (`process.rs`): any child process (our own binaries) with its output in a
 //!   log file, SIGKILLed on drop; also the signal/wait plumbing the servers share.
@@ -73,11 +74,32 @@ pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
+/// A TCP port on 127.0.0.1 that was free a moment ago, picked at random *below* the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`).
 ///
-/// Another process may grab it before the caller binds it; callers that start servers should
-/// retry on "address already in use", as [`RedisServer::start`] does.
+/// Below, because servers are restarted on the same port (NATS, iperf3 -s): a port from the
+/// ephemeral range can meanwhile become the local end of some other test's outgoing connection,
+/// and the restart then fails with "address already in use" for as long as that connection
+/// lives. Another process may still take the port before the caller binds it; callers that start
+/// servers retry on "address already in use", as [`RedisServer::start`] does.
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    const LOWEST: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > LOWEST + 1_000 {
+        let span = u64::from(ephemeral_low - LOWEST);
+        for _ in 0..1_000 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(std::process::id());
+            let port = LOWEST + (h.finish() % span) as u16;
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|addr| addr.port())

@@ -51,7 +51,7 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts `nats-server -js` on a port picked by the server itself (`-p -1`).
+    /// Starts `nats-server -js` on a [`free_port`](crate::free_port).
     ///
     /// Panics (with an install hint) if `nats-server` is not installed, or (with the log tail)
     /// if it does not accept connections within 10 s.
@@ -101,11 +101,11 @@ impl NatsServer {
         server
     }
 
-    /// Spawns the server (on `port`, or a server-picked one) and waits until it is ready,
-    /// retrying when the port was taken in the meantime.
+    /// Spawns the server (on `port`, or a [`free_port`](crate::free_port) picked anew for each
+    /// attempt) and waits until it is ready, retrying when the port was taken in the meantime.
     fn spawn_ready(&mut self, bin: &Path, port: Option<u16>) {
-        let port_arg = port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
         for attempt in 1..=START_ATTEMPTS {
+            let port_arg = port.unwrap_or_else(crate::free_port).to_string();
             let mut cmd = Command::new(bin);
             if let Some(config) = &self.config {
                 cmd.arg("-c").arg(config);
