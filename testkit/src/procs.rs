@@ -77,16 +77,21 @@ pub fn descendants(pid: u32) -> Vec<Proc> {
 mod tests {
     use super::*;
     use std::process::Command;
+    use std::time::Duration;
 
     #[test]
     fn a_child_is_found_under_its_parent_and_by_its_command_line() {
         let mut sleeper = Command::new("sleep").arg("31.4159").spawn().unwrap();
         let me = std::process::id();
-        let mine = descendants(me);
-        let found = mine.iter().find(|p| p.pid == sleeper.id());
+        // Right after the fork the child may not have exec'd yet (its command line is empty).
+        let found = |pid| descendants(me).into_iter().find(|p| p.pid == pid);
+        crate::wait_until(Duration::from_secs(5), "sleep has exec'd", || {
+            found(sleeper.id()).is_some_and(|p| !p.cmdline.is_empty())
+        });
+        let seen = found(sleeper.id());
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
-        assert_eq!(found.map(|p| p.cmdline.as_str()), Some("sleep 31.4159"));
+        assert_eq!(seen.map(|p| p.cmdline), Some("sleep 31.4159".to_string()));
         assert!(
             !process_running(&["sleep", "31.4159"]),
             "a reaped child is gone"
