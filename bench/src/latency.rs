@@ -214,7 +214,7 @@ async fn breakdown(
     let mut listeners = Vec::new();
     for (subject, stage) in [
         ("podperf.jobs.>", "job request reaches the worker"),
-        ("_INBOX.>", "worker's acceptance sent"),
+        ("_INBOX_dispatcher.>", "worker's acceptance sent"),
         ("podperf.events.>", "`started` event published"),
         ("podperf.results.>", "result published"),
         ("podperf.done.>", "done notice published"),

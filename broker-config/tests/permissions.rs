@@ -65,6 +65,30 @@ async fn worker_cannot_call_the_api_nor_publish_jobs() {
         .await;
 }
 
+/// Replies and JetStream acks go to per-role inbox prefixes: a worker's credential cannot read
+/// what the CLI or the dispatcher are answered (API replies, JetStream API replies).
+#[tokio::test]
+async fn worker_cannot_read_the_other_roles_replies() {
+    let nats = server();
+    let mut worker = connect(&nats, "worker").await;
+    for inbox in ["_INBOX.>", "_INBOX_cli.>", "_INBOX_dispatcher.>", ">"] {
+        let _sub = worker.client.subscribe(inbox).await.unwrap();
+        worker.client.flush().await.unwrap();
+        worker.expect_violation(inbox).await;
+    }
+    // Its own inbox works (this is where its JetStream acks arrive).
+    let mut own = worker.client.subscribe("_INBOX_worker.x").await.unwrap();
+    worker.client.flush().await.unwrap();
+    let admin = connect(&nats, "admin").await.client;
+    admin
+        .publish("_INBOX_worker.x", "ack".into())
+        .await
+        .unwrap();
+    admin.flush().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(3), own.next()).await;
+    assert_eq!(&got.unwrap().unwrap().payload[..], b"ack");
+}
+
 #[tokio::test]
 async fn worker_can_put_and_delete_its_key_and_publish_results_with_an_ack() {
     let nats = server();

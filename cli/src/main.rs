@@ -337,7 +337,11 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = cli
         .nats
-        .connect("podperf-cli", false)
+        .connect(
+            "podperf-cli",
+            podperf_protocol::names::CLI_INBOX_PREFIX,
+            false,
+        )
         .await
         .with_context(|| format!("cannot connect to NATS at {}", cli.nats.nats_url))?;
     let api = Api {

@@ -32,15 +32,21 @@ pub struct NatsArgs {
 }
 
 impl NatsArgs {
-    /// Connects, naming the connection `name`. Once connected the client reconnects by itself
-    /// forever; `retry_initial` makes a long-running component wait for a server that is not up yet
-    /// instead of failing (a command-line tool should fail fast instead).
+    /// Connects, naming the connection `name`, with replies coming to subjects under
+    /// `inbox_prefix` (one per role: `podperf_protocol::names::*_INBOX_PREFIX`). Once connected
+    /// the client reconnects by itself forever; `retry_initial` makes a long-running component
+    /// wait for a server that is not up yet instead of failing (a command-line tool should fail
+    /// fast instead).
     pub async fn connect(
         &self,
         name: &str,
+        inbox_prefix: &str,
         retry_initial: bool,
     ) -> Result<Client, async_nats::ConnectError> {
-        Ok(self.connect_watched(name, retry_initial).await?.0)
+        Ok(self
+            .connect_watched(name, inbox_prefix, retry_initial)
+            .await?
+            .0)
     }
 
     /// Like [`NatsArgs::connect`], plus a counter of (re)connections: it changes each time the
@@ -49,6 +55,7 @@ impl NatsArgs {
     pub async fn connect_watched(
         &self,
         name: &str,
+        inbox_prefix: &str,
         retry_initial: bool,
     ) -> Result<(Client, tokio::sync::watch::Receiver<u64>), async_nats::ConnectError> {
         let (connected_tx, connected_rx) = tokio::sync::watch::channel(0u64);
@@ -64,6 +71,7 @@ impl NatsArgs {
         };
         opts = opts
             .name(name)
+            .custom_inbox_prefix(inbox_prefix)
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {
                 let connected_tx = connected_tx.clone();

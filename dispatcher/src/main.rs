@@ -89,7 +89,11 @@ async fn run(args: Args) -> Result<(), Fatal> {
     let config = args.config().map_err(Fatal::Config)?;
     let (client, reconnects) = args
         .nats
-        .connect_watched("podperf-dispatcher", true)
+        .connect_watched(
+            "podperf-dispatcher",
+            podperf_protocol::names::DISPATCHER_INBOX_PREFIX,
+            true,
+        )
         .await
         .map_err(|err| {
             Fatal::Failed(format!(

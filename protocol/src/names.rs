@@ -59,6 +59,13 @@ pub fn done_subject(job_id: Uuid) -> String {
 /// Prefix of [`done_subject`]s.
 pub const DONE_PREFIX: &str = "podperf.done.";
 
+/// Inbox prefixes (replies, JetStream acks) of each role's connections, so that the broker's
+/// permissions can give every role its own inbox (`broker-config/auth.conf`): a worker's
+/// credential cannot read the replies the dispatcher or the CLI get.
+pub const WORKER_INBOX_PREFIX: &str = "_INBOX_worker";
+pub const DISPATCHER_INBOX_PREFIX: &str = "_INBOX_dispatcher";
+pub const CLI_INBOX_PREFIX: &str = "_INBOX_cli";
+
 /// A worker id becomes a subject token and a KV key: 1–128 of `[A-Za-z0-9_-]`.
 pub fn is_valid_worker_id(id: &str) -> bool {
     !id.is_empty()

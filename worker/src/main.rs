@@ -104,7 +104,8 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), Fatal> {
     let config = args.config().map_err(Fatal::Config)?;
     let name = format!("podperf-worker {}", config.identity.pod_name);
-    let client = args.nats.connect(&name, true).await.map_err(|err| {
+    let inbox = podperf_protocol::names::WORKER_INBOX_PREFIX;
+    let client = args.nats.connect(&name, inbox, true).await.map_err(|err| {
         Fatal::Failed(format!(
             "cannot connect to NATS at {}: {err}",
             args.nats.nats_url

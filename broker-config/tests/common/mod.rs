@@ -26,9 +26,21 @@ pub struct Conn {
     pub errors: mpsc::UnboundedReceiver<String>,
 }
 
+/// The inbox prefix the binary of `user`'s role connects with (admin: the default `_INBOX`).
+pub fn inbox_prefix(user: &str) -> &'static str {
+    use podperf_protocol::names::*;
+    match user {
+        "worker" => WORKER_INBOX_PREFIX,
+        "dispatcher" => DISPATCHER_INBOX_PREFIX,
+        "cli" => CLI_INBOX_PREFIX,
+        _ => "_INBOX",
+    }
+}
+
 pub async fn connect(nats: &NatsServer, user: &str) -> Conn {
     let (tx, errors) = mpsc::unbounded_channel();
     let client = ConnectOptions::with_user_and_password(user.into(), password(user).into())
+        .custom_inbox_prefix(inbox_prefix(user))
         .event_callback(move |event| {
             let tx = tx.clone();
             async move {
