@@ -265,8 +265,9 @@ pub async fn serve(
         .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
         .await?;
     let group = service.group(API_PREFIX);
+    // `workers.list` last: an answer from it is what clients (the testbed, the tests, the bench)
+    // take as "the API is up", and the server handles one connection's subscriptions in order.
     let names = [
-        endpoint::WORKERS_LIST,
         endpoint::JOBS_SUBMIT,
         endpoint::JOBS_GET,
         endpoint::JOBS_LIST,
@@ -274,6 +275,7 @@ pub async fn serve(
         endpoint::RUNS_START,
         endpoint::RUNS_GET,
         endpoint::RUNS_LIST,
+        endpoint::WORKERS_LIST,
     ];
     let mut tasks = tokio::task::JoinSet::new();
     for name in names {
