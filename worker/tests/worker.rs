@@ -13,16 +13,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv::Operation;
 use common::{
-    cancel, child_of, eventually, find_procs, in_secs, is_alive, is_listening, noop, ping,
-    test_config, wait_for, Harness,
+    cancel, child_of, eventually, find_procs, in_secs, iperf3_to, is_alive, is_listening, noop,
+    ping, test_config, wait_for, Harness,
 };
 use futures::StreamExt;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use podperf_protocol::command::{
-    JobAssignment, RefusalReason, ResolvedTarget, WorkerCommand, WorkerReply,
-};
-use podperf_protocol::job::{Iperf3Params, JobParams, PingParams, TransportProtocol};
+use podperf_protocol::command::{RefusalReason, WorkerCommand, WorkerReply};
+use podperf_protocol::job::{JobParams, PingParams, TransportProtocol};
 use podperf_protocol::names::{event_subject, result_subject};
 use podperf_protocol::outcome::{EventKind, FailureReason, OutcomeStatus};
 use podperf_protocol::result::{NoopResult, ProbeResult};
@@ -299,19 +297,7 @@ async fn iperf3_job_between_two_workers_succeeds() {
     )
     .await;
 
-    let job = JobAssignment {
-        job_id: Uuid::now_v7(),
-        params: JobParams::Iperf3(Iperf3Params {
-            duration_s: 1,
-            ..Default::default()
-        }),
-        target: Some(ResolvedTarget {
-            ip,
-            port,
-            worker_id: Some(server.id.clone()),
-        }),
-        deadline_at_ms: in_secs(60),
-    };
+    let job = iperf3_to(&server);
     h.run_job(&client.id, &job).await;
     let outcome = h.wait_outcome(job.job_id, Duration::from_secs(15)).await;
 
@@ -646,19 +632,7 @@ async fn iperf3_server_keeps_serving_after_many_bare_connections() {
     })
     .await;
 
-    let job = JobAssignment {
-        job_id: Uuid::now_v7(),
-        params: JobParams::Iperf3(Iperf3Params {
-            duration_s: 1,
-            ..Default::default()
-        }),
-        target: Some(ResolvedTarget {
-            ip,
-            port,
-            worker_id: Some(server.id.clone()),
-        }),
-        deadline_at_ms: in_secs(60),
-    };
+    let job = iperf3_to(&server);
     h.run_job(&client.id, &job).await;
     let outcome = h.wait_outcome(job.job_id, Duration::from_secs(15)).await;
     assert_eq!(outcome.status, OutcomeStatus::Succeeded, "{outcome:?}");

@@ -121,41 +121,14 @@ async fn the_workers_concurrency_limit_holds() {
     assert_eq!(peak, MAX_JOBS as i32, "the limit was never reached");
 }
 
-/// A legitimate in-bounds iperf3 run whose `--json` report exceeds the raw-output cap (64 KiB):
-/// the stored raw output is capped, and the job must still succeed.
+/// A legitimate in-bounds iperf3 run whose `--json` report exceeds the raw-output cap (64 KiB
+/// per stream, stdout and stderr): the stored raw output is capped, the state agrees with the
+/// worker's own result, and the job succeeds (the parser reads the whole report).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_output_is_capped_but_a_long_iperf3_report_still_parses() {
     let mut sys = Sys::start(DispatcherOpts::default()).await;
     sys.add_worker("pod-a", "node-1", "127.0.0.133", 8);
     sys.add_worker("pod-b", "node-2", "127.0.0.134", 8);
-    sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(15))
-        .await;
-    let job = json!({"source": "pod-a", "target": {"worker": "pod-b"},
-                     "params": {"kind": "iperf3", "duration_s": 12, "parallel": 16}});
-    let id = sys.submit_ok(vec![job]).await[0];
-    sys.wait_terminal(&[id], Duration::from_secs(30)).await;
-    let rec = sys.get(id).await.unwrap();
-    let raw = rec["raw_output"].as_str().unwrap_or("");
-    println!(
-        "FIGURES raw cap: iperf3 -P 16 -t 12 → state {}, raw_output {} bytes",
-        rec["state"],
-        raw.len()
-    );
-    assert!(
-        raw.len() <= 2 * 64 * 1024 + 64,
-        "raw output not capped: {}",
-        raw.len()
-    );
-    assert_eq!(rec["state"], "succeeded", "{}", rec["message"]);
-}
-
-/// Whatever the outcome of a run whose report exceeds the cap, the raw output stored is capped
-/// (64 KiB per stream: stdout and stderr) and the state agrees with the worker's result.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn raw_output_of_a_failed_oversized_report_is_capped() {
-    let mut sys = Sys::start(DispatcherOpts::default()).await;
-    sys.add_worker("pod-a", "node-1", "127.0.0.135", 8);
-    sys.add_worker("pod-b", "node-2", "127.0.0.136", 8);
     sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(15))
         .await;
     let job = json!({"source": "pod-a", "target": {"worker": "pod-b"},
@@ -177,6 +150,7 @@ async fn raw_output_of_a_failed_oversized_report_is_capped() {
     );
     assert!(
         sys.audit(&[id], &[]).await.misreported.is_empty(),
-        "misreported"
+        "the stored state disagrees with the worker's result: {rec}"
     );
+    assert_eq!(rec["state"], "succeeded", "{}", rec["message"]);
 }

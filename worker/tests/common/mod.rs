@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, kv, stream};
 use async_nats::Client;
 use podperf_protocol::command::{JobAssignment, ResolvedTarget, WorkerCommand, WorkerReply};
-use podperf_protocol::job::{JobParams, NoopParams, PingParams};
+use podperf_protocol::job::{Iperf3Params, JobParams, NoopParams, PingParams};
 use podperf_protocol::names::{
     event_subject, job_subject, result_subject, RESULTS_STREAM, RESULTS_STREAM_SUBJECTS,
     WORKERS_BUCKET,
@@ -353,6 +353,23 @@ pub fn ping(ip: &str, count: u32, interval_ms: u32) -> JobAssignment {
             ip: ip.parse().expect("a valid IP"),
             port: 0,
             worker_id: None,
+        }),
+        deadline_at_ms: in_secs(60),
+    }
+}
+
+/// A 1 s `iperf3` TCP job toward `server`'s own iperf3 server, with a 60 s deadline.
+pub fn iperf3_to(server: &TestWorker) -> JobAssignment {
+    JobAssignment {
+        job_id: Uuid::now_v7(),
+        params: JobParams::Iperf3(Iperf3Params {
+            duration_s: 1,
+            ..Default::default()
+        }),
+        target: Some(ResolvedTarget {
+            ip: server.pod_ip(),
+            port: server.iperf3_port(),
+            worker_id: Some(server.id.clone()),
         }),
         deadline_at_ms: in_secs(60),
     }
