@@ -6,167 +6,14 @@
 //! Run it alone with `cargo test -p podperf-cli --test testbed -- --nocapture`.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::process::Command;
 
 use podperf_testkit::workspace_bin;
 use serde_json::Value;
 
-fn script() -> PathBuf {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../testbed/testbed.sh"
-    ));
-    std::fs::canonicalize(&path).unwrap_or(path)
-}
-
-/// Where testbed.sh keeps each run's state (`PODPERF_TESTBED_STATE`, as the script reads it).
-fn state_root() -> PathBuf {
-    std::env::var_os("PODPERF_TESTBED_STATE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/podperf-testbed"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Whether the testbed can run here: `testbed.sh check` exits 3 when network namespaces cannot be
-/// made (not root, no `ip netns`); any other failure (a missing tool) fails the test.
-fn testbed_usable() -> bool {
-    let out = Command::new(script())
-        .arg("check")
-        .output()
-        .expect("run testbed.sh check");
-    match out.status.code() {
-        Some(0) => true,
-        Some(3) => {
-            eprintln!(
-                "SKIPPED: the netns testbed needs root and working `ip netns` here: {}",
-                text(&out.stderr).trim()
-            );
-            false
-        }
-        _ => panic!(
-            "testbed.sh check failed: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        ),
-    }
-}
-
-/// One testbed run; `Drop` tears it down, so a failing assertion leaves nothing behind.
-struct Testbed {
-    run_id: String,
-    torn_down: bool,
-}
-
-impl Testbed {
-    fn up(nodes: u32, pods: u32) -> Testbed {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let run_id = format!("t{:06x}", (std::process::id() ^ nanos) & 0xff_ffff);
-        // The binaries built next to this test executable (cargo build --workspace --bins).
-        let bin_dir = workspace_bin("podperf")
-            .parent()
-            .expect("bin dir")
-            .to_path_buf();
-        let tb = Testbed {
-            run_id,
-            torn_down: false,
-        };
-        let out = Command::new(script())
-            .args([
-                "up",
-                "--nodes",
-                &nodes.to_string(),
-                "--pods",
-                &pods.to_string(),
-            ])
-            .args(["--run-id", &tb.run_id, "--timeout", "60"])
-            .arg("--bin-dir")
-            .arg(&bin_dir)
-            .output()
-            .expect("run testbed.sh up");
-        eprintln!("{}", text(&out.stderr));
-        assert!(
-            out.status.success(),
-            "testbed.sh up failed ({}): {}{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        tb
-    }
-
-    /// `testbed.sh exec --run-id ID -- ARGS` (in the infra namespace, PODPERF_NATS_URL set).
-    fn exec(&self, args: &[&str]) -> Output {
-        Command::new(script())
-            .args(["exec", "--run-id", &self.run_id, "--"])
-            .args(args)
-            .output()
-            .expect("run testbed.sh exec")
-    }
-
-    /// `podperf -o json ARGS` through the testbed; panics (with the logs) unless it succeeds.
-    fn podperf(&self, args: &[&str]) -> Value {
-        let mut all = vec!["podperf", "-o", "json"];
-        all.extend_from_slice(args);
-        let out = self.exec(&all);
-        assert!(
-            out.status.success(),
-            "podperf {args:?} failed ({}): {}{}\n{}",
-            out.status,
-            text(&out.stdout),
-            text(&out.stderr),
-            self.logs()
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "podperf {args:?} printed no JSON ({e}): {}",
-                text(&out.stdout)
-            )
-        })
-    }
-
-    /// The last lines of every process's log in the run's state dir, for failure messages.
-    fn logs(&self) -> String {
-        let dir = state_root().join(&self.run_id).join("logs");
-        let mut s = String::new();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-            paths.sort();
-            for p in paths {
-                let log = std::fs::read_to_string(&p).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(20).collect();
-                s += &format!("--- {} ---\n", p.display());
-                for line in tail.iter().rev() {
-                    s += line;
-                    s.push('\n');
-                }
-            }
-        }
-        s
-    }
-
-    fn down(&mut self) -> Output {
-        self.torn_down = true;
-        Command::new(script())
-            .args(["down", "--run-id", &self.run_id])
-            .output()
-            .expect("run testbed.sh down")
-    }
-}
-
-impl Drop for Testbed {
-    fn drop(&mut self) {
-        if !self.torn_down {
-            let _ = self.down();
-        }
-    }
-}
+#[path = "support/testbed.rs"]
+mod support;
+use support::{state_root, testbed_usable, text, Testbed};
 
 /// Pids of live (non-zombie) processes whose command line or environment contains any of
 /// `needles`.
@@ -239,7 +86,7 @@ fn testbed_2x2_end_to_end_and_nothing_left_after_down() {
     if !testbed_usable() {
         return;
     }
-    let mut tb = Testbed::up(2, 2);
+    let mut tb = Testbed::up(2, 2, 't');
     let run = tb.run_id.clone();
     let prefix = format!("ppt-{run}-");
 
@@ -412,7 +259,7 @@ fn testbed_4x4_comes_up_with_every_worker_and_goes_away() {
     if !testbed_usable() {
         return;
     }
-    let mut tb = Testbed::up(4, 4);
+    let mut tb = Testbed::up(4, 4, 't');
     let prefix = format!("ppt-{}-", tb.run_id);
     // 4 nodes + 16 pods + underlay + infra.
     assert_eq!(lines_with(&["ip", "netns", "list"], &prefix).len(), 22);

@@ -192,13 +192,6 @@ impl Cluster {
 
     /// Waits until the job is in `state` (or any terminal state when `state` is None).
     pub fn wait_job(&self, id: &str, state: Option<&str>, timeout: Duration) -> Value {
-        let terminal = [
-            "succeeded",
-            "failed",
-            "timed_out",
-            "worker_lost",
-            "cancelled",
-        ];
         let mut last = Value::Null;
         let what = format!("job {id} reaches {state:?}");
         wait_until(timeout, &what, || {
@@ -209,7 +202,7 @@ impl Cluster {
             let s = last["state"].as_str().unwrap_or("");
             match state {
                 Some(want) => s == want,
-                None => terminal.contains(&s),
+                None => is_terminal(&last),
             }
         });
         last
@@ -229,3 +222,9 @@ impl Cluster {
 }
 
 pub use podperf_testkit::process_running;
+
+/// Whether a job record (as `podperf -o json job` prints it) is in a terminal state.
+pub fn is_terminal(job: &Value) -> bool {
+    serde_json::from_value::<podperf_protocol::outcome::JobState>(job["state"].clone())
+        .is_ok_and(podperf_protocol::outcome::JobState::is_terminal)
+}

@@ -22,4 +22,6 @@ mod cluster;
 mod harness;
 mod limits;
 mod scenarios;
+#[path = "../support/testbed.rs"]
+mod testbed;
 mod underlay;
