@@ -159,6 +159,27 @@ impl Client {
     /// already ended. Reads it once more when the notice does not come (a notice can be lost, e.g.
     /// while the connection reconnects) before giving up with [`ErrorKind::Timeout`].
     pub async fn wait(&self, job_id: Uuid, limit: Duration) -> Result<JobRecord> {
+        self.wait_until(job_id, |_| limit).await
+    }
+
+    /// Waits until the job is terminal, as long as its own deadline allows plus `slack` (the
+    /// dispatcher ends every job by its deadline, so this gives up only when something is wrong).
+    /// One submit and this call are all a caller needs: the deadline comes with the first read.
+    pub async fn wait_past_deadline(&self, job_id: Uuid, slack: Duration) -> Result<JobRecord> {
+        self.wait_until(job_id, |rec| {
+            let left = rec
+                .deadline_at_ms
+                .saturating_sub(podperf_protocol::now_ms());
+            Duration::from_millis(left) + slack
+        })
+        .await
+    }
+
+    async fn wait_until(
+        &self,
+        job_id: Uuid,
+        limit: impl FnOnce(&JobRecord) -> Duration,
+    ) -> Result<JobRecord> {
         let subject = done_subject(job_id);
         let mut done = self
             .nats
@@ -173,6 +194,7 @@ impl Client {
         if rec.state.is_terminal() {
             return Ok(rec);
         }
+        let limit = limit(&rec);
         let give_up = tokio::time::Instant::now() + limit;
         if let Ok(Some(msg)) = tokio::time::timeout_at(give_up, done.next()).await {
             match serde_json::from_slice::<JobRecord>(&msg.payload) {
