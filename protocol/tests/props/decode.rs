@@ -1,31 +1,22 @@
-//! Property tests of the wire contract: decoding any bytes or any JSON into any wire message never
-//! panics (it is a value or a typed `serde_json` error), validation never panics and agrees with
-//! an independent model of the bounds, errors name a real field, and valid values round-trip.
-//!
-//! `PROPTEST_CASES=10000 cargo test -p podperf-protocol --test props` for a longer run.
+//! Inputs for the decoders: any JSON, hostile strings, and near-valid messages (valid examples of
+//! each wire type with one field replaced, removed or added).
 
 use podperf_protocol::api::{
-    ApiError, ApiReply, ErrorCode, JobIdRequest, JobRecord, ListJobsReply, ListJobsRequest,
-    ListWorkersReply, SubmitReply, SubmitRequest,
+    ApiReply, JobIdRequest, JobRecord, ListJobsReply, ListJobsRequest, ListWorkersReply,
+    SubmitReply, SubmitRequest,
 };
 use podperf_protocol::command::{JobAssignment, WorkerCommand, WorkerReply};
-use podperf_protocol::job::{
-    bounds, Iperf3Params, JobParams, JobSpec, NoopParams, PingParams, Target, TracerouteParams,
-    TracerouteProtocol, TransportProtocol,
-};
-use podperf_protocol::names::is_valid_worker_id;
-use podperf_protocol::outcome::{JobEvent, JobOutcome, JobState};
+use podperf_protocol::job::JobSpec;
+use podperf_protocol::outcome::{JobEvent, JobOutcome};
 use podperf_protocol::result::ProbeResult;
-use podperf_protocol::run::{
-    ListRunsRequest, MatrixRequest, RunIdRequest, RunRecord, RunReport, Spread,
-};
+use podperf_protocol::run::{ListRunsRequest, MatrixRequest, RunIdRequest, RunRecord, RunReport};
 use podperf_protocol::worker::{WorkerInfo, WorkerView};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
 /// Tries to decode `bytes` as every message that crosses the wire; a panic fails the property.
 /// Returns how many decoded (for the curious; the property is "no panic").
-fn decode_all(bytes: &[u8]) -> usize {
+pub fn decode_all(bytes: &[u8]) -> usize {
     fn ok<T: serde::de::DeserializeOwned>(b: &[u8]) -> usize {
         usize::from(serde_json::from_slice::<T>(b).is_ok())
     }
@@ -68,7 +59,7 @@ fn decode_all(bytes: &[u8]) -> usize {
 }
 
 /// Any JSON value, nested a few levels.
-fn any_json() -> impl Strategy<Value = Value> {
+pub fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
@@ -89,7 +80,7 @@ fn any_json() -> impl Strategy<Value = Value> {
 }
 
 /// Keys the wire types use (so that random objects reach deep into the decoders), and others.
-fn field_name() -> impl Strategy<Value = String> {
+pub fn field_name() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
             "kind",
@@ -144,7 +135,7 @@ fn field_name() -> impl Strategy<Value = String> {
 
 /// Strings an attacker or a confused client might send: shell metacharacters, option-like
 /// strings, control characters, Unicode, very long ones.
-fn nasty_string() -> impl Strategy<Value = String> {
+pub fn nasty_string() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
             "",
@@ -184,7 +175,7 @@ fn nasty_string() -> impl Strategy<Value = String> {
 }
 
 /// Near-valid messages: valid examples of each type with one field replaced, removed or added.
-fn valid_examples() -> Vec<Value> {
+pub fn valid_examples() -> Vec<Value> {
     let id = "01970000-0000-7000-8000-000000000001";
     vec![
         json!({"jobs": [{"source": "w1", "params": {"kind": "noop", "sleep_ms": 5}}]}),
@@ -217,13 +208,13 @@ fn valid_examples() -> Vec<Value> {
 }
 
 #[derive(Debug, Clone)]
-enum Mutation {
+pub enum Mutation {
     Replace(usize, Value),
     Remove(usize),
     Add(String, Value),
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any_json()).prop_map(|(i, v)| Mutation::Replace(i, v)),
         any::<usize>().prop_map(Mutation::Remove),
@@ -232,7 +223,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 }
 
 /// Applies `m` to one object reachable in `v` (depth-first, chosen by index).
-fn mutate(v: &mut Value, m: &Mutation) {
+pub fn mutate(v: &mut Value, m: &Mutation) {
     // The objects in `v`, as key paths (`#i` steps into an array).
     fn paths(v: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
         match v {
@@ -281,198 +272,5 @@ fn mutate(v: &mut Value, m: &Mutation) {
             map.insert(k.clone(), new.clone());
         }
         _ => {}
-    }
-}
-
-/// Any parameters, in or out of bounds.
-fn any_params() -> impl Strategy<Value = JobParams> {
-    let tr = prop_oneof![
-        Just(TracerouteProtocol::Icmp),
-        Just(TracerouteProtocol::Udp),
-        Just(TracerouteProtocol::Tcp)
-    ];
-    let tp = prop_oneof![Just(TransportProtocol::Tcp), Just(TransportProtocol::Udp)];
-    let small = || prop_oneof![0u32..100, 100u32..70_000, any::<u32>()];
-    prop_oneof![
-        (small(), small(), small()).prop_map(|(count, interval_ms, size_bytes)| {
-            JobParams::Ping(PingParams {
-                count,
-                interval_ms,
-                size_bytes,
-            })
-        }),
-        (any::<u8>(), tr).prop_map(|(max_hops, protocol)| {
-            JobParams::Traceroute(TracerouteParams { max_hops, protocol })
-        }),
-        (
-            small(),
-            small(),
-            tp,
-            prop::option::of(prop_oneof![0u64..10, any::<u64>()]),
-            any::<bool>()
-        )
-            .prop_map(|(duration_s, parallel, protocol, bitrate_bps, reverse)| {
-                JobParams::Iperf3(Iperf3Params {
-                    duration_s,
-                    parallel,
-                    protocol,
-                    bitrate_bps,
-                    reverse,
-                })
-            }),
-        small().prop_map(|sleep_ms| JobParams::Noop(NoopParams { sleep_ms })),
-    ]
-}
-
-/// The bounds, written out independently of `JobParams::validate`.
-fn model_valid(p: &JobParams) -> bool {
-    use bounds::*;
-    match p {
-        JobParams::Ping(p) => {
-            (1..=PING_COUNT_MAX).contains(&p.count)
-                && (PING_INTERVAL_MS_MIN..=PING_INTERVAL_MS_MAX).contains(&p.interval_ms)
-                && p.size_bytes <= PING_SIZE_BYTES_MAX
-        }
-        JobParams::Traceroute(p) => (1..=TRACEROUTE_MAX_HOPS_MAX).contains(&p.max_hops),
-        JobParams::Iperf3(p) => {
-            (1..=IPERF3_DURATION_S_MAX).contains(&p.duration_s)
-                && (1..=IPERF3_PARALLEL_MAX).contains(&p.parallel)
-                && match (p.protocol, p.bitrate_bps) {
-                    (_, None) => true,
-                    (TransportProtocol::Tcp, Some(_)) => false,
-                    (TransportProtocol::Udp, Some(b)) => (1..=IPERF3_BITRATE_BPS_MAX).contains(&b),
-                }
-        }
-        JobParams::Noop(p) => p.sleep_ms <= NOOP_SLEEP_MS_MAX,
-    }
-}
-
-const PARAM_FIELDS: [&str; 9] = [
-    "params.count",
-    "params.interval_ms",
-    "params.size_bytes",
-    "params.max_hops",
-    "params.duration_s",
-    "params.parallel",
-    "params.bitrate_bps",
-    "params.sleep_ms",
-    "params.protocol",
-];
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        decode_all(&bytes);
-    }
-
-    #[test]
-    fn decoding_arbitrary_json_never_panics(v in any_json()) {
-        decode_all(&serde_json::to_vec(&v).unwrap());
-    }
-
-    #[test]
-    fn decoding_near_valid_messages_never_panics(
-        which in any::<usize>(),
-        muts in prop::collection::vec(mutation(), 1..4),
-        cut in any::<usize>(),
-    ) {
-        let examples = valid_examples();
-        let mut v = examples[which % examples.len()].clone();
-        for m in &muts {
-            mutate(&mut v, m);
-        }
-        let bytes = serde_json::to_vec(&v).unwrap();
-        decode_all(&bytes);
-        // Truncated anywhere: still no panic.
-        decode_all(&bytes[..cut % (bytes.len() + 1)]);
-    }
-
-    #[test]
-    fn validation_agrees_with_the_bounds_and_names_a_param_field(p in any_params()) {
-        let r = p.validate();
-        prop_assert_eq!(r.is_ok(), model_valid(&p), "{:?} → {:?}", p, r);
-        if let Err(e) = r {
-            prop_assert!(PARAM_FIELDS.contains(&e.field.as_str()), "field {:?}", e.field);
-            prop_assert!(!e.message.is_empty());
-        }
-        let _ = p.nominal_duration(); // no overflow panic on any input
-    }
-
-    #[test]
-    fn valid_params_round_trip_and_invalid_ones_are_refused_after_decoding(p in any_params()) {
-        let json = serde_json::to_string(&p).unwrap();
-        let back: JobParams = serde_json::from_str(&json).unwrap();
-        prop_assert_eq!(&back, &p);
-        prop_assert_eq!(back.validate().is_ok(), model_valid(&p));
-    }
-
-    #[test]
-    fn specs_with_hostile_names_validate_without_panicking(
-        source in nasty_string(),
-        target in nasty_string(),
-        as_worker in any::<bool>(),
-        p in any_params(),
-        timeout_s in prop::option::of(any::<u32>()),
-    ) {
-        let target = if as_worker {
-            Some(Target::Worker(target))
-        } else {
-            target.parse().ok().map(Target::Address)
-        };
-        let spec = JobSpec { source, target, params: p, timeout_s };
-        let fields = ["source", "target", "target.worker", "timeout_s"];
-        match spec.validate() {
-            Ok(()) => {
-                prop_assert!(!spec.source.is_empty());
-                prop_assert!(model_valid(&spec.params));
-                let json = serde_json::to_string(&spec).unwrap();
-                prop_assert_eq!(serde_json::from_str::<JobSpec>(&json).unwrap(), spec);
-            }
-            Err(e) => prop_assert!(
-                fields.contains(&e.field.as_str()) || PARAM_FIELDS.contains(&e.field.as_str()),
-                "unexpected field {:?}", e.field
-            ),
-        }
-    }
-
-    #[test]
-    fn valid_worker_ids_are_single_subject_tokens(id in nasty_string()) {
-        if is_valid_worker_id(&id) {
-            prop_assert!(!id.is_empty() && id.len() <= 128);
-            prop_assert!(!id.contains(['.', '*', '>', ' ', '\t', '\n', '\r', '\0']));
-            prop_assert!(id.is_ascii());
-        }
-    }
-
-    #[test]
-    fn spread_of_any_floats_is_ordered(values in prop::collection::vec(any::<f64>(), 0..20)) {
-        if let Some(s) = Spread::of(&values) {
-            prop_assert!(s.min <= s.median && s.median <= s.max, "{:?}", s);
-            prop_assert!(s.samples as usize <= values.len());
-        }
-    }
-
-    #[test]
-    fn error_codes_and_states_decode_only_from_their_names(s in nasty_string()) {
-        let quoted = serde_json::to_string(&s).unwrap();
-        if let Ok(code) = serde_json::from_str::<ErrorCode>(&quoted) {
-            prop_assert_eq!(code.as_str(), s.as_str());
-        }
-        match JobState::parse(&s) {
-            Some(st) => prop_assert_eq!(st.as_str(), s.as_str()),
-            None => prop_assert!(serde_json::from_str::<JobState>(&quoted).is_err()),
-        }
-        let e = ApiError::new(ErrorCode::InvalidParam, s.clone()).with_field(s);
-        let _ = e.to_string();
-    }
-}
-
-#[test]
-fn every_example_decodes_as_something() {
-    for v in valid_examples() {
-        let n = decode_all(&serde_json::to_vec(&v).unwrap());
-        assert!(n > 0, "no type decodes {v}");
     }
 }
