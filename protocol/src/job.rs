@@ -60,37 +60,24 @@ impl std::fmt::Display for JobKind {
     }
 }
 
-/// `ping -c count -i interval -s size`.
+/// `ping -c count -i interval -s size`. An omitted field takes its value from [`Default`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PingParams {
     /// Echo requests to send, 1..=1000.
-    #[serde(default = "default_ping_count")]
     pub count: u32,
     /// Time between requests, ≥ 200 ms (what an unprivileged ping allows).
-    #[serde(default = "default_ping_interval_ms")]
     pub interval_ms: u32,
     /// ICMP payload size.
-    #[serde(default = "default_ping_size_bytes")]
     pub size_bytes: u32,
-}
-
-fn default_ping_count() -> u32 {
-    5
-}
-fn default_ping_interval_ms() -> u32 {
-    200
-}
-fn default_ping_size_bytes() -> u32 {
-    56
 }
 
 impl Default for PingParams {
     fn default() -> Self {
         PingParams {
-            count: default_ping_count(),
-            interval_ms: default_ping_interval_ms(),
-            size_bytes: default_ping_size_bytes(),
+            count: 5,
+            interval_ms: 200,
+            size_bytes: 56,
         }
     }
 }
@@ -103,29 +90,21 @@ pub enum TracerouteProtocol {
     Tcp,
 }
 
-/// `traceroute -n -m max_hops` with ICMP (`-I`), UDP (default) or TCP SYN (`-T`) probes.
+/// `traceroute -n -m max_hops` with ICMP (`-I`), UDP (default) or TCP SYN (`-T`) probes. An
+/// omitted field takes its value from [`Default`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TracerouteParams {
     /// 1..=64.
-    #[serde(default = "default_max_hops")]
     pub max_hops: u8,
-    #[serde(default = "default_traceroute_protocol")]
     pub protocol: TracerouteProtocol,
-}
-
-fn default_max_hops() -> u8 {
-    30
-}
-fn default_traceroute_protocol() -> TracerouteProtocol {
-    TracerouteProtocol::Udp
 }
 
 impl Default for TracerouteParams {
     fn default() -> Self {
         TracerouteParams {
-            max_hops: default_max_hops(),
-            protocol: default_traceroute_protocol(),
+            max_hops: 30,
+            protocol: TracerouteProtocol::Udp,
         }
     }
 }
@@ -137,42 +116,29 @@ pub enum TransportProtocol {
     Udp,
 }
 
-/// `iperf3 -c target -p port --json -t duration -P parallel [-u -b bitrate] [-R]`.
+/// `iperf3 -c target -p port --json -t duration -P parallel [-u -b bitrate] [-R]`. An omitted
+/// field takes its value from [`Default`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Iperf3Params {
     /// Test length, 1..=60 s.
-    #[serde(default = "default_duration_s")]
     pub duration_s: u32,
     /// Parallel streams, 1..=16.
-    #[serde(default = "default_parallel")]
     pub parallel: u32,
-    #[serde(default = "default_transport")]
     pub protocol: TransportProtocol,
     /// Target bitrate, UDP only (iperf3's default for UDP is 1 Mbit/s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bitrate_bps: Option<u64>,
     /// Server sends, client receives (`-R`).
-    #[serde(default)]
     pub reverse: bool,
-}
-
-fn default_duration_s() -> u32 {
-    10
-}
-fn default_parallel() -> u32 {
-    1
-}
-fn default_transport() -> TransportProtocol {
-    TransportProtocol::Tcp
 }
 
 impl Default for Iperf3Params {
     fn default() -> Self {
         Iperf3Params {
-            duration_s: default_duration_s(),
-            parallel: default_parallel(),
-            protocol: default_transport(),
+            duration_s: 10,
+            parallel: 1,
+            protocol: TransportProtocol::Tcp,
             bitrate_bps: None,
             reverse: false,
         }
@@ -181,9 +147,8 @@ impl Default for Iperf3Params {
 
 /// Does nothing (after an optional sleep): measures the control plane itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NoopParams {
-    #[serde(default)]
     pub sleep_ms: u32,
 }
 

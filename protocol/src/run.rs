@@ -43,55 +43,32 @@ impl PathClass {
     }
 }
 
-/// `podperf matrix` options.
+/// `podperf matrix` options. An omitted field takes its value from [`Default`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MatrixRequest {
     /// Every ordered pod pair (and node pair) instead of one pair per path class.
-    #[serde(default)]
     pub mesh: bool,
     /// Repetitions of each measurement (the report shows the median and the spread).
-    #[serde(default = "default_samples")]
     pub samples: u32,
-    #[serde(default = "default_ping_count")]
     pub ping_count: u32,
-    #[serde(default = "default_duration_s")]
     pub iperf3_duration_s: u32,
     /// Adds an iperf3 UDP test (jitter, loss) at `udp_bitrate_bps`.
-    #[serde(default)]
     pub udp: bool,
-    #[serde(default = "default_udp_bitrate")]
     pub udp_bitrate_bps: u64,
     /// Adds one traceroute per pair (hop count).
-    #[serde(default = "default_true")]
     pub traceroute: bool,
-}
-
-fn default_samples() -> u32 {
-    3
-}
-fn default_ping_count() -> u32 {
-    20
-}
-fn default_duration_s() -> u32 {
-    5
-}
-fn default_udp_bitrate() -> u64 {
-    1_000_000_000
-}
-fn default_true() -> bool {
-    true
 }
 
 impl Default for MatrixRequest {
     fn default() -> Self {
         MatrixRequest {
             mesh: false,
-            samples: default_samples(),
-            ping_count: default_ping_count(),
-            iperf3_duration_s: default_duration_s(),
+            samples: 3,
+            ping_count: 20,
+            iperf3_duration_s: 5,
             udp: false,
-            udp_bitrate_bps: default_udp_bitrate(),
+            udp_bitrate_bps: 1_000_000_000,
             traceroute: true,
         }
     }
