@@ -6,6 +6,7 @@ use podperf_protocol::job::*;
 use podperf_protocol::now_ms;
 use podperf_protocol::run::*;
 use podperf_protocol::worker::{Tool, WorkerInfo};
+use podperf_report::report;
 use uuid::Uuid;
 
 use crate::api::{parse, store_error, Api};

@@ -9,7 +9,7 @@
 //! - [`outcome`]: job states, failure reasons, the events and results a worker publishes.
 //! - [`result`]: the typed measurement results (ping, traceroute, iperf3, noop).
 //! - [`api`]: the dispatcher's service API requests, replies and error codes.
-//! - [`run`]: matrix runs: request, planned pairs, the aggregated report.
+//! - [`run`]: matrix runs: request, planned pairs, the report's types (`podperf-report` computes it).
 
 pub mod api;
 pub mod command;

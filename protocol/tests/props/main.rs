@@ -14,7 +14,6 @@ use podperf_protocol::api::{ApiError, ErrorCode};
 use podperf_protocol::job::{JobParams, JobSpec, Target};
 use podperf_protocol::names::is_valid_worker_id;
 use podperf_protocol::outcome::JobState;
-use podperf_protocol::run::Spread;
 use proptest::prelude::*;
 
 proptest! {
@@ -101,14 +100,6 @@ proptest! {
             prop_assert!(!id.is_empty() && id.len() <= 128);
             prop_assert!(!id.contains(['.', '*', '>', ' ', '\t', '\n', '\r', '\0']));
             prop_assert!(id.is_ascii());
-        }
-    }
-
-    #[test]
-    fn spread_of_any_floats_is_ordered(values in prop::collection::vec(any::<f64>(), 0..20)) {
-        if let Some(s) = Spread::of(&values) {
-            prop_assert!(s.min <= s.median && s.median <= s.max, "{:?}", s);
-            prop_assert!(s.samples as usize <= values.len());
         }
     }
 
