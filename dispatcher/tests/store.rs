@@ -415,6 +415,34 @@ async fn a_result_from_another_worker_changes_nothing_and_unknown_jobs_are_missi
     assert_eq!(store.get_new_job(unknown).await.unwrap(), None);
 }
 
+/// An address target: read back with its resolved fields, indexed under its source only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_target_is_stored_resolved_and_indexed_under_its_source() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let ip: std::net::IpAddr = "10.99.0.5".parse().unwrap();
+    let mut job = ping_job("w1", "w2", 100);
+    job.target = Some(Target::Address(ip));
+    job.resolved = Some(ResolvedTarget {
+        ip,
+        port: 5201,
+        worker: None,
+        node: "addr:10.99.0.5".into(),
+    });
+    store.insert(std::slice::from_ref(&job)).await.unwrap();
+
+    let (back, _) = store.get_new_job(job.job_id).await.unwrap().unwrap();
+    assert_eq!(back, job);
+    let rec = store.get(job.job_id).await.unwrap().unwrap();
+    assert_eq!((rec.target_ip, rec.target_worker), (Some(ip), None));
+    let by = |w: &str| ListJobsRequest {
+        worker: Some(w.into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(&store.list(&by("w1")).await.unwrap()), vec![job.job_id]);
+    assert!(store.list(&by("w2")).await.unwrap().is_empty());
+}
+
 /// A result whose `worker_id` is empty (ingest passes it on as `expect_worker: Some("")`) must
 /// not bypass the source check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

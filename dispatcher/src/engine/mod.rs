@@ -11,10 +11,10 @@
 //! - a cancel marks it `cancelled` and tells the worker to stop.
 //!
 //! # Layout
-//! - [`handle`]: the API's handle (room under the job limit, enqueue, cancel);
-//! - [`table`]: the tracked jobs and their phases, scheduling and delivery;
-//! - [`members`]: workers leaving and returning; [`recover`]: resuming after a restart;
-//! - [`finalize`]: the engine's own verdicts; [`done`]: where every terminal state is stored and
+//! - `handle`: the API's handle (room under the job limit, enqueue, cancel);
+//! - `table`: the tracked jobs and their phases, scheduling and delivery;
+//! - `members`: workers leaving and returning; `recover`: resuming after a restart;
+//! - `finalize`: the engine's own verdicts; [`done`]: where every terminal state is stored and
 //!   announced (ingest's too).
 
 pub mod done;

@@ -8,8 +8,8 @@
 //! - `podperf:run:<id>` — a matrix run (JSON), `podperf:runs` — run ids by creation time.
 //!
 //! # Layout
-//! - [`keys`]: the key schema; [`transition`]: the state machine (one Lua script);
-//! - [`jobs`]: insert, read and page jobs; [`runs`]: matrix runs; [`workers`]: workers seen.
+//! - [`keys`]: the key schema; `transition`: the state machine (one Lua script);
+//! - `jobs`: insert, read and page jobs; `runs`: matrix runs; `workers`: workers seen.
 
 pub mod keys;
 
@@ -43,7 +43,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: ConnectionManager,
     retention: Duration,
-    /// The transition script, built at start from the life-cycle order ([`transition`]).
+    /// The transition script, built at start from the life-cycle order (`transition`).
     transition: Arc<redis::Script>,
     /// When the indexes were last trimmed to the retention window (epoch ms).
     last_trim_ms: Arc<AtomicU64>,
