@@ -52,7 +52,8 @@ impl Finisher {
         match applied {
             Ok(applied) => Some(applied),
             Err(err) => {
-                tracing::error!(%job_id, %err, "gave up recording the terminal state; a restart resumes it");
+                let what = "gave up recording the terminal state; a restart resumes it";
+                tracing::error!(%job_id, %err, "{what}");
                 None
             }
         }

@@ -9,11 +9,13 @@
 //!
 //! # Layout
 //! - [`keys`]: the key schema; `transition`: the state machine (one Lua script);
-//! - `jobs`: insert, read and page jobs; `runs`: matrix runs; `workers`: workers seen.
+//! - `record`: a job as stored; `jobs`: insert, read and page jobs;
+//! - `runs`: matrix runs; `workers`: workers seen before.
 
 pub mod keys;
 
 mod jobs;
+mod record;
 mod runs;
 mod transition;
 mod workers;
@@ -25,7 +27,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-pub use jobs::{NewJob, ResolvedTarget};
+pub use record::{NewJob, ResolvedTarget};
 pub use transition::{Applied, Transition};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use podperf_protocol::outcome::{FailureReason, JobState};
 use podperf_protocol::result::ProbeResult;
 use uuid::Uuid;
 
-use super::{jobs::decode, keys, Result, Store, StoreError};
+use super::{keys, record::decode, Result, Store, StoreError};
 
 /// A change of state, with the fields that come with it.
 #[derive(Debug, Clone, Default, PartialEq)]
