@@ -24,10 +24,7 @@ pub async fn rate(redis_url: &str, jobs: usize, in_flight: usize) -> anyhow::Res
             source_worker: format!("w{}", i % 100),
             source_node: "n".into(),
             target: None,
-            target_node: None,
-            target_ip: None,
-            target_port: None,
-            target_worker: None,
+            resolved: None,
             created_at_ms: now,
             deadline_at_ms: now + 60_000,
         })

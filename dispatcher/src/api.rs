@@ -143,18 +143,17 @@ impl Api {
                 return Err(ApiError::new(ErrorCode::ToolMissing, msg).with_field("source"));
             }
         }
-        let (target_worker, target_ip, target_port, target_node) = match &spec.target {
-            None => (None, None, None, None),
+        let resolved = match &spec.target {
+            None => None,
             Some(Target::Worker(name)) => {
                 let w = self.members.resolve(name, known);
-                let w = w.map_err(|e| e.with_field("target.worker"))?;
-                let i = &w.info;
-                (
-                    Some(i.worker_id.clone()),
-                    Some(i.pod_ip),
-                    Some(i.iperf3_port),
-                    Some(i.node_name.clone()),
-                )
+                let i = &w.map_err(|e| e.with_field("target.worker"))?.info;
+                Some(crate::store::ResolvedTarget {
+                    ip: i.pod_ip,
+                    port: i.iperf3_port,
+                    worker: Some(i.worker_id.clone()),
+                    node: i.node_name.clone(),
+                })
             }
             Some(Target::Address(ip)) => {
                 if !self.cfg.allowed_cidrs.iter().any(|net| net.contains(ip)) {
@@ -165,12 +164,12 @@ impl Api {
                     return Err(ApiError::new(ErrorCode::AddressNotAllowed, msg)
                         .with_field("target.address"));
                 }
-                (
-                    None,
-                    Some(*ip),
-                    Some(self.cfg.default_iperf3_port),
-                    Some(format!("addr:{ip}")),
-                )
+                Some(crate::store::ResolvedTarget {
+                    ip: *ip,
+                    port: self.cfg.default_iperf3_port,
+                    worker: None,
+                    node: format!("addr:{ip}"),
+                })
             }
         };
         let timeout_s = spec.timeout_s.map(u64::from).unwrap_or_else(|| {
@@ -183,10 +182,7 @@ impl Api {
             source_worker: source.info.worker_id.clone(),
             source_node: source.info.node_name.clone(),
             target: spec.target.clone(),
-            target_ip,
-            target_port,
-            target_worker,
-            target_node,
+            resolved,
             created_at_ms: now,
             deadline_at_ms: now + timeout_s * 1000,
         })

@@ -5,20 +5,31 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use futures::StreamExt;
-use podperf_protocol::api::JobRecord;
 use podperf_protocol::names::{EVENTS_PREFIX, RESULTS_CONSUMER, RESULTS_PREFIX};
 use podperf_protocol::outcome::{JobEvent, JobOutcome, JobState};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::engine::done::Finisher;
 use crate::engine::Input;
 use crate::store::{Applied, Store, StoreError, Transition};
+
+/// Why the results consumer could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// Creating (or looking up) the durable consumer failed.
+    #[error("durable consumer {RESULTS_CONSUMER}: {0}")]
+    Create(#[source] jetstream::stream::ConsumerError),
+    /// Starting to pull from it failed.
+    #[error("pulling from durable consumer {RESULTS_CONSUMER}: {0}")]
+    Pull(#[source] consumer::StreamError),
+}
 
 /// Creates (or reuses) the durable consumer.
 pub async fn consumer(
     stream: &jetstream::stream::Stream,
-) -> Result<consumer::PullConsumer, String> {
+) -> Result<consumer::PullConsumer, ConsumerError> {
     stream
         .get_or_create_consumer(
             RESULTS_CONSUMER,
@@ -32,7 +43,13 @@ pub async fn consumer(
             },
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ConsumerError::Create)
+}
+
+/// The durable consumer's messages, from a pull started now.
+async fn pull(stream: &jetstream::stream::Stream) -> Result<consumer::pull::Stream, ConsumerError> {
+    let consumer = consumer(stream).await?;
+    consumer.messages().await.map_err(ConsumerError::Pull)
 }
 
 /// Consumes until `shutdown`; tells the engine about every job that reached a terminal state.
@@ -47,15 +64,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let finisher = Finisher::new(store.clone(), client);
     loop {
-        let pulled = async {
-            consumer(&stream)
-                .await?
-                .messages()
-                .await
-                .map_err(|e| e.to_string())
-        };
-        let mut messages = match pulled.await {
+        let mut messages = match pull(&stream).await {
             Ok(m) => m,
             Err(err) => {
                 tracing::warn!(%err, "cannot pull results; retrying");
@@ -85,9 +96,9 @@ pub async fn run(
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
                 return;
             };
-            let (client, store, engine) = (client.clone(), store.clone(), engine.clone());
+            let (finisher, store, engine) = (finisher.clone(), store.clone(), engine.clone());
             tokio::spawn(async move {
-                handle(&client, &store, &engine, &msg).await;
+                handle(&finisher, &store, &engine, &msg).await;
                 drop(permit);
             });
         }
@@ -97,25 +108,22 @@ pub async fn run(
 /// Messages being written to the store at once.
 const IN_FLIGHT: usize = 64;
 
-/// Stores one message, acknowledges it (or asks for it again), tells the engine and waiting
-/// clients about a terminal result.
+/// Stores one message (a terminal result is announced to waiting clients as it is stored),
+/// tells the engine about a terminal result, acknowledges the message (or asks for it again).
 async fn handle(
-    client: &async_nats::Client,
+    finisher: &Finisher,
     store: &Store,
     engine: &mpsc::UnboundedSender<Input>,
     msg: &jetstream::Message,
 ) {
-    match apply(store, &msg.subject, &msg.payload).await {
-        Ok(Some((job_id, applied, record))) => {
+    match apply(finisher, store, &msg.subject, &msg.payload).await {
+        Ok(Some((job_id, applied))) => {
             // Stale: the job was terminal already. A result from the wrong worker, or for an
             // unknown job, leaves the engine's tracking alone.
             if matches!(applied, Applied::Yes | Applied::Stale) {
                 let _ = engine.send(Input::Finished { job_id });
             }
             ack(msg, AckKind::Ack).await;
-            if let Some(rec) = record {
-                crate::engine::announce_done(client, &rec).await;
-            }
         }
         Ok(None) => ack(msg, AckKind::Ack).await,
         Err(err) => {
@@ -131,12 +139,13 @@ async fn ack(msg: &jetstream::Message, kind: AckKind) {
     }
 }
 
-/// Writes one message; for a terminal result, returns the job, its state and whether it was stored.
+/// Writes one message; for a result, returns the job and whether it was stored.
 async fn apply(
+    finisher: &Finisher,
     store: &Store,
     subject: &str,
     payload: &[u8],
-) -> Result<Option<(Uuid, Applied, Option<JobRecord>)>, StoreError> {
+) -> Result<Option<(Uuid, Applied)>, StoreError> {
     if subject.starts_with(RESULTS_PREFIX) {
         let outcome = match serde_json::from_slice::<JobOutcome>(payload) {
             Ok(o) => o,
@@ -150,9 +159,9 @@ async fn apply(
         };
         let job_id = outcome.job_id;
         let t = result_transition(outcome);
-        let (applied, record) = store.transition_returning(job_id, &t).await?;
+        let applied = finisher.apply(job_id, &t).await?;
         log_applied(job_id, "result", applied);
-        return Ok(Some((job_id, applied, record)));
+        return Ok(Some((job_id, applied)));
     }
     if subject.starts_with(EVENTS_PREFIX) {
         let Ok(event) = serde_json::from_slice::<JobEvent>(payload) else {

@@ -125,7 +125,9 @@ pub async fn run_with_reconnects(
         })
     };
 
-    ingest::consumer(&results).await.map_err(Error::Consumer)?;
+    ingest::consumer(&results)
+        .await
+        .map_err(|err| Error::Consumer(err.to_string()))?;
     let ingest_task = tokio::spawn(ingest::run(
         client.clone(),
         results.clone(),

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use podperf_dispatcher::store::{Applied, NewJob, Store, Transition};
+use podperf_dispatcher::store::{Applied, NewJob, ResolvedTarget, Store, Transition};
 use podperf_protocol::api::{JobRecord, ListJobsRequest};
-use podperf_protocol::job::{Iperf3Params, JobParams, NoopParams, PingParams, Target};
+use podperf_protocol::job::{JobParams, NoopParams, PingParams, Target};
 use podperf_protocol::now_ms;
 use podperf_protocol::outcome::{FailureReason, JobState};
 use podperf_protocol::result::{NoopResult, ProbeResult};
@@ -38,10 +38,12 @@ fn ping_job(source: &str, target: &str, age_ms: u64) -> NewJob {
         source_worker: source.into(),
         source_node: format!("node-{source}"),
         target: Some(Target::Worker(target.into())),
-        target_node: Some(format!("node-{target}")),
-        target_ip: Some("10.244.1.7".parse().unwrap()),
-        target_port: Some(5201),
-        target_worker: Some(target.into()),
+        resolved: Some(ResolvedTarget {
+            ip: "10.244.1.7".parse().unwrap(),
+            port: 5201,
+            worker: Some(target.into()),
+            node: format!("node-{target}"),
+        }),
         created_at_ms: created,
         deadline_at_ms: created + 60_000,
     }
@@ -55,10 +57,7 @@ fn noop_job(source: &str, age_ms: u64) -> NewJob {
         source_worker: source.into(),
         source_node: format!("node-{source}"),
         target: None,
-        target_node: None,
-        target_ip: None,
-        target_port: None,
-        target_worker: None,
+        resolved: None,
         created_at_ms: created,
         deadline_at_ms: created + 60_000,
     }
@@ -104,7 +103,7 @@ async fn inserted_jobs_are_queued_with_their_fields_and_listable_by_filters() {
     assert_eq!(rec.params, a.params);
     assert_eq!(rec.source_worker, "w1");
     assert_eq!(rec.target, a.target);
-    assert_eq!(rec.target_ip, a.target_ip);
+    assert_eq!(rec.target_ip, Some("10.244.1.7".parse().unwrap()));
     assert_eq!(rec.target_worker.as_deref(), Some("w2"));
     assert_eq!(rec.created_at_ms, a.created_at_ms);
     assert_eq!(rec.deadline_at_ms, a.deadline_at_ms);
@@ -416,74 +415,32 @@ async fn a_result_from_another_worker_changes_nothing_and_unknown_jobs_are_missi
     assert_eq!(store.get_new_job(unknown).await.unwrap(), None);
 }
 
+/// An address target: read back with its resolved fields, indexed under its source only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_a_succeeded_job_toward_a_worker_sets_the_pairs_latest() {
+async fn an_address_target_is_stored_resolved_and_indexed_under_its_source() {
     let redis = RedisServer::start();
     let store = store(&redis).await;
-    let first = ping_job("w1", "w2", 3_000);
-    let second = ping_job("w1", "w2", 2_000);
-    let failed = ping_job("w1", "w2", 1_000);
-    let mut address = ping_job("w1", "w2", 500);
-    address.target = Some(Target::Address("10.99.0.5".parse().unwrap()));
-    address.target_worker = None;
-    address.target_node = Some("addr:10.99.0.5".into());
-    let mut iperf = ping_job("w1", "w3", 400);
-    iperf.params = JobParams::Iperf3(Iperf3Params::default());
-    store
-        .insert(&[
-            first.clone(),
-            second.clone(),
-            failed.clone(),
-            address.clone(),
-            iperf.clone(),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(store.latest("w1", "w2", "ping").await.unwrap(), None);
+    let ip: std::net::IpAddr = "10.99.0.5".parse().unwrap();
+    let mut job = ping_job("w1", "w2", 100);
+    job.target = Some(Target::Address(ip));
+    job.resolved = Some(ResolvedTarget {
+        ip,
+        port: 5201,
+        worker: None,
+        node: "addr:10.99.0.5".into(),
+    });
+    store.insert(std::slice::from_ref(&job)).await.unwrap();
 
-    let done = Transition::to(JobState::Succeeded);
-    assert_eq!(
-        store.transition(first.job_id, &done).await.unwrap(),
-        Applied::Yes
-    );
-    assert_eq!(
-        store.latest("w1", "w2", "ping").await.unwrap(),
-        Some(first.job_id)
-    );
-    assert_eq!(
-        store.transition(second.job_id, &done).await.unwrap(),
-        Applied::Yes
-    );
-    assert_eq!(
-        store.latest("w1", "w2", "ping").await.unwrap(),
-        Some(second.job_id)
-    );
-    // Neither a failure nor an address target moves it.
-    let fail = Transition::to(JobState::Failed);
-    assert_eq!(
-        store.transition(failed.job_id, &fail).await.unwrap(),
-        Applied::Yes
-    );
-    assert_eq!(
-        store.transition(address.job_id, &done).await.unwrap(),
-        Applied::Yes
-    );
-    assert_eq!(
-        store.latest("w1", "w2", "ping").await.unwrap(),
-        Some(second.job_id)
-    );
-    // Per direction and per kind.
-    assert_eq!(store.latest("w2", "w1", "ping").await.unwrap(), None);
-    assert_eq!(store.latest("w1", "w2", "iperf3").await.unwrap(), None);
-    assert_eq!(
-        store.transition(iperf.job_id, &done).await.unwrap(),
-        Applied::Yes
-    );
-    assert_eq!(
-        store.latest("w1", "w3", "iperf3").await.unwrap(),
-        Some(iperf.job_id)
-    );
-    assert_eq!(store.latest("w1", "w3", "ping").await.unwrap(), None);
+    let (back, _) = store.get_new_job(job.job_id).await.unwrap().unwrap();
+    assert_eq!(back, job);
+    let rec = store.get(job.job_id).await.unwrap().unwrap();
+    assert_eq!((rec.target_ip, rec.target_worker), (Some(ip), None));
+    let by = |w: &str| ListJobsRequest {
+        worker: Some(w.into()),
+        ..Default::default()
+    };
+    assert_eq!(ids(&store.list(&by("w1")).await.unwrap()), vec![job.job_id]);
+    assert!(store.list(&by("w2")).await.unwrap().is_empty());
 }
 
 /// A result whose `worker_id` is empty (ingest passes it on as `expect_worker: Some("")`) must

@@ -6,6 +6,9 @@ use uuid::Uuid;
 use crate::result::ProbeResult;
 
 /// Where a job is in its life cycle. Every job ends in exactly one terminal state.
+///
+/// The life-cycle order is defined here once ([`JobState::ALL`], [`JobState::rank`]); the store's
+/// state machine (a Lua script) and the engine's phases are derived from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -20,6 +23,7 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in life-cycle order (live states first, then the terminal ones).
     pub const ALL: [JobState; 8] = [
         JobState::Queued,
         JobState::Dispatched,
@@ -31,11 +35,26 @@ impl JobState {
         JobState::Cancelled,
     ];
 
-    pub fn is_terminal(self) -> bool {
-        !matches!(
-            self,
-            JobState::Queued | JobState::Dispatched | JobState::Running
-        )
+    /// The rank every terminal state shares (the highest).
+    pub const TERMINAL_RANK: u8 = 3;
+
+    /// Position in the life cycle. A job only ever moves to a higher rank; all terminal states
+    /// share one rank, so the first terminal state a job reaches is its last.
+    pub const fn rank(self) -> u8 {
+        match self {
+            JobState::Queued => 0,
+            JobState::Dispatched => 1,
+            JobState::Running => 2,
+            JobState::Succeeded
+            | JobState::Failed
+            | JobState::TimedOut
+            | JobState::WorkerLost
+            | JobState::Cancelled => JobState::TERMINAL_RANK,
+        }
+    }
+
+    pub const fn is_terminal(self) -> bool {
+        self.rank() == JobState::TERMINAL_RANK
     }
 
     pub fn as_str(self) -> &'static str {
@@ -143,4 +162,46 @@ pub struct JobOutcome {
     pub raw_output: Option<String>,
     pub started_at_ms: u64,
     pub finished_at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_state_once_in_rank_order() {
+        let ranks: Vec<u8> = JobState::ALL.iter().map(|s| s.rank()).collect();
+        assert!(ranks.is_sorted(), "{ranks:?}");
+        for (i, s) in JobState::ALL.iter().enumerate() {
+            assert!(!JobState::ALL[..i].contains(s), "{s} twice");
+        }
+    }
+
+    #[test]
+    fn live_states_have_distinct_ranks_and_terminal_ones_share_the_top() {
+        let live: Vec<JobState> = JobState::ALL
+            .into_iter()
+            .filter(|s| !s.is_terminal())
+            .collect();
+        assert_eq!(
+            live,
+            [JobState::Queued, JobState::Dispatched, JobState::Running]
+        );
+        let live_ranks: Vec<u8> = live.iter().map(|s| s.rank()).collect();
+        assert_eq!(live_ranks, [0, 1, 2]);
+        for s in JobState::ALL.into_iter().filter(|s| s.is_terminal()) {
+            assert_eq!(s.rank(), JobState::TERMINAL_RANK, "{s}");
+        }
+        assert!(live_ranks.iter().all(|r| *r < JobState::TERMINAL_RANK));
+    }
+
+    #[test]
+    fn names_parse_back_and_match_the_json_form() {
+        for s in JobState::ALL {
+            assert_eq!(JobState::parse(s.as_str()), Some(s));
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+        }
+        assert_eq!(JobState::parse("done"), None);
+    }
 }

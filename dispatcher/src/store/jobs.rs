@@ -1,0 +1,211 @@
+//! Jobs: inserted as `queued`, read back one by one, many at once, or a page at a time through
+//! the indexes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+
+use podperf_protocol::api::{JobRecord, ListJobsRequest};
+use podperf_protocol::outcome::JobState;
+use redis::AsyncCommands;
+use uuid::Uuid;
+
+use super::record::{decode, NewJob};
+use super::{keys, Result, Store, StoreError};
+
+/// How often inserts trim the indexes to the retention window.
+const TRIM_EVERY_MS: u64 = 60_000;
+
+impl Store {
+    /// Stores a batch of new (queued) jobs atomically.
+    pub async fn insert(&self, jobs: &[NewJob]) -> Result<()> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let ttl = self.retention_s() as i64;
+        for job in jobs {
+            let key = keys::job(job.job_id);
+            let record = serde_json::to_string(job).expect("job serialises");
+            let id = job.job_id.to_string();
+            let score = job.created_at_ms;
+            pipe.hset_multiple(
+                &key,
+                &[
+                    ("state", JobState::Queued.as_str().to_string()),
+                    ("source_worker", job.source_worker.clone()),
+                    ("created_at_ms", score.to_string()),
+                    ("record", record),
+                    ("attempts", "0".into()),
+                ],
+            )
+            .ignore()
+            .expire(&key, ttl)
+            .ignore()
+            .zadd(keys::ALL_JOBS, &id, score)
+            .ignore()
+            .zadd(keys::state_index(JobState::Queued), &id, score)
+            .ignore()
+            .zadd(keys::worker_index(&job.source_worker), &id, score)
+            .ignore()
+            .sadd(keys::ACTIVE, &id)
+            .ignore();
+            if let Some(t) = job.target_worker() {
+                pipe.zadd(keys::worker_index(t), &id, score).ignore();
+            }
+        }
+        let workers: BTreeSet<&str> = jobs
+            .iter()
+            .flat_map(|j| std::iter::once(j.source_worker.as_str()).chain(j.target_worker()))
+            .collect();
+        for w in &workers {
+            // A gone worker's index goes with its jobs.
+            pipe.expire(keys::worker_index(w), ttl).ignore();
+        }
+        self.trim_indexes(&mut pipe, workers);
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Adds to `pipe` the trimming of the indexes to the retention window: not per-batch work,
+    /// once a minute.
+    fn trim_indexes(&self, pipe: &mut redis::Pipeline, workers: BTreeSet<&str>) {
+        let now = podperf_protocol::now_ms();
+        let last = self.last_trim_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < TRIM_EVERY_MS {
+            return;
+        }
+        self.last_trim_ms.store(now, Ordering::Relaxed);
+        let horizon = now.saturating_sub(self.retention.as_millis() as u64);
+        let indexes = [keys::ALL_JOBS.to_string()]
+            .into_iter()
+            .chain(JobState::ALL.iter().map(|s| keys::state_index(*s)))
+            .chain(workers.into_iter().map(keys::worker_index));
+        for index in indexes {
+            pipe.zrembyscore(index, 0, horizon as f64).ignore();
+        }
+    }
+
+    pub async fn get(&self, job_id: Uuid) -> Result<Option<JobRecord>> {
+        let map: HashMap<String, String> = self.conn.clone().hgetall(keys::job(job_id)).await?;
+        if map.is_empty() {
+            return Ok(None);
+        }
+        decode(&job_id.to_string(), map).map(Some)
+    }
+
+    /// Many jobs at once, without their raw output (for reports); missing jobs are skipped.
+    pub async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<JobRecord>> {
+        const FIELDS: [&str; 9] = [
+            "record",
+            "state",
+            "attempts",
+            "dispatched_at_ms",
+            "started_at_ms",
+            "finished_at_ms",
+            "reason",
+            "message",
+            "result",
+        ];
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.cmd("HMGET").arg(keys::job(*id)).arg(&FIELDS[..]);
+            }
+            let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut self.conn.clone()).await?;
+            for (id, row) in chunk.iter().zip(rows) {
+                let map: HashMap<String, String> = FIELDS
+                    .iter()
+                    .zip(row)
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+                    .collect();
+                if map.contains_key("record") {
+                    out.push(decode(&id.to_string(), map)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The fixed part of a job (what a restarted dispatcher needs to resume it).
+    pub async fn get_new_job(&self, job_id: Uuid) -> Result<Option<(NewJob, JobState)>> {
+        let (record, state): (Option<String>, Option<String>) = self
+            .conn
+            .clone()
+            .hmget(keys::job(job_id), &["record", "state"])
+            .await?;
+        let (Some(record), Some(state)) = (record, state) else {
+            return Ok(None);
+        };
+        let corrupt = |message: String| StoreError::Corrupt {
+            job_id: job_id.to_string(),
+            message,
+        };
+        let job = serde_json::from_str(&record).map_err(|e| corrupt(e.to_string()))?;
+        let state = JobState::parse(&state).ok_or_else(|| corrupt(format!("state {state}")))?;
+        Ok(Some((job, state)))
+    }
+
+    /// Ids of every job not yet terminal.
+    pub async fn active(&self) -> Result<Vec<Uuid>> {
+        let ids: Vec<String> = self.conn.clone().smembers(keys::ACTIVE).await?;
+        Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
+    }
+
+    /// Drops an id from the active set (its hash expired or vanished).
+    pub async fn forget_active(&self, job_id: Uuid) -> Result<()> {
+        self.conn
+            .clone()
+            .srem::<_, _, ()>(keys::ACTIVE, job_id.to_string())
+            .await?;
+        Ok(())
+    }
+
+    /// Jobs matching `q`, newest first.
+    pub async fn list(&self, q: &ListJobsRequest) -> Result<Vec<JobRecord>> {
+        let limit = q.limit.unwrap_or(100).clamp(1, 1000) as isize;
+        let index = match (&q.worker, q.state) {
+            (Some(w), _) => keys::worker_index(w),
+            (None, Some(s)) => keys::state_index(s),
+            (None, None) => keys::ALL_JOBS.to_string(),
+        };
+        let max = q.until_ms.map_or_else(|| "+inf".into(), |u| u.to_string());
+        let min = q.since_ms.map_or_else(|| "-inf".into(), |s| s.to_string());
+        // With both a worker and a state, the worker's index is read page by page and filtered.
+        let page = if q.worker.is_some() && q.state.is_some() {
+            limit * 10
+        } else {
+            limit
+        };
+        let mut out = Vec::new();
+        let mut offset = 0;
+        while (out.len() as isize) < limit {
+            let ids: Vec<String> = self
+                .conn
+                .clone()
+                .zrevrangebyscore_limit(&index, &max, &min, offset, page)
+                .await?;
+            if ids.is_empty() {
+                break;
+            }
+            offset += ids.len() as isize;
+            let mut pipe = redis::pipe();
+            for id in &ids {
+                pipe.hgetall(keys::job_str(id));
+            }
+            let maps: Vec<HashMap<String, String>> =
+                pipe.query_async(&mut self.conn.clone()).await?;
+            for (id, map) in ids.iter().zip(maps) {
+                if map.is_empty() {
+                    continue; // expired
+                }
+                let rec = decode(id, map)?;
+                if q.state.is_none_or(|s| s == rec.state) && (out.len() as isize) < limit {
+                    out.push(rec);
+                }
+            }
+            if (ids.len() as isize) < page {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,82 @@
+//! The queryable job store in Redis. Keys (all under `podperf:`, named in [`keys`]):
+//! - `podperf:job:<id>` — hash: `state`, `source_worker`, `record` (the fixed part, JSON),
+//!   `attempts`, `*_at_ms`, `reason`, `message`, `result`, `raw_output`; expires after retention.
+//! - `podperf:jobs` / `podperf:jobs:state:<state>` / `podperf:jobs:worker:<id>` — sorted sets of job
+//!   ids by creation time (ms), trimmed to the retention window.
+//! - `podperf:jobs:active` — set of non-terminal job ids (what a restarted dispatcher resumes).
+//! - `podperf:workers:known` — hash worker id → last worker info seen (tells offline from unknown).
+//! - `podperf:run:<id>` — a matrix run (JSON), `podperf:runs` — run ids by creation time.
+//!
+//! # Layout
+//! - [`keys`]: the key schema; `transition`: the state machine (one Lua script);
+//! - `record`: a job as stored; `jobs`: insert, read and page jobs;
+//! - `runs`: matrix runs; `workers`: workers seen before.
+
+pub mod keys;
+
+mod jobs;
+mod record;
+mod runs;
+mod transition;
+mod workers;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use record::{NewJob, ResolvedTarget};
+pub use transition::{Applied, Transition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("corrupt job record {job_id}: {message}")]
+    Corrupt { job_id: String, message: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The Redis-backed store. Cheap to clone (one multiplexed, self-reconnecting connection).
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    retention: Duration,
+    /// The transition script, built at start from the life-cycle order (`transition`).
+    transition: Arc<redis::Script>,
+    /// When the indexes were last trimmed to the retention window (epoch ms).
+    last_trim_ms: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Connects, retrying until Redis answers (a dispatcher may start before its Redis).
+    pub async fn connect(url: &str, retention: Duration) -> Result<Store> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(2))
+            .without_max_times();
+        let conn = (|| ConnectionManager::new_with_config(client.clone(), config.clone()))
+            .retry(backoff)
+            .notify(|err, _| tracing::warn!(%err, "redis not reachable yet; retrying"))
+            .await?;
+        Ok(Store {
+            conn,
+            retention,
+            transition: Arc::new(redis::Script::new(&transition::script())),
+            last_trim_ms: Default::default(),
+        })
+    }
+
+    fn retention_s(&self) -> u64 {
+        self.retention.as_secs().max(1)
+    }
+}
