@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use podperf_client::{Client, ErrorKind};
+use podperf_client::{Client, Error as ClientError};
 use podperf_connect::NatsArgs;
 
 use cmd::{Command, Ctx};
@@ -88,14 +88,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The message for an error: the API's refusal as `code (field): message`, a hint when no
 /// dispatcher answers, otherwise the chain of causes.
 fn describe(err: &anyhow::Error) -> String {
-    let Some(e) = err.downcast_ref::<podperf_client::Error>() else {
+    let Some(e) = err.downcast_ref::<ClientError>() else {
         return format!("{err:#}");
     };
-    match (e.kind(), e.api_error()) {
-        (ErrorKind::Refused, Some(api)) => api.to_string(),
-        (ErrorKind::NoDispatcher, _) => {
-            format!("{e} — start podperf-dispatcher, or point --nats-url at its NATS")
-        }
+    match e {
+        ClientError::NoDispatcher { subject } => format!(
+            "no dispatcher answers on {subject}: start podperf-dispatcher \
+             (or point --nats-url at the NATS server it uses)"
+        ),
+        // `code (field): message`, as the API sent it, without what the CLI was doing.
+        ClientError::Refused { .. } => e.to_string(),
         _ => format!("{err:#}"),
     }
 }
