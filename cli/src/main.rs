@@ -119,6 +119,41 @@ mod tests {
         }
     }
 
+    /// The commands' help, as users read it (the global NATS flags are left out: their help
+    /// shows the environment's values).
+    #[test]
+    fn help_snapshot() {
+        use clap::CommandFactory;
+        let mut root = Cli::command().bin_name("podperf");
+        root.build();
+        let mut text = String::new();
+        let paths: [&[&str]; 11] = [
+            &["workers"],
+            &["run"],
+            &["run", "ping"],
+            &["run", "traceroute"],
+            &["run", "iperf3"],
+            &["job"],
+            &["jobs"],
+            &["cancel"],
+            &["watch"],
+            &["matrix"],
+            &["runs"],
+        ];
+        for path in paths {
+            let mut cmd = &mut root;
+            for name in path {
+                cmd = cmd.find_subcommand_mut(name).expect("a command");
+            }
+            text += &format!(
+                "$ podperf {} --help\n{}\n",
+                path.join(" "),
+                cmd.render_long_help()
+            );
+        }
+        insta::assert_snapshot!(text);
+    }
+
     #[test]
     fn client_errors_read_clearly() {
         let refused = podperf_client::Error::Refused {
