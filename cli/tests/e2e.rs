@@ -12,6 +12,29 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `podperf -o json watch`, returned once its ready line says it is subscribed.
+fn watch(c: &Cluster) -> podperf_testkit::ChildGuard {
+    let mut cmd = std::process::Command::new(podperf_testkit::workspace_bin("podperf"));
+    cmd.args(["-o", "json", "watch"])
+        .env("PODPERF_NATS_URL", c.nats.url());
+    let watch = podperf_testkit::ChildGuard::spawn(cmd, "watch");
+    wait_until(Duration::from_secs(10), "watch is subscribed", || {
+        watch.log().contains("following events and results")
+    });
+    watch
+}
+
+/// Waits until `watch` has printed every job's result: the workers have published them.
+fn wait_results(watch: &podperf_testkit::ChildGuard, ids: &[String], timeout: Duration) {
+    wait_until(timeout, "the workers published every result", || {
+        let log = watch.log();
+        ids.iter().all(|id| {
+            log.lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("\"status\":"))
+        })
+    });
+}
+
 #[test]
 fn a_worker_is_listed_after_start_and_gone_within_ttl_after_sigkill() {
     let mut c = Cluster::two_workers("127.0.0.11", "127.0.0.12");
@@ -176,7 +199,7 @@ fn bad_input_is_rejected_with_a_clear_error_and_nothing_is_dispatched() {
     let out = c.podperf(&[
         "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "-f",
     ]);
-    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    assert_eq!(out.status.code(), Some(64), "a usage error exits 64");
 
     let (_, jobs) = c.json(&["jobs"]);
     assert_eq!(
@@ -265,12 +288,13 @@ fn a_job_past_its_deadline_times_out_and_a_cancelled_job_stays_cancelled() {
 #[test]
 fn results_published_while_the_dispatcher_is_down_are_stored_after_it_restarts() {
     let mut c = Cluster::two_workers("127.0.0.25", "127.0.0.26");
+    let watch = watch(&c);
 
     let mut ids = c.running_pings("pod-a", "pod-b", 10, 3);
     ids.extend(c.running_pings("pod-b", "pod-a", 10, 3));
     c.dispatcher.as_mut().unwrap().sigkill();
     // The pings finish (2 s) and their results land in the stream while nobody ingests them.
-    std::thread::sleep(Duration::from_secs(3));
+    wait_results(&watch, &ids, Duration::from_secs(15));
     c.start_dispatcher();
     for id in &ids {
         let job = c.wait_job(id, None, Duration::from_secs(15));
@@ -282,6 +306,7 @@ fn results_published_while_the_dispatcher_is_down_are_stored_after_it_restarts()
 #[test]
 fn no_result_is_lost_while_redis_is_down() {
     let mut c = Cluster::two_workers("127.0.0.27", "127.0.0.28");
+    let watch = watch(&c);
 
     let ids = c.running_pings("pod-a", "pod-b", 10, 4);
     c.redis.stop();
@@ -292,7 +317,7 @@ fn no_result_is_lost_while_redis_is_down() {
         "{}",
         stderr(&out)
     );
-    std::thread::sleep(Duration::from_secs(3)); // the pings end during the outage
+    wait_results(&watch, &ids, Duration::from_secs(15)); // the pings end during the outage
     c.redis.restart();
     for id in &ids {
         let job = c.wait_job(id, None, Duration::from_secs(20));
@@ -304,12 +329,7 @@ fn no_result_is_lost_while_redis_is_down() {
 fn jobs_can_be_listed_by_state_and_worker_and_watched_live() {
     let c = Cluster::two_workers("127.0.0.29", "127.0.0.30");
 
-    let mut watch = std::process::Command::new(podperf_testkit::workspace_bin("podperf"));
-    watch
-        .args(["-o", "json", "watch"])
-        .env("PODPERF_NATS_URL", c.nats.url());
-    let watch = podperf_testkit::ChildGuard::spawn(watch, "watch");
-    std::thread::sleep(Duration::from_millis(500)); // let it subscribe
+    let watch = watch(&c);
 
     let ok = c
         .json(&[

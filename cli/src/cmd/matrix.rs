@@ -1,0 +1,130 @@
+//! `podperf matrix`: start a run, follow it with a progress bar, print its report.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures::StreamExt;
+use podperf_client::{Client, Live, LiveFilter};
+use podperf_protocol::run::{MatrixRequest, RunReport, RunStarted};
+use tokio::time::{sleep_until, Instant};
+use uuid::Uuid;
+
+use super::run::parse_bitrate;
+use super::runs::print_report;
+use super::{print, Ctx};
+use crate::export::Output;
+
+/// How often the report is re-read while jobs are pending (results can be missed, e.g. while the
+/// connection reconnects, and jobs the dispatcher ends itself publish none).
+const POLL: Duration = Duration::from_secs(5);
+/// How often once every job has its result, until the dispatcher has stored them all.
+const SETTLE: Duration = Duration::from_millis(250);
+
+#[derive(Debug, clap::Args)]
+pub struct Matrix {
+    /// Every ordered pod pair (and node pair), not one pair per class.
+    #[arg(long)]
+    mesh: bool,
+    /// Repetitions of each measurement; the table shows the median and the spread.
+    #[arg(long, default_value_t = 3)]
+    samples: u32,
+    /// Echo requests per ping.
+    #[arg(long, default_value_t = 20)]
+    count: u32,
+    /// Seconds per iperf3 test.
+    #[arg(long, default_value_t = 5)]
+    duration: u32,
+    /// Adds an iperf3 UDP test (jitter, loss).
+    #[arg(long)]
+    udp: bool,
+    /// UDP bitrate in bits/s (K, M, G suffixes).
+    #[arg(long, value_parser = parse_bitrate, default_value = "1G")]
+    udp_bitrate: u64,
+    /// Skip the traceroute (hop count) per pair.
+    #[arg(long)]
+    no_traceroute: bool,
+    /// Also print one row per measured pair.
+    #[arg(long)]
+    pairs: bool,
+    /// Print the run id and return at once (see `podperf runs ID`).
+    #[arg(long)]
+    no_wait: bool,
+}
+
+impl Matrix {
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let req = MatrixRequest {
+            mesh: self.mesh,
+            samples: self.samples,
+            ping_count: self.count,
+            iperf3_duration_s: self.duration,
+            udp: self.udp,
+            udp_bitrate_bps: self.udp_bitrate,
+            traceroute: !self.no_traceroute,
+        };
+        if self.no_wait {
+            let started = ctx.client.run_start(&req).await?;
+            print(&format!("{}\n", started.run_id))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let quiet = ctx.output != Output::Table;
+        let report = follow(&ctx.client, &req, quiet).await?;
+        print_report(ctx, &report, self.pairs)
+    }
+}
+
+/// Starts the run and follows it to the end: the bar advances with each job's result on the live
+/// feed, and the report is re-read until the run is finished.
+async fn follow(client: &Client, req: &MatrixRequest, quiet: bool) -> anyhow::Result<RunReport> {
+    // Subscribed before the start, so no result is missed.
+    let mut live = client.live(LiveFilter::All).await?;
+    let started = client.run_start(req).await?;
+    let bar = progress_bar(&started, quiet);
+    let mut pending: HashSet<Uuid> = started.job_ids.iter().copied().collect();
+    let mut check_at = Instant::now() + if pending.is_empty() { SETTLE } else { POLL };
+    loop {
+        tokio::select! {
+            Some(item) = live.next() => {
+                if let Live::Result(o) = item {
+                    if pending.remove(&o.job_id) {
+                        bar.inc(1);
+                        if pending.is_empty() {
+                            check_at = Instant::now();
+                        }
+                    }
+                }
+            }
+            _ = sleep_until(check_at) => {
+                let r = client.run(started.run_id).await?;
+                if r.progress.finished {
+                    bar.finish_and_clear();
+                    return Ok(r);
+                }
+                let done = u64::from(r.progress.jobs_done);
+                bar.set_position(done.max(bar.position()));
+                check_at = Instant::now() + if pending.is_empty() { SETTLE } else { POLL };
+            }
+        }
+    }
+}
+
+fn progress_bar(started: &RunStarted, quiet: bool) -> indicatif::ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(started.job_ids.len() as u64);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} matrix {msg} [{bar:30}] {pos}/{len} jobs, {elapsed}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(format!(
+        "{} pairs, {} rounds",
+        started.pairs, started.rounds
+    ));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

@@ -1,0 +1,134 @@
+//! The matrix report's cells and footer, shared by the table and Markdown: a median with its
+//! spread, in the unit the median reads best in.
+
+use podperf_protocol::run::{ClassReport, Figures, RunReport, Spread, TRUST_SPREAD};
+
+use crate::render::{bit_unit, sig3_decimals};
+
+/// `median unit (min–max)`, with ` ~` when the spread is too wide to trust; `unit` picks the
+/// scale, unit and decimals from the median, so the range reads in the same unit.
+pub fn cell(s: &Option<Spread>, unit: fn(f64) -> (f64, &'static str, usize)) -> String {
+    let Some(s) = s else { return "-".into() };
+    let (scale, name, decimals) = unit(s.median);
+    let v = |x: f64| format!("{:.decimals$}", x / scale);
+    if s.samples == 1 {
+        return format!("{} {name}", v(s.median));
+    }
+    let mark = if s.wide { " ~" } else { "" };
+    format!("{} {name} ({}–{}){mark}", v(s.median), v(s.min), v(s.max))
+}
+
+pub fn ms(_: f64) -> (f64, &'static str, usize) {
+    (1.0, "ms", 3)
+}
+
+pub fn bits(median: f64) -> (f64, &'static str, usize) {
+    let (scale, unit) = bit_unit(median);
+    (scale, unit, sig3_decimals(median / scale))
+}
+
+fn pct(v: f64) -> String {
+    let s = format!("{v:.1}");
+    format!("{} %", s.strip_suffix(".0").unwrap_or(&s))
+}
+
+/// The worst loss seen: one lossy sample is worth seeing.
+pub fn loss(f: &Figures) -> String {
+    f.loss_percent
+        .as_ref()
+        .map(|s| pct(s.max))
+        .unwrap_or("-".into())
+}
+
+pub fn hops(f: &Figures) -> String {
+    f.hops.map(|h| h.to_string()).unwrap_or("-".into())
+}
+
+/// The class table's header; the UDP columns only when the run measured UDP.
+pub fn header(r: &RunReport) -> Vec<&'static str> {
+    let mut h = vec![
+        "PATH",
+        "PAIRS",
+        "TCP BANDWIDTH",
+        "RETRANSMITS",
+        "RTT AVG",
+        "LOSS",
+        "HOPS",
+    ];
+    if r.request.udp {
+        h.extend(["UDP JITTER", "UDP LOSS"]);
+    }
+    h
+}
+
+pub fn class_row(r: &RunReport, c: &ClassReport) -> Vec<String> {
+    let f = &c.figures;
+    let mut row = vec![
+        c.class.label().to_string(),
+        c.pairs.to_string(),
+        cell(&f.tcp_bits_per_second, bits),
+        f.tcp_retransmits
+            .as_ref()
+            .map(|s| format!("{:.0}", s.median))
+            .unwrap_or("-".into()),
+        cell(&f.rtt_avg_ms, ms),
+        loss(f),
+        hops(f),
+    ];
+    if r.request.udp {
+        row.push(cell(&f.udp_jitter_ms, ms));
+        row.push(
+            f.udp_lost_percent
+                .as_ref()
+                .map(|s| pct(s.median))
+                .unwrap_or("-".into()),
+        );
+    }
+    if f.jobs_failed > 0 {
+        row[0] = format!("{} ({} failed)", row[0], f.jobs_failed);
+    }
+    row
+}
+
+/// The overlay cost line and the run's summary.
+pub fn footer(r: &RunReport) -> String {
+    let mut out = String::new();
+    if let Some(c) = &r.overlay_cost {
+        let mut parts = Vec::new();
+        if let Some(b) = c.bandwidth_ratio {
+            parts.push(format!("bandwidth {b:.2}× ({:+.0} %)", (b - 1.0) * 100.0));
+        }
+        if let Some(t) = c.rtt_ratio {
+            parts.push(format!("RTT {t:.2}× ({:+.0} %)", (t - 1.0) * 100.0));
+        }
+        if !parts.is_empty() {
+            out += &format!(
+                "overlay cost (pod across nodes vs node ↔ node): {}\n",
+                parts.join(", ")
+            );
+        }
+    }
+    let p = &r.progress;
+    out += &format!(
+        "run {}: {} pairs in {} rounds, {} samples each; {}/{} jobs succeeded",
+        p.run_id, p.pairs, p.rounds, r.request.samples, p.jobs_succeeded, p.jobs
+    );
+    let wide = r.classes.iter().any(|c| {
+        [&c.figures.tcp_bits_per_second, &c.figures.rtt_avg_ms]
+            .iter()
+            .any(|s| s.as_ref().is_some_and(|s| s.wide))
+    });
+    if wide {
+        out += &format!(
+            "\n~ spread (max − min) above {:.0} % of the median: too noisy to trust; try more --samples",
+            TRUST_SPREAD * 100.0
+        );
+    }
+    out
+}
+
+/// A run report parsed from the fixture, for the formats' snapshot tests.
+#[cfg(test)]
+pub fn sample_report() -> RunReport {
+    serde_json::from_str(include_str!("../../tests/fixtures/run_report.json")).unwrap()
+}

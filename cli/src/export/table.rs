@@ -1,0 +1,135 @@
+//! `-o table`: tables and one-line summaries for people (the default).
+
+use podperf_client::Live;
+use podperf_protocol::api::{JobRecord, ListJobsReply, ListWorkersReply, SubmitReply};
+use podperf_protocol::run::{ListRunsReply, RunReport};
+
+use super::cells::{bits, cell, class_row, footer, header, hops, loss, ms};
+use super::{Exporter, Names};
+use crate::render;
+
+pub struct Table;
+
+impl Exporter for Table {
+    fn run_report(&self, r: &RunReport, pairs: bool) -> String {
+        let mut out = format!("{}\n", class_table(r));
+        if pairs {
+            out += &format!("{}\n", pair_table(r));
+        }
+        out + &format!("{}\n", footer(r))
+    }
+
+    fn workers(&self, reply: &ListWorkersReply, now_ms: u64) -> String {
+        if reply.workers.is_empty() {
+            return "no live workers\n".into();
+        }
+        format!("{}\n", render::workers(&reply.workers, now_ms))
+    }
+
+    fn job(&self, rec: &JobRecord, names: &Names) -> String {
+        let took = match (rec.started_at_ms, rec.finished_at_ms) {
+            (Some(s), Some(f)) if f.saturating_sub(s) < 1000 => {
+                format!(" in {} ms", f.saturating_sub(s))
+            }
+            (Some(s), Some(f)) => format!(" in {:.2} s", f.saturating_sub(s) as f64 / 1000.0),
+            _ => String::new(),
+        };
+        format!(
+            "job {}  {}  {}{took}\n  {}\n",
+            rec.job_id,
+            render::job_line(rec, |id| names.name(id)),
+            rec.state,
+            render::outcome(rec)
+        )
+    }
+
+    fn jobs(&self, reply: &ListJobsReply, names: &Names) -> String {
+        format!("{}\n", render::jobs(&reply.jobs, |id| names.name(id)))
+    }
+
+    fn submitted(&self, reply: &SubmitReply) -> String {
+        reply.job_ids.iter().map(|id| format!("{id}\n")).collect()
+    }
+
+    fn runs(&self, reply: &ListRunsReply) -> String {
+        format!("{}\n", render::runs(&reply.runs))
+    }
+
+    fn live(&self, item: &Live) -> Option<String> {
+        match item {
+            Live::Event(ev) => Some(format!(
+                "{} {:?} on {}\n",
+                ev.job_id,
+                ev.event,
+                render::short_id(&ev.worker_id)
+            )),
+            Live::Result(o) => {
+                let what = o.result.as_ref().map(render::result).unwrap_or_default();
+                let why = o.message.clone().unwrap_or_default();
+                Some(format!("{} {:?} {what}{why}\n", o.job_id, o.status))
+            }
+            Live::Malformed { .. } => None,
+        }
+    }
+}
+
+/// The comparison table: one row per path class.
+pub fn class_table(r: &RunReport) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(header(r));
+    for c in &r.classes {
+        t.add_row(class_row(r, c));
+    }
+    t.to_string()
+}
+
+/// One row per measured pair (`--pairs`).
+fn pair_table(r: &RunReport) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "FROM",
+        "TO",
+        "PATH",
+        "TCP BANDWIDTH",
+        "RTT AVG",
+        "LOSS",
+        "HOPS",
+    ]);
+    for p in &r.pairs {
+        let f = &p.figures;
+        t.add_row(vec![
+            format!("{} ({})", p.source_pod, p.source_node),
+            format!("{} ({})", p.target_pod, p.target_node),
+            p.class.label().to_string(),
+            cell(&f.tcp_bits_per_second, bits),
+            cell(&f.rtt_avg_ms, ms),
+            loss(f),
+            hops(f),
+        ]);
+    }
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cells::sample_report;
+    use super::*;
+
+    #[test]
+    fn table_snapshot() {
+        let r = sample_report();
+        insta::assert_snapshot!(format!("{}\n{}", class_table(&r), footer(&r)));
+    }
+
+    #[test]
+    fn the_report_is_the_class_table_then_the_footer() {
+        let r = sample_report();
+        let expect = format!("{}\n{}\n", class_table(&r), footer(&r));
+        assert_eq!(Table.run_report(&r, false), expect);
+        let with_pairs = Table.run_report(&r, true);
+        assert!(with_pairs.starts_with(&format!("{}\n", class_table(&r))));
+        assert!(with_pairs.contains("FROM") && with_pairs.ends_with(&format!("{}\n", footer(&r))));
+    }
+}
