@@ -72,3 +72,17 @@ fn help_and_version_exit_0_and_help_documents_the_ranges() {
     }
     assert_eq!(worker(&["--version"], &[]).status.code(), Some(0));
 }
+
+#[test]
+fn a_malformed_nats_url_exits_64_naming_it() {
+    let out = worker(
+        &["--pod-ip", "127.0.0.1", "--nats-url", "nats://a b:x"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("cannot connect to NATS at nats://a b:x: "),
+        "stderr:\n{stderr}"
+    );
+}
