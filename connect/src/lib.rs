@@ -1,11 +1,16 @@
 //! What the long-running podperf binaries share: the NATS connection options (the server URL and
 //! user/password, token or a `.creds` file, as flags or `PODPERF_NATS_*` variables), the shutdown
-//! signal and the tracing set-up.
+//! signal and the tracing set-up, the supervision of their long-lived tasks ([`Supervisor`]), and
+//! their exit: flags parsed with usage errors as exit 64 ([`parse_args`]), failures printed with
+//! their whole cause chain ([`exit`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions};
+
+mod supervise;
+pub use supervise::{BoxError, Supervisor, TaskEnd, TaskExit, TaskFailed, FAULT_VAR};
 
 /// `--nats-url` and the credential flags.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -107,10 +112,13 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: info, quiet NATS client).
+/// Logs to stderr, filtered by `RUST_LOG` (default: info, quiet NATS client); colours only on a
+/// terminal (a log collector or a file gets plain text).
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,async_nats=warn".into()),
@@ -140,26 +148,140 @@ pub async fn drain(client: &Client) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), closed).await;
 }
 
-/// Why a long-running binary gave up before or while running.
-#[derive(Debug)]
-pub enum Fatal {
-    /// A bad flag or variable: exit 64, as sysexits' EX_USAGE.
-    Config(String),
-    /// Anything else: exit 1.
-    Failed(String),
+/// sysexits' EX_USAGE: the exit status for a bad flag or variable.
+pub const EX_USAGE: u8 = 64;
+
+/// Parses the command line and the `PODPERF_*` variables into `P`. A usage error (an unknown flag,
+/// a value that does not parse or is out of its range) prints clap's message, which names the
+/// flag, and gives exit 64; `--help` and `--version` print and give 0.
+pub fn parse_args<P: clap::Parser>() -> Result<P, std::process::ExitCode> {
+    P::try_parse().map_err(|err| {
+        let _ = err.print();
+        if err.use_stderr() {
+            std::process::ExitCode::from(EX_USAGE)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    })
 }
 
-/// The process's exit: prints `program: …` to stderr for a failure.
+/// Why a long-running binary gave up before or while running.
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    /// A bad flag or variable: exit 64 (EX_USAGE).
+    #[error("bad configuration: {what}")]
+    Config {
+        what: String,
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The first connection to NATS failed: exit 1, or 64 for a malformed URL.
+    #[error("cannot connect to NATS at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    /// The component failed while running: exit 1.
+    #[error(transparent)]
+    Run(BoxError),
+}
+
+impl Fatal {
+    /// A bad setting, said in `what`.
+    pub fn config(what: impl Into<String>) -> Self {
+        Fatal::Config {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A bad setting `what`, for the reason `source`.
+    pub fn config_because(what: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Fatal::Config {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The process's exit status for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Fatal::Config { .. } => EX_USAGE,
+            Fatal::Connect { source, .. }
+                if source.kind() == async_nats::ConnectErrorKind::ServerParse =>
+            {
+                EX_USAGE
+            }
+            Fatal::Connect { .. } | Fatal::Run(_) => 1,
+        }
+    }
+}
+
+/// The process's exit: prints `program: error: cause: cause…` (the whole `source()` chain) to
+/// stderr for a failure; the status is [`Fatal::exit_code`].
 pub fn exit(program: &str, outcome: Result<(), Fatal>) -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(Fatal::Config(msg)) => {
-            eprintln!("{program}: bad configuration: {msg}");
-            std::process::ExitCode::from(64)
+        Err(err) => {
+            eprintln!("{program}: {}", ErrorChain(&err));
+            std::process::ExitCode::from(err.exit_code())
         }
-        Err(Fatal::Failed(msg)) => {
-            eprintln!("{program}: {msg}");
-            std::process::ExitCode::FAILURE
+    }
+}
+
+/// Displays an error with its causes (the `source()` chain) as `error: cause: cause`. A cause
+/// whose text the one before already contains is skipped: many errors print their source too.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'a));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut cause = self.0.source();
+        while let Some(err) = cause {
+            let text = err.to_string();
+            if !shown.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            shown = text;
+            cause = err.source();
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_shows_every_cause_once() {
+        let err = Outer(Middle(std::io::Error::other("disk on fire")));
+        assert_eq!(ErrorChain(&err).to_string(), "outer: middle: disk on fire");
+        let fatal = Fatal::Run(Box::new(err));
+        assert_eq!(fatal.exit_code(), 1);
+        assert_eq!(
+            ErrorChain(&fatal).to_string(),
+            "outer: middle: disk on fire"
+        );
+    }
+
+    #[test]
+    fn a_bad_setting_exits_64_with_its_reason() {
+        let fatal = Fatal::config_because("bad Redis URL x", "no scheme");
+        assert_eq!(fatal.exit_code(), EX_USAGE);
+        assert_eq!(
+            ErrorChain(&fatal).to_string(),
+            "bad configuration: bad Redis URL x: no scheme"
+        );
     }
 }

@@ -26,25 +26,33 @@ pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::Client;
+use backon::{ExponentialBuilder, Retryable};
+use podperf_connect::{ErrorChain, Supervisor};
 use tokio_util::sync::CancellationToken;
 
 pub use config::DispatcherConfig;
 pub use store::Store;
 
+/// How long the tasks have to stop once shutdown is asked for (or one of them failed).
+const STOP_WITHIN: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Setup(#[from] setup::SetupError),
-    #[error("cannot watch the liveness bucket: {0}")]
-    Watch(String),
-    #[error("cannot create the results consumer: {0}")]
-    Consumer(String),
-    #[error("cannot resume outstanding jobs: {0}")]
+    #[error("cannot watch the liveness bucket")]
+    Watch(#[source] async_nats::jetstream::kv::WatchError),
+    /// Boxed: the ingest module's error type is its own business.
+    #[error("cannot create the results consumer")]
+    Consumer(#[source] podperf_connect::BoxError),
+    #[error("cannot resume outstanding jobs")]
     Recover(#[from] store::StoreError),
-    #[error("cannot serve the API: {0}")]
-    Api(String),
+    /// A long-lived task (engine, ingest, API, membership…) ended or failed.
+    #[error(transparent)]
+    Task(#[from] podperf_connect::TaskFailed),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -63,6 +71,9 @@ pub async fn run(
 /// [`run`], re-establishing the bucket, the stream and the membership view each time
 /// `reconnects` changes (the NATS client reconnected: the server may have restarted and lost
 /// what it kept in memory). See `podperf_connect::NatsArgs::connect_watched`.
+///
+/// Every long-lived task runs under one [`Supervisor`]: if one ends before `shutdown` (returns,
+/// fails or panics), the others are stopped and its failure is returned ([`Error::Task`]).
 pub async fn run_with_reconnects(
     client: Client,
     store: Store,
@@ -74,11 +85,13 @@ pub async fn run_with_reconnects(
     let bucket = setup::workers_bucket(&js, &cfg).await?;
     let results = setup::results_stream(&js, &cfg).await?;
     let stop = CancellationToken::new();
+    let mut tasks = Supervisor::new();
 
     let members = membership::Members::default();
-    let (member_tx, mut member_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (member_tx, member_rx) = tokio::sync::mpsc::unbounded_channel();
     let resync = Arc::new(tokio::sync::Notify::new());
-    let watcher = membership::start(
+    membership::start(
+        &mut tasks,
         bucket,
         members.clone(),
         member_tx,
@@ -87,15 +100,18 @@ pub async fn run_with_reconnects(
         stop.clone(),
     )
     .await
-    .map_err(|e| Error::Watch(e.to_string()))?;
+    .map_err(Error::Watch)?;
     let repull = Arc::new(tokio::sync::Notify::new());
-    let keeper = tokio::spawn(keep_up(
-        js.clone(),
-        cfg.clone(),
-        reconnects,
-        [resync, repull.clone()],
-        stop.clone(),
-    ));
+    tasks.spawn(
+        "reconnect-keeper",
+        keep_up(
+            js.clone(),
+            cfg.clone(),
+            reconnects,
+            [resync, repull.clone()],
+            stop.clone(),
+        ),
+    );
 
     let (mut engine, handle) = engine::Engine::new(
         client.clone(),
@@ -108,34 +124,26 @@ pub async fn run_with_reconnects(
     if resumed > 0 {
         tracing::info!(resumed, "resumed outstanding jobs");
     }
-    let engine_task = tokio::spawn(engine.run(stop.clone()));
-
-    // Membership events feed the engine; new workers are remembered in the store.
-    let forward = {
-        let (tx, store) = (handle.sender(), store.clone());
-        tokio::spawn(async move {
-            while let Some(ev) = member_rx.recv().await {
-                if let membership::MemberEvent::Up(info) = &ev {
-                    if let Err(err) = store.remember_worker(info).await {
-                        tracing::warn!(%err, "could not remember the worker");
-                    }
-                }
-                let _ = tx.send(engine::Input::Member(ev));
-            }
-        })
-    };
+    tasks.spawn("engine", engine.run(stop.clone()));
+    tasks.spawn(
+        "member-events",
+        forward_members(member_rx, store.clone(), handle.sender()),
+    );
 
     ingest::consumer(&results)
         .await
-        .map_err(|err| Error::Consumer(err.to_string()))?;
-    let ingest_task = tokio::spawn(ingest::run(
-        client.clone(),
-        results.clone(),
-        store.clone(),
-        handle.sender(),
-        repull,
-        stop.clone(),
-    ));
+        .map_err(|e| Error::Consumer(e.into()))?;
+    tasks.spawn(
+        "ingest",
+        ingest::run(
+            client.clone(),
+            results.clone(),
+            store.clone(),
+            handle.sender(),
+            repull,
+            stop.clone(),
+        ),
+    );
 
     let api = Arc::new(api::Api {
         members,
@@ -143,39 +151,43 @@ pub async fn run_with_reconnects(
         engine: handle,
         cfg,
     });
-    let mut api_task = {
+    {
         let (client, stop) = (client.clone(), stop.clone());
-        tokio::spawn(async move {
-            api::serve(&client, api, stop)
-                .await
-                .map_err(|e| e.to_string())
-        })
-    };
+        tasks.spawn("api", async move { api::serve(&client, api, stop).await });
+    }
     tracing::info!("dispatcher running");
 
-    tokio::select! {
-        _ = shutdown => {}
-        res = &mut api_task => {
-            stop.cancel();
-            let msg = match res {
-                Ok(Ok(())) => "the API service stopped".to_string(),
-                Ok(Err(e)) => e,
-                Err(e) => e.to_string(),
-            };
-            return Err(Error::Api(msg));
-        }
+    let outcome = tasks.watch(shutdown).await;
+    if outcome.is_ok() {
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
     stop.cancel();
-    let _ = tokio::join!(engine_task, ingest_task, watcher, api_task, keeper);
-    forward.abort();
+    let stopped = tasks.join(STOP_WITHIN).await;
     podperf_connect::drain(&client).await;
-    Ok(())
+    Ok(outcome.and(stopped)?)
+}
+
+/// Membership events feed the engine; new workers are remembered in the store. Ends when the
+/// membership task does (it holds the sender).
+async fn forward_members(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<membership::MemberEvent>,
+    store: Store,
+    engine: tokio::sync::mpsc::UnboundedSender<engine::Input>,
+) {
+    while let Some(ev) = events.recv().await {
+        if let membership::MemberEvent::Up(info) = &ev {
+            if let Err(err) = store.remember_worker(info).await {
+                tracing::warn!(err = %ErrorChain(&err), "could not remember the worker");
+            }
+        }
+        let _ = engine.send(engine::Input::Member(ev));
+    }
 }
 
 /// After every reconnection: re-creates the bucket and the stream if the server lost them (both
-/// idempotent), then has the membership view re-read and the results pull restarted (a pull
-/// request held by a server that died would otherwise only be noticed by missed heartbeats).
+/// idempotent; retried from 200 ms, doubling, up to every 5 s, until done or stopped), then has
+/// the membership view re-read and the results pull restarted (a pull request held by a server
+/// that died would otherwise only be noticed by missed heartbeats).
 async fn keep_up(
     js: async_nats::jetstream::Context,
     cfg: DispatcherConfig,
@@ -185,27 +197,27 @@ async fn keep_up(
     stop: CancellationToken,
 ) {
     reconnects.mark_unchanged();
+    let backoff = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times();
     loop {
         tokio::select! {
             changed = reconnects.changed() => if changed.is_err() { return },
             _ = stop.cancelled() => return,
         }
         tracing::info!("reconnected to NATS: checking the bucket and the stream");
-        let mut delay = std::time::Duration::from_millis(200);
-        loop {
-            let ensured = async {
-                setup::workers_bucket(&js, &cfg).await?;
-                setup::results_stream(&js, &cfg).await
-            };
-            match ensured.await {
-                Ok(_) => break,
-                Err(err) => tracing::warn!(%err, "cannot re-establish JetStream state; retrying"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.cancelled() => return,
-            }
-            delay = (delay * 2).min(std::time::Duration::from_secs(5));
+        let (js, cfg) = (&js, &cfg);
+        let ensure = move || async move {
+            setup::workers_bucket(js, cfg).await?;
+            setup::results_stream(js, cfg).await
+        };
+        let ensured = ensure.retry(backoff).notify(|err, _| {
+            tracing::warn!(err = %ErrorChain(err), "cannot re-establish JetStream state; retrying")
+        });
+        tokio::select! {
+            _ = ensured => {}
+            _ = stop.cancelled() => return,
         }
         for r in &restart {
             r.notify_one();

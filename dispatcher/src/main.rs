@@ -1,8 +1,12 @@
 //! `podperf-dispatcher`: flags/env → [`podperf_dispatcher::DispatcherConfig`] → run.
+//!
+//! Every numeric setting has a range, checked as the flags are parsed: a value out of it (or not a
+//! number) is refused with exit 64 and clap's message naming the flag.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 use ipnet::IpNet;
 use podperf_connect::{Fatal, NatsArgs};
@@ -21,24 +25,31 @@ struct Args {
         default_value = "redis://127.0.0.1:6379"
     )]
     redis_url: String,
-    /// Replicas of the bucket and stream (3 on a JetStream cluster).
-    #[arg(long, env = "PODPERF_REPLICAS", default_value_t = 1)]
+    /// Replicas of the bucket and stream (3 on a JetStream cluster); range 1..=5.
+    #[arg(long, env = "PODPERF_REPLICAS", default_value_t = 1,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=5))]
     replicas: usize,
-    /// Seconds after its last heartbeat a worker is considered gone (the bucket's TTL).
-    #[arg(long, env = "PODPERF_WORKER_TTL_S", default_value_t = 3)]
+    /// Seconds after its last heartbeat a worker is considered gone (the bucket's TTL); range
+    /// 2..=3600 (heartbeats come every second).
+    #[arg(long, env = "PODPERF_WORKER_TTL_S", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(2..=3600))]
     worker_ttl_s: u64,
     /// Milliseconds a worker whose key expired has to come back (a broker restart can expire a
-    /// live worker's key) before the jobs it holds end `worker_lost`; default: the worker TTL.
-    #[arg(long, env = "PODPERF_LOST_GRACE_MS")]
+    /// live worker's key) before the jobs it holds end `worker_lost`; range 0..=3600000 (an hour);
+    /// default: the worker TTL.
+    #[arg(long, env = "PODPERF_LOST_GRACE_MS",
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     lost_grace_ms: Option<u64>,
-    /// Hours jobs and results stay queryable.
-    #[arg(long, env = "PODPERF_RETENTION_H", default_value_t = 168)]
+    /// Hours jobs and results stay queryable; range 1..=8760 (a year).
+    #[arg(long, env = "PODPERF_RETENTION_H", default_value_t = 168,
+          value_parser = clap::value_parser!(u64).range(1..=8760))]
     retention_h: u64,
     /// CIDRs address targets may lie in (comma-separated); none by default.
     #[arg(long, env = "PODPERF_ALLOWED_CIDRS", value_delimiter = ',')]
     allowed_cidrs: Vec<IpNet>,
-    /// Outstanding jobs before submits are refused with `busy`.
-    #[arg(long, env = "PODPERF_MAX_QUEUED", default_value_t = 100_000)]
+    /// Outstanding jobs before submits are refused with `busy`; range 1..=10000000.
+    #[arg(long, env = "PODPERF_MAX_QUEUED", default_value_t = 100_000,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     max_queued: usize,
     /// Storage of the liveness bucket: `file` survives a NATS restart, `memory` is cheaper with
     /// very many workers.
@@ -53,40 +64,34 @@ enum Storage {
 }
 
 impl Args {
-    fn config(&self) -> Result<DispatcherConfig, String> {
-        if self.replicas == 0 || self.replicas > 5 {
-            return Err("--replicas must be 1..=5".into());
-        }
-        if self.worker_ttl_s < 2 {
-            return Err("--worker-ttl-s must be at least 2 (heartbeats come every second)".into());
-        }
-        if self.retention_h == 0 {
-            return Err("--retention-h must be positive".into());
-        }
-        Ok(DispatcherConfig {
+    /// The configuration; the ranges of the flags make every conversion safe.
+    fn config(&self) -> DispatcherConfig {
+        let worker_ttl = Duration::from_secs(self.worker_ttl_s);
+        DispatcherConfig {
             replicas: self.replicas,
-            worker_ttl: Duration::from_secs(self.worker_ttl_s),
-            lost_grace: self.lost_grace_ms.map_or(
-                Duration::from_secs(self.worker_ttl_s),
-                Duration::from_millis,
-            ),
+            worker_ttl,
+            lost_grace: self.lost_grace_ms.map_or(worker_ttl, Duration::from_millis),
             retention: Duration::from_secs(self.retention_h * 3600),
             allowed_cidrs: self.allowed_cidrs.clone(),
             max_queued: self.max_queued,
             liveness_in_memory: self.liveness_storage == Storage::Memory,
             ..DispatcherConfig::default()
-        })
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args = match podperf_connect::parse_args::<Args>() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     podperf_connect::init_tracing();
-    podperf_connect::exit("podperf-dispatcher", run(Args::parse()).await)
+    podperf_connect::exit("podperf-dispatcher", run(args).await)
 }
 
 async fn run(args: Args) -> Result<(), Fatal> {
-    let config = args.config().map_err(Fatal::Config)?;
+    let config = args.config();
     let (client, reconnects) = args
         .nats
         .connect_watched(
@@ -95,17 +100,15 @@ async fn run(args: Args) -> Result<(), Fatal> {
             true,
         )
         .await
-        .map_err(|err| {
-            Fatal::Failed(format!(
-                "cannot connect to NATS at {}: {err}",
-                args.nats.nats_url
-            ))
+        .map_err(|source| Fatal::Connect {
+            url: args.nats.nats_url.clone(),
+            source,
         })?;
     let store = Store::connect(&args.redis_url, config.retention)
         .await
-        .map_err(|err| Fatal::Config(format!("bad Redis URL {}: {err}", args.redis_url)))?;
+        .map_err(|err| Fatal::config_because(format!("bad Redis URL {}", args.redis_url), err))?;
     let shutdown = podperf_connect::shutdown_signal();
     podperf_dispatcher::run_with_reconnects(client, store, config, shutdown, reconnects)
         .await
-        .map_err(|err| Fatal::Failed(format!("{err:#}")))
+        .map_err(|err| Fatal::Run(err.into()))
 }

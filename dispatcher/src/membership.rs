@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
 use futures::StreamExt;
+use podperf_connect::Supervisor;
 use podperf_protocol::worker::{WorkerInfo, WorkerView};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -97,60 +98,32 @@ impl Members {
     }
 }
 
-/// Starts watching; returns once the current state has been loaded (so callers can trust the
-/// view). Each `resync` notification (the client reconnected: the server may have restarted and
-/// lost a memory bucket) watches again from the current state; workers not seen again within
-/// `ttl` of that are gone.
+/// Starts watching, as the task `membership` of `tasks`; returns once the current state has been
+/// loaded (so callers can trust the view). Each `resync` notification (the client reconnected: the
+/// server may have restarted and lost a memory bucket) watches again from the current state;
+/// workers not seen again within `ttl` of that are gone.
 pub async fn start(
+    tasks: &mut Supervisor,
     store: kv::Store,
     members: Members,
     events: mpsc::UnboundedSender<MemberEvent>,
     ttl: Duration,
     resync: Arc<Notify>,
     shutdown: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, kv::WatchError> {
+) -> Result<(), kv::WatchError> {
     let first = store.watch_with_history(">").await?;
     let (synced_tx, synced_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut watcher = Watcher {
+    let watcher = Watcher {
         store,
         members,
         events,
         ttl,
         synced: Some(synced_tx),
     };
-    let handle = tokio::spawn(async move {
-        let mut watch = Some(first);
-        let mut reconcile_after = None;
-        loop {
-            let w = match watch.take() {
-                Some(w) => w,
-                None => match watcher.store.watch_with_history(">").await {
-                    Ok(w) => w,
-                    Err(err) => {
-                        tracing::warn!(%err, "cannot watch the liveness bucket; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                            _ = shutdown.cancelled() => return,
-                        }
-                    }
-                },
-            };
-            match watcher.follow(w, reconcile_after, &resync, &shutdown).await {
-                Ended::Shutdown => return,
-                Ended::Resync => {
-                    tracing::info!("re-reading the liveness bucket");
-                    reconcile_after = Some(tokio::time::Instant::now() + watcher.ttl);
-                }
-                Ended::Closed => {
-                    tracing::warn!("membership watch ended; watching again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    });
+    tasks.spawn("membership", watcher.run(first, resync, shutdown));
     // The view is usable without the initial sync (e.g. an empty bucket sends nothing).
     let _ = tokio::time::timeout(Duration::from_secs(2), synced_rx).await;
-    Ok(handle)
+    Ok(())
 }
 
 enum Ended {
@@ -168,6 +141,42 @@ struct Watcher {
 }
 
 impl Watcher {
+    /// Follows the bucket until `shutdown`, watching again whenever a watch ends or a resync is
+    /// asked for.
+    async fn run(mut self, first: kv::Watch, resync: Arc<Notify>, shutdown: CancellationToken) {
+        let mut watch = Some(first);
+        let mut reconcile_after = None;
+        loop {
+            let w = match watch.take() {
+                Some(w) => w,
+                None => match self.store.watch_with_history(">").await {
+                    Ok(w) => w,
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot watch the liveness bucket; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                            _ = shutdown.cancelled() => return,
+                        }
+                    }
+                },
+            };
+            match self.follow(w, reconcile_after, &resync, &shutdown).await {
+                Ended::Shutdown => return,
+                Ended::Resync => {
+                    tracing::info!("re-reading the liveness bucket");
+                    reconcile_after = Some(tokio::time::Instant::now() + self.ttl);
+                }
+                Ended::Closed => {
+                    tracing::warn!("membership watch ended; watching again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+
     /// Applies entries until the watch ends, a resync is asked for, or shutdown. With
     /// `reconcile_at`, workers not seen by then are declared gone.
     async fn follow(

@@ -9,10 +9,12 @@ use crate::config::DispatcherConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot create the {WORKERS_BUCKET} bucket: {0}")]
-    Bucket(String),
-    #[error("cannot create the {RESULTS_STREAM} stream: {0}")]
-    Stream(String),
+    #[error("cannot create the {WORKERS_BUCKET} bucket")]
+    Bucket(#[source] jetstream::context::CreateKeyValueError),
+    #[error("cannot create the {RESULTS_STREAM} stream")]
+    Stream(#[source] jetstream::context::CreateStreamError),
+    #[error("cannot read back the {RESULTS_STREAM} stream")]
+    StreamInfo(#[source] jetstream::context::GetStreamError),
 }
 
 /// The liveness bucket: `max_age` = TTL, history 1, expiry markers; file storage unless
@@ -37,7 +39,7 @@ pub async fn workers_bucket(
     };
     js.create_or_update_key_value(config)
         .await
-        .map_err(|e| SetupError::Bucket(e.to_string()))
+        .map_err(SetupError::Bucket)
 }
 
 /// The results stream: every event and result, file storage, kept for the retention period.
@@ -61,8 +63,8 @@ pub async fn results_stream(
     };
     js.create_or_update_stream(config)
         .await
-        .map_err(|e| SetupError::Stream(e.to_string()))?;
+        .map_err(SetupError::Stream)?;
     js.get_stream(RESULTS_STREAM)
         .await
-        .map_err(|e| SetupError::Stream(e.to_string()))
+        .map_err(SetupError::StreamInfo)
 }

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
@@ -14,8 +15,19 @@ use crate::runner::tool_command;
 /// Lines of the server's stderr kept to explain why it exited.
 const STDERR_TAIL: usize = 5;
 
-/// Runs `iperf3 -s -B ip -p port` until `shutdown`, restarting it (with back-off) when it exits.
-pub async fn supervise(ip: IpAddr, port: u16, shutdown: CancellationToken) {
+/// The iperf3 server could not be started at all (the tool was found when the worker started).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the iperf3 server")]
+pub struct StartError(#[source] std::io::Error);
+
+/// Runs `iperf3 -s -B ip -p port` until `shutdown`, restarting it when it exits: after 200 ms,
+/// doubling up to every 5 s, back to 200 ms once a server has run for 10 s. Fails only when the
+/// program cannot be spawned.
+pub async fn supervise(
+    ip: IpAddr,
+    port: u16,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let args = vec![
         "-s".to_string(),
         "-B".into(),
@@ -23,19 +35,17 @@ pub async fn supervise(ip: IpAddr, port: u16, shutdown: CancellationToken) {
         "-p".into(),
         port.to_string(),
     ];
-    let mut backoff = Duration::from_millis(200);
+    let backoff = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times();
+    let mut delays = backoff.build();
     loop {
-        let spawned = tool_command("iperf3", &args)
+        let mut child = tool_command("iperf3", &args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(err) => {
-                tracing::error!(%err, "cannot start iperf3 server; iperf3 jobs toward this worker fail");
-                return;
-            }
-        };
+            .spawn()
+            .map_err(StartError)?;
         tracing::info!(%ip, port, pid = child.id(), "iperf3 server started");
         // iperf3 writes a line per stray connection (port scans, TCP probes): the pipe is read
         // all the time, or it would fill up and freeze the server.
@@ -50,17 +60,17 @@ pub async fn supervise(ip: IpAddr, port: u16, shutdown: CancellationToken) {
             }
             _ = shutdown.cancelled() => {
                 let _ = child.kill().await;
-                return;
+                return Ok(());
             }
         }
         if started.elapsed() > Duration::from_secs(10) {
-            backoff = Duration::from_millis(200);
+            delays = backoff.build();
         }
+        let delay = delays.next().unwrap_or(Duration::from_secs(5));
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return Ok(()),
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

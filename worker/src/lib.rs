@@ -23,8 +23,10 @@ pub mod runner;
 pub mod tools;
 
 use std::future::Future;
+use std::time::Duration;
 
 use async_nats::Client;
+use podperf_connect::Supervisor;
 use podperf_protocol::names::job_subject;
 use podperf_protocol::now_ms;
 use podperf_protocol::worker::{Tool, WorkerInfo};
@@ -32,13 +34,20 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Identity, WorkerConfig};
 
+/// How long the tasks have to stop once the jobs in hand are done.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot subscribe to {subject}: {source}")]
+    #[error("cannot subscribe to {subject}")]
     Subscribe {
         subject: String,
+        #[source]
         source: async_nats::SubscribeError,
     },
+    /// A long-lived task (intake, liveness, iperf3 server) ended or failed.
+    #[error(transparent)]
+    Task(#[from] podperf_connect::TaskFailed),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -64,6 +73,11 @@ pub async fn worker_info(config: &WorkerConfig) -> WorkerInfo {
 
 /// Runs the worker until `shutdown` resolves, then: stops taking jobs, lets those in hand finish
 /// within the grace period (stopping them after it), deregisters and drains the connection.
+///
+/// The long-lived tasks (intake, liveness, iperf3 server) run under one [`Supervisor`]: if one
+/// ends before `shutdown`, the worker stops the same way but without a grace period (the jobs in
+/// hand are stopped at once and their outcome published) and returns its failure
+/// ([`Error::Task`]).
 pub async fn run(
     client: Client,
     config: WorkerConfig,
@@ -89,40 +103,45 @@ pub async fn run(
         give_up: give_up.clone(),
     };
     let intake = jobs::Intake::new(client.clone(), info.clone(), env);
-    let background = tokio_util::task::TaskTracker::new();
+    let mut tasks = Supervisor::new();
     if config.iperf3_server && info.has_tool(Tool::Iperf3) {
-        background.spawn(iperf_server::supervise(
-            info.pod_ip,
-            config.iperf3_port,
-            stop.clone(),
-        ));
+        tasks.spawn(
+            "iperf3-server",
+            iperf_server::supervise(info.pod_ip, config.iperf3_port, stop.clone()),
+        );
     }
-    let serve = {
+    {
         let (intake, done) = (intake.clone(), done.clone());
-        tokio::spawn(async move { intake.serve(sub, done).await })
-    };
-    let liveness = {
+        tasks.spawn("intake", async move { intake.serve(sub, done).await });
+    }
+    {
         let (js, info, done, period) = (js.clone(), info.clone(), done.clone(), config.heartbeat);
-        tokio::spawn(async move {
+        tasks.spawn("liveness", async move {
             if let Some(store) = liveness::open_bucket(&js, &done).await {
                 liveness::heartbeat(store, &info, period, done).await;
             }
-        })
-    };
+        });
+    }
     tracing::info!(worker_id = %info.worker_id, pod = %info.pod_name, ip = %info.pod_ip, "worker running");
 
-    shutdown.await;
-    tracing::info!("shutting down: no new jobs; finishing those in hand");
+    let outcome = tasks.watch(shutdown).await;
+    let grace = match outcome {
+        Ok(()) => {
+            tracing::info!("shutting down: no new jobs; finishing those in hand");
+            config.shutdown_grace
+        }
+        Err(_) => Duration::ZERO,
+    };
     stop.cancel();
     intake.tracker.close(); // new jobs are refused `shutting_down` from here on
-    if tokio::time::timeout(config.shutdown_grace, intake.tracker.wait())
+    if tokio::time::timeout(grace, intake.tracker.wait())
         .await
         .is_err()
     {
         tracing::warn!("grace period over: stopping the jobs still running");
         intake.stop_all();
         // Give the stopped jobs a moment to publish their outcome, then stop retrying.
-        if tokio::time::timeout(std::time::Duration::from_secs(5), intake.tracker.wait())
+        if tokio::time::timeout(Duration::from_secs(5), intake.tracker.wait())
             .await
             .is_err()
         {
@@ -133,10 +152,7 @@ pub async fn run(
     // Results are published (or given up): now deregister, so the dispatcher never mistakes a
     // clean stop for a lost worker.
     done.cancel();
-    let _ = serve.await;
-    let _ = liveness.await;
-    background.close();
-    background.wait().await;
+    let stopped = tasks.join(STOP_WITHIN).await;
     podperf_connect::drain(&client).await;
-    Ok(())
+    Ok(outcome.and(stopped)?)
 }

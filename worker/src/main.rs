@@ -1,4 +1,7 @@
 //! `podperf-worker`: flags/env → [`podperf_worker::WorkerConfig`] → [`podperf_worker::run`].
+//!
+//! Every numeric setting has a range, checked as the flags are parsed: a value out of it (or not a
+//! number) is refused with exit 64 and clap's message naming the flag.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -34,29 +37,37 @@ struct Args {
     /// The worker shares the node's network namespace (its pod IP is the node IP).
     #[arg(long, env = "PODPERF_HOST_NETWORK")]
     host_network: bool,
-    /// Port of this worker's iperf3 server.
-    #[arg(long, env = "PODPERF_IPERF3_PORT", default_value_t = 5201)]
+    /// Port of this worker's iperf3 server; range 1..=65535.
+    #[arg(long, env = "PODPERF_IPERF3_PORT", default_value_t = 5201,
+          value_parser = clap::value_parser!(u16).range(1..))]
     iperf3_port: u16,
     /// Do not run an iperf3 server (iperf3 jobs toward this worker then fail).
     #[arg(long, env = "PODPERF_NO_IPERF3_SERVER")]
     no_iperf3_server: bool,
-    /// Liveness refresh period in milliseconds (keep it well below the bucket's TTL).
-    #[arg(long, env = "PODPERF_HEARTBEAT_MS", default_value_t = 1000)]
+    /// Liveness refresh period in milliseconds (keep it well below the bucket's TTL); range
+    /// 100..=60000.
+    #[arg(long, env = "PODPERF_HEARTBEAT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
     heartbeat_ms: u64,
-    /// Jobs run at once.
-    #[arg(long, env = "PODPERF_MAX_JOBS", default_value_t = 8)]
+    /// Jobs run at once; range 1..=1024.
+    #[arg(long, env = "PODPERF_MAX_JOBS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
     max_jobs: u32,
-    /// Seconds jobs in hand may still run after SIGTERM.
-    #[arg(long, env = "PODPERF_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    /// Seconds jobs in hand may still run after SIGTERM; range 0..=3600.
+    #[arg(long, env = "PODPERF_SHUTDOWN_GRACE_S", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
     shutdown_grace_s: u64,
 }
 
 impl Args {
-    fn config(&self) -> Result<WorkerConfig, String> {
+    /// The configuration; the ranges of the flags make every conversion safe.
+    fn config(&self) -> Result<WorkerConfig, Fatal> {
         let host = hostname();
         let worker_id = match &self.pod_uid {
             Some(id) if !is_valid_worker_id(id) => {
-                return Err(format!("POD_UID {id:?}: use 1-128 of [A-Za-z0-9_-]"))
+                return Err(Fatal::config(format!(
+                    "POD_UID {id:?}: use 1-128 of [A-Za-z0-9_-]"
+                )))
             }
             Some(id) => id.clone(),
             None => uuid::Uuid::new_v4().to_string(),
@@ -65,11 +76,8 @@ impl Args {
             (true, Some(ip), _) => ip,
             (_, _, Some(ip)) => ip,
             (_, Some(ip), None) => ip,
-            (_, None, None) => return Err("POD_IP (or --pod-ip) is required".into()),
+            (_, None, None) => return Err(Fatal::config("POD_IP (or --pod-ip) is required")),
         };
-        if self.heartbeat_ms == 0 || self.max_jobs == 0 {
-            return Err("--heartbeat-ms and --max-jobs must be positive".into());
-        }
         let identity = Identity {
             worker_id,
             pod_name: self.pod_name.clone().unwrap_or_else(|| host.clone()),
@@ -97,21 +105,27 @@ fn hostname() -> String {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args = match podperf_connect::parse_args::<Args>() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     podperf_connect::init_tracing();
-    podperf_connect::exit("podperf-worker", run(Args::parse()).await)
+    podperf_connect::exit("podperf-worker", run(args).await)
 }
 
 async fn run(args: Args) -> Result<(), Fatal> {
-    let config = args.config().map_err(Fatal::Config)?;
+    let config = args.config()?;
     let name = format!("podperf-worker {}", config.identity.pod_name);
     let inbox = podperf_protocol::names::WORKER_INBOX_PREFIX;
-    let client = args.nats.connect(&name, inbox, true).await.map_err(|err| {
-        Fatal::Failed(format!(
-            "cannot connect to NATS at {}: {err}",
-            args.nats.nats_url
-        ))
-    })?;
+    let client = args
+        .nats
+        .connect(&name, inbox, true)
+        .await
+        .map_err(|source| Fatal::Connect {
+            url: args.nats.nats_url.clone(),
+            source,
+        })?;
     podperf_worker::run(client, config, podperf_connect::shutdown_signal())
         .await
-        .map_err(|err| Fatal::Failed(format!("{err:#}")))
+        .map_err(|err| Fatal::Run(err.into()))
 }
