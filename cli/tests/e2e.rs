@@ -307,7 +307,7 @@ fn jobs_can_be_listed_by_state_and_worker_and_watched_live() {
     let mut watch = std::process::Command::new(podperf_testkit::workspace_bin("podperf"));
     watch
         .args(["-o", "json", "watch"])
-        .env("PODPERF_NATS_URL", c.nats.url());
+        .env("PODPERF_NATS_URL", c.nats_url());
     let watch = podperf_testkit::ChildGuard::spawn(watch, "watch");
     std::thread::sleep(Duration::from_millis(500)); // let it subscribe
 
@@ -432,7 +432,7 @@ fn everything_reconnects_by_itself_when_nats_restarts_mid_batch() {
 
     let ids = c.running_pings("pod-a", "pod-b", 15, 3);
     let down = Instant::now();
-    c.nats.restart(); // same port, JetStream file store kept
+    c.nats[0].restart(); // same port, JetStream file store kept
     for id in &ids {
         let job = c.wait_job(id, None, Duration::from_secs(30));
         assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());

@@ -97,14 +97,14 @@ impl WorkerSpec {
     }
 }
 
-/// A worker of the cluster: its spec, the identity it was given, and its process (`None` while
-/// stopped).
+/// A worker of the cluster: its spec, the identity it was given, and its process.
 pub struct Worker {
     pub spec: WorkerSpec,
     /// `POD_UID`, the worker's id; kept across restarts like a restarted container's.
     pub id: String,
     pub iperf3_port: u16,
-    pub proc: Option<ChildGuard>,
+    /// The process (the latest one after [`Cluster::start_worker`]).
+    pub proc: ChildGuard,
 }
 
 impl Worker {
@@ -114,14 +114,6 @@ impl Worker {
 
     pub fn ip(&self) -> &str {
         &self.spec.ip
-    }
-
-    /// The running process; panics when it is stopped.
-    pub fn proc(&mut self) -> &mut ChildGuard {
-        let pod = self.spec.pod.clone();
-        self.proc
-            .as_mut()
-            .unwrap_or_else(|| panic!("worker {pod} is not running"))
     }
 }
 
@@ -255,36 +247,42 @@ impl Cluster {
 
     /// Adds a worker and starts it; returns its index in [`workers`](Self::workers).
     pub fn add_worker(&mut self, spec: WorkerSpec) -> usize {
+        let id = format!("uid-{}-{}", spec.pod, free_port());
+        let iperf3_port = free_port();
+        let proc = self.spawn_worker(&spec, &id, iperf3_port);
         self.workers.push(Worker {
-            id: format!("uid-{}-{}", spec.pod, free_port()),
-            iperf3_port: free_port(),
             spec,
-            proc: None,
+            id,
+            iperf3_port,
+            proc,
         });
-        let i = self.workers.len() - 1;
-        self.start_worker(i);
-        i
+        self.workers.len() - 1
     }
 
-    /// (Re)starts worker `i` with its identity (a restarted container keeps its pod UID).
+    /// Starts worker `i` again (after it was killed) with its identity: a restarted container
+    /// keeps its pod UID.
     pub fn start_worker(&mut self, i: usize) {
+        let w = &self.workers[i];
+        let proc = self.spawn_worker(&w.spec, &w.id, w.iperf3_port);
+        self.workers[i].proc = proc;
+    }
+
+    fn spawn_worker(&self, s: &WorkerSpec, id: &str, iperf3_port: u16) -> ChildGuard {
         let mut cmd = self.command("podperf-worker");
-        let w = &mut self.workers[i];
-        let s = &w.spec;
-        cmd.env("POD_UID", &w.id)
+        cmd.env("POD_UID", id)
             .env("POD_NAME", &s.pod)
             .env("POD_NAMESPACE", "podperf")
             .env("POD_IP", &s.ip)
             .env("NODE_NAME", &s.node)
             .env("NODE_IP", &s.ip)
-            .env("PODPERF_IPERF3_PORT", w.iperf3_port.to_string())
+            .env("PODPERF_IPERF3_PORT", iperf3_port.to_string())
             .env("PODPERF_SHUTDOWN_GRACE_S", "2")
             .env("PODPERF_HOST_NETWORK", s.host_network.to_string());
         if let Some(n) = s.max_jobs {
             cmd.env("PODPERF_MAX_JOBS", n.to_string());
         }
         cmd.envs(s.env.iter().map(|(k, v)| (k, v)));
-        w.proc = Some(ChildGuard::spawn(cmd, &s.pod));
+        ChildGuard::spawn(cmd, &s.pod)
     }
 
     /// The worker whose pod is `pod`.
@@ -325,9 +323,7 @@ impl Cluster {
             s += &format!("--- dispatcher ---\n{}\n", tail(&d.log(), 80));
         }
         for w in &self.workers {
-            if let Some(p) = &w.proc {
-                s += &format!("--- {} ---\n{}\n", w.spec.pod, tail(&p.log(), 40));
-            }
+            s += &format!("--- {} ---\n{}\n", w.spec.pod, tail(&w.proc.log(), 40));
         }
         s
     }
