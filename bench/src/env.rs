@@ -1,16 +1,19 @@
-//! The environment a benchmark runs in: its own nats-server and redis-server (testkit), the
-//! release `podperf-dispatcher` as a child process, the machine's description and load, and CPU
-//! and RSS of processes read from `/proc`.
+//! The environment a benchmark runs in: its own nats-server and redis-server, the release
+//! `podperf-dispatcher` (and real workers) as child processes — testkit's `Cluster` — the
+//! machine's description and load, and CPU and RSS of processes read from `/proc`.
 
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use podperf_testkit::{ChildGuard, NatsServer, RedisServer};
+use podperf_client::Client;
+use podperf_testkit::{Cluster, ClusterOpts, WorkerSpec};
 use serde::Serialize;
 
-use crate::api;
+/// How long one API request may take (a 10,000-worker `workers.list` page is slow).
+const API_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `PATH` the harness started with. Simulated workers run with an empty `PATH` (see
 /// `main.rs`); real child processes get this one back.
@@ -39,11 +42,23 @@ pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
-/// nats-server + redis-server + the dispatcher, all stopped on drop.
+/// nats-server + redis-server + the release dispatcher (testkit's [`Cluster`], whose workers are
+/// real release `podperf-worker`s), all stopped on drop. Derefs to the [`Cluster`].
 pub struct Stack {
-    pub nats: NatsServer,
-    pub redis: RedisServer,
-    pub dispatcher: ChildGuard,
+    cluster: Cluster,
+}
+
+impl Deref for Stack {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
 }
 
 /// How to start a [`Stack`].
@@ -57,49 +72,50 @@ pub struct StackOpts {
 
 impl Stack {
     pub async fn start(opts: StackOpts) -> anyhow::Result<Stack> {
-        let nats = match &opts.nats_conf {
-            Some(conf) => NatsServer::start_with_config(conf),
-            None => NatsServer::start(),
-        };
-        let redis = RedisServer::start();
-        let mut cmd = Command::new(bin("podperf-dispatcher")?);
-        cmd.env("PODPERF_NATS_URL", nats.url())
-            .env("PODPERF_REDIS_URL", redis.url())
-            .env("PATH", orig_path())
-            .env(
-                "RUST_LOG",
-                std::env::var("PODPERF_BENCH_DISPATCHER_LOG").unwrap_or_else(|_| "warn".into()),
-            );
-        for (k, v) in &opts.dispatcher_env {
-            cmd.env(k, v);
-        }
-        let dispatcher = ChildGuard::spawn(cmd, "podperf-dispatcher");
-        let stack = Stack {
-            nats,
-            redis,
-            dispatcher,
-        };
-        let client = stack.client("bench-probe").await?;
-        let until = Instant::now() + Duration::from_secs(20);
-        while api::workers(&client).await.is_err() {
-            if Instant::now() > until {
-                bail!("the dispatcher did not answer: {}", stack.dispatcher.log());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(stack)
+        bin("podperf-dispatcher")?;
+        let log = std::env::var("PODPERF_BENCH_DISPATCHER_LOG").unwrap_or_else(|_| "warn".into());
+        let cluster = Cluster::start(ClusterOpts {
+            nats_conf: opts.nats_conf,
+            persistent_redis: false,
+            worker_ttl_s: None,
+            allowed_cidrs: None,
+            dispatcher_env: opts.dispatcher_env,
+            // Real processes get the harness's own PATH back, and nothing else of its env.
+            env: vec![("PATH".into(), orig_path())],
+            env_clear: true,
+            log,
+            bin_dir: Some(bin_dir()),
+            api_timeout: API_TIMEOUT,
+            ready_within: Duration::from_secs(20),
+        })
+        .await;
+        Ok(Stack { cluster })
     }
 
+    /// A NATS connection of its own (simulated workers, listeners, JetStream).
     pub async fn client(&self, name: &str) -> anyhow::Result<async_nats::Client> {
-        connect(&self.nats.url(), name).await
+        connect(&self.nats_url(), name).await
+    }
+
+    /// An API client on a NATS connection of its own.
+    pub async fn api(&self, name: &str) -> anyhow::Result<Client> {
+        Ok(Client::new(self.client(name).await?, API_TIMEOUT))
+    }
+
+    /// Starts a real release worker; returns its index in `workers`.
+    pub fn real_worker(&mut self, pod: &str, node: &str, ip: std::net::IpAddr) -> usize {
+        let mut spec = WorkerSpec::new(pod, node, &ip.to_string());
+        spec.env.push(("RUST_LOG".into(), "warn".into()));
+        self.add_worker(spec)
     }
 
     /// (pid, label) of the processes whose CPU and RSS the figures report.
     pub fn pids(&self) -> Vec<(u32, &'static str)> {
+        let dispatcher = self.dispatcher.as_ref().expect("the dispatcher runs");
         vec![
-            (self.nats.pid(), "nats-server"),
+            (self.nats[0].pid(), "nats-server"),
             (self.redis.pid(), "redis-server"),
-            (self.dispatcher.pid(), "podperf-dispatcher"),
+            (dispatcher.pid(), "podperf-dispatcher"),
             (
                 std::process::id(),
                 "podperf-bench (simulated workers + client)",

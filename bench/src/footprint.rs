@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::api;
 use crate::env::{rss_mib, Sampler, Stack, StackOpts};
-use crate::realworker::{self, Spec};
 use crate::report::Figure;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -28,19 +27,14 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
         "footprint",
         "4. Worker footprint (one real podperf-worker, release)",
     );
-    let stack = Stack::start(StackOpts::default()).await?;
-    let client = stack.client("bench-client").await?;
-    let spec = Spec {
-        pod: "footprint-0".into(),
-        node: "node-f".into(),
-        ip: "127.0.0.2".parse()?,
-    };
-    let mut worker = realworker::spawn(&stack.nats.url(), &spec)?;
+    let mut stack = Stack::start(StackOpts::default()).await?;
+    let client = stack.api("bench-client").await?;
+    let worker = stack.real_worker("footprint-0", "node-f", "127.0.0.2".parse()?);
     api::wait_workers(&client, 1, Duration::from_secs(30)).await?;
-    let view = api::workers(&client).await?.remove(0);
+    let view = client.workers().await?.remove(0);
     let info_bytes = serde_json::to_vec(&view.info)?.len();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let pid = worker.pid();
+    let pid = stack.workers[worker].proc.pid();
 
     let idle = measure(pid, opts.idle_s).await;
     fig.row(
@@ -71,10 +65,10 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
                     params: JobParams::Ping(PingParams::default()),
                     timeout_s: Some(30),
                 };
-                let Ok(ids) = api::submit(&client, vec![spec]).await else {
+                let Ok(id) = client.submit_one(spec).await else {
                     break;
                 };
-                if let Ok((rec, _)) = api::wait(&client, ids[0]).await {
+                if let Ok(rec) = client.wait(id, api::WAIT).await {
                     n.0 += 1;
                     n.1 += u32::from(rec.state == JobState::Succeeded);
                 }
@@ -110,8 +104,9 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     );
     fig.note(format!("the worker's own `iperf3 -s` child is a separate process (not counted above); its advertised info is {info_bytes} bytes of JSON"));
     fig.data = json!({ "idle": idle, "load": load, "jobs": jobs });
-    worker.sigterm();
-    let _ = worker.wait_timeout(Duration::from_secs(5));
+    let proc = &mut stack.workers[worker].proc;
+    proc.sigterm();
+    let _ = proc.wait_timeout(Duration::from_secs(5));
     Ok(fig.done())
 }
 

@@ -4,8 +4,9 @@
 //! target never makes the command fail.
 //!
 //! # Layout
-//! - [`env`]: servers, dispatcher, machine, `/proc` CPU/RSS; [`api`]: the client's calls.
-//! - [`sim`]: simulated workers (real worker code, shared clients); [`realworker`]: real processes.
+//! - [`env`]: servers, dispatcher and real workers (testkit's `Cluster`), machine, `/proc`
+//!   CPU/RSS; [`api`]: the job the figures submit (every request goes through `podperf-client`).
+//! - [`sim`]: simulated workers (real worker code, shared clients).
 //! - [`stats`], [`report`]: percentiles, figures.
 //! - one module per figure: [`latency`], [`throughput`], [`scale`], [`footprint`], [`fidelity`],
 //!   [`matrix`]; [`ingest_ceiling`]: the prototype beside the throughput figure.
@@ -17,7 +18,6 @@ mod footprint;
 mod ingest_ceiling;
 mod latency;
 mod matrix;
-mod realworker;
 mod report;
 mod scale;
 mod sim;

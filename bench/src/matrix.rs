@@ -5,15 +5,13 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use podperf_protocol::names::endpoint;
 use podperf_protocol::outcome::JobState;
-use podperf_protocol::run::{ListRunsReply, ListRunsRequest, MatrixRequest, RunStarted};
+use podperf_protocol::run::{ListRunsRequest, MatrixRequest, RunStarted};
 use podperf_protocol::worker::WorkerInfo;
 use serde_json::json;
 
 use crate::api;
 use crate::env::{Stack, StackOpts};
-use crate::realworker::{self, Spec};
 use crate::report::Figure;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -96,17 +94,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
 }
 
 async fn wall_time(fig: &mut Figure, opts: &Opts, rounds: usize) -> anyhow::Result<()> {
-    let stack = Stack::start(StackOpts::default()).await?;
-    let client = stack.client("bench-client").await?;
-    let mut workers = Vec::new();
+    let mut stack = Stack::start(StackOpts::default()).await?;
+    let client = stack.api("bench-client").await?;
     for n in 0..opts.nodes {
         for p in 0..opts.pods {
-            let spec = Spec {
-                pod: format!("pod-{n}-{p}"),
-                node: format!("node-{n}"),
-                ip: ip(n, p),
-            };
-            workers.push(realworker::spawn(&stack.nats.url(), &spec)?);
+            stack.real_worker(&format!("pod-{n}-{p}"), &format!("node-{n}"), ip(n, p));
         }
     }
     let total = opts.nodes * opts.pods;
@@ -122,15 +114,10 @@ async fn wall_time(fig: &mut Figure, opts: &Opts, rounds: usize) -> anyhow::Resu
         ..MatrixRequest::default()
     };
     let t0 = Instant::now();
-    let started: RunStarted = api::call(&client, endpoint::RUNS_START, &req).await?;
+    let started: RunStarted = client.run_start(&req).await?;
     let mut progress = None;
     while t0.elapsed() < Duration::from_secs(900) {
-        let l: ListRunsReply = api::call(
-            &client,
-            endpoint::RUNS_LIST,
-            &ListRunsRequest { limit: Some(1) },
-        )
-        .await?;
+        let l = client.runs(&ListRunsRequest { limit: Some(1) }).await?;
         if let Some(p) = l.runs.into_iter().next() {
             let fin = p.finished;
             progress = Some(p);
@@ -144,7 +131,7 @@ async fn wall_time(fig: &mut Figure, opts: &Opts, rounds: usize) -> anyhow::Resu
     let mut busy = 0.0;
     let mut ok = 0;
     for id in &started.job_ids {
-        if let Ok(r) = api::get(&client, *id).await {
+        if let Ok(r) = client.get(*id).await {
             if let (Some(s), Some(f)) = (r.started_at_ms, r.finished_at_ms) {
                 busy += (f.saturating_sub(s)) as f64 / 1e3;
             }
@@ -160,8 +147,8 @@ async fn wall_time(fig: &mut Figure, opts: &Opts, rounds: usize) -> anyhow::Resu
     );
     fig.note(format!("rounds in the plan: {rounds}; the scheduler starts each pair as soon as its nodes are free, so it does not wait for a whole round"));
     fig.data = json!({ "wall_s": wall, "serial_sum_s": busy, "pairs": started.pairs, "rounds": started.rounds, "succeeded": ok });
-    for w in &mut workers {
-        w.sigterm();
+    for w in &mut stack.workers {
+        w.proc.sigterm();
     }
     Ok(())
 }

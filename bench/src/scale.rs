@@ -43,8 +43,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
         ..Default::default()
     })
     .await?;
-    let url = stack.nats.url();
-    let client = stack.client("bench-client").await?;
+    let url = stack.nats_url();
+    let client = stack.api("bench-client").await?;
     let stable_n = opts.workers - opts.killed;
     let clients = |n: usize| n.div_ceil(opts.per_client).max(1);
 
@@ -63,7 +63,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     let spawned = t0.elapsed();
     let mut first_full = None;
     while t0.elapsed() < Duration::from_secs(120) {
-        match api::workers(&client).await {
+        match client.workers().await {
             Ok(w) if w.len() >= opts.workers => {
                 first_full = Some(t0.elapsed());
                 break;
@@ -73,7 +73,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let reply_bytes = api::workers_raw(&client).await.unwrap_or(0);
+    let reply_bytes = client
+        .call_raw(podperf_protocol::names::endpoint::WORKERS_LIST, "{}".into())
+        .await
+        .map(|b| b.len())
+        .unwrap_or(0);
     fig.row(
         &format!("{} workers started (tasks spawned in {:.2} s, {} + {} shared clients) → all in `workers.list`", opts.workers, spawned.as_secs_f64(), clients(stable_n), per),
         first_full.map(|d| format!("{:.2} s", d.as_secs_f64())).unwrap_or_else(|| "not within 120 s".into()),
@@ -82,13 +86,13 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     );
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let seq0 = kv_last_seq(&client).await.unwrap_or(0);
+    let seq0 = kv_last_seq(client.nats()).await.unwrap_or(0);
     let sampler = Sampler::start(&stack.pids());
     let t_steady = Instant::now();
     tokio::time::sleep(Duration::from_secs(opts.steady_s)).await;
     let usage = sampler.finish();
-    let puts =
-        (kv_last_seq(&client).await.unwrap_or(0) - seq0) as f64 / t_steady.elapsed().as_secs_f64();
+    let puts = (kv_last_seq(client.nats()).await.unwrap_or(0) - seq0) as f64
+        / t_steady.elapsed().as_secs_f64();
     fig.row(
         "heartbeat puts/s into the liveness bucket (its stream's sequence)",
         format!("{puts:.0} /s"),
@@ -112,9 +116,11 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     let mut submits = Vec::new();
     for i in 0..300 {
         let t = Instant::now();
-        let id = api::submit(&client, vec![api::noop(&stable.ids[i % stable.ids.len()])]).await?[0];
+        let id = client
+            .submit_one(api::noop(&stable.ids[i % stable.ids.len()]))
+            .await?;
         submits.push(t.elapsed());
-        api::wait(&client, id).await?;
+        client.wait(id, api::WAIT).await?;
         lat.push(t.elapsed());
     }
     let lat = Summary::of(&lat);
@@ -145,7 +151,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     let mut first_drop = None;
     let mut all_gone = None;
     while t_kill.elapsed() < Duration::from_secs(30) {
-        if let Ok(w) = api::workers(&client).await {
+        if let Ok(w) = client.workers().await {
             if w.len() < opts.workers && first_drop.is_none() {
                 first_drop = Some(t_kill.elapsed());
             }
@@ -192,7 +198,7 @@ async fn kv_last_seq(client: &async_nats::Client) -> anyhow::Result<u64> {
 async fn submit_costs(
     fig: &mut Figure,
     stack: &Stack,
-    client: &async_nats::Client,
+    client: &podperf_client::Client,
 ) -> anyhow::Result<()> {
     let store =
         podperf_dispatcher::Store::connect(&stack.redis.url(), Duration::from_secs(3600)).await?;
@@ -203,7 +209,7 @@ async fn submit_costs(
         n_known = store.known_workers().await?.len();
         known.push(t.elapsed());
     }
-    let view = api::workers(client).await?;
+    let view = client.workers().await?;
     let mut snap = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();

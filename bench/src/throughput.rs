@@ -34,8 +34,8 @@ pub struct Opts {
 pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     let mut fig = Figure::new("throughput", "2. Throughput (noop, batches, 1 dispatcher)");
     let stack = Stack::start(StackOpts::default()).await?;
-    let fleet = sim::start(&stack.nats.url(), "tp", opts.workers, 4, 10).await?;
-    let client = stack.client("bench-client").await?;
+    let fleet = sim::start(&stack.nats_url(), "tp", opts.workers, 4, 10).await?;
+    let client = stack.api("bench-client").await?;
     api::wait_workers(&client, opts.workers, Duration::from_secs(30)).await?;
     let redis = redis::Client::open(stack.redis.url())?;
     let mut conn = redis.get_multiplexed_async_connection().await?;
@@ -72,7 +72,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = done.load(Ordering::Relaxed);
         per_second.push((now - last) as f64);
-        if let Ok(p) = pending(&client).await {
+        if let Ok(p) = pending(client.nats()).await {
             backlog.push(p);
         }
         last = now;
@@ -159,7 +159,7 @@ fn state_key(s: JobState) -> String {
 }
 
 async fn submit_loop(
-    client: async_nats::Client,
+    client: podperf_client::Client,
     ids: Vec<String>,
     opts: Opts,
     submitted: Arc<AtomicU64>,
@@ -179,7 +179,7 @@ async fn submit_loop(
             .map(|i| api::noop(&ids[(next + i) % ids.len()]))
             .collect();
         next += opts.batch;
-        match api::submit(&client, jobs).await {
+        match client.submit(jobs).await {
             Ok(ids) => {
                 submitted.fetch_add(ids.len() as u64, Ordering::Relaxed);
             }

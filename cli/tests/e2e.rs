@@ -16,7 +16,7 @@ fn stderr(out: &std::process::Output) -> String {
 fn watch(c: &Cluster) -> podperf_testkit::ChildGuard {
     let mut cmd = std::process::Command::new(podperf_testkit::workspace_bin("podperf"));
     cmd.args(["-o", "json", "watch"])
-        .env("PODPERF_NATS_URL", c.nats.url());
+        .env("PODPERF_NATS_URL", c.nats_url());
     let watch = podperf_testkit::ChildGuard::spawn(cmd, "watch");
     wait_until(Duration::from_secs(10), "watch is subscribed", || {
         watch.log().contains("following events and results")
@@ -452,7 +452,7 @@ fn everything_reconnects_by_itself_when_nats_restarts_mid_batch() {
 
     let ids = c.running_pings("pod-a", "pod-b", 15, 3);
     let down = Instant::now();
-    c.nats.restart(); // same port, JetStream file store kept
+    c.nats[0].restart(); // same port, JetStream file store kept
     for id in &ids {
         let job = c.wait_job(id, None, Duration::from_secs(30));
         assert_eq!(job["state"], "succeeded", "{job}\n{}", c.logs());

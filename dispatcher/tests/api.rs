@@ -9,10 +9,10 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use podperf_dispatcher::DispatcherConfig;
-use podperf_protocol::api::{ApiReply, ErrorCode, JobRecord, ListJobsReply, ListWorkersReply};
+use podperf_protocol::api::{ErrorCode, JobRecord, ListJobsRequest, ListWorkersRequest};
 use podperf_protocol::command::{RefusalReason, WorkerCommand};
 use podperf_protocol::job::{JobParams, NoopParams};
-use podperf_protocol::names::done_subject;
+use podperf_protocol::names::{done_subject, endpoint};
 use podperf_protocol::outcome::{FailureReason, JobState, OutcomeStatus};
 use podperf_protocol::result::{NoopResult, ProbeResult};
 use podperf_protocol::worker::{Tool, WorkerInfo};
@@ -47,6 +47,11 @@ async fn assert_quiet(sub: &mut async_nats::Subscriber) {
     }
 }
 
+/// A `jobs.list` request with no filter.
+fn all_jobs() -> ListJobsRequest {
+    ListJobsRequest::default()
+}
+
 fn run_of(cmd: WorkerCommand) -> podperf_protocol::command::JobAssignment {
     match cmd {
         WorkerCommand::Run(a) => a,
@@ -64,7 +69,7 @@ async fn workers_list_shows_live_workers_and_drops_expired_ones() {
         .register(worker("w-b", "pod-b", "n2", "10.244.2.2"))
         .await;
 
-    let workers = list_workers(&env.client).await;
+    let workers = env.api.workers().await.unwrap();
     let infos: Vec<_> = workers.iter().map(|w| w.info.clone()).collect();
     assert_eq!(
         infos,
@@ -75,21 +80,24 @@ async fn workers_list_shows_live_workers_and_drops_expired_ones() {
 
     // Still listed after several TTLs while refreshed.
     tokio::time::sleep(env.cfg.worker_ttl * 2).await;
-    assert_eq!(list_workers(&env.client).await.len(), 2);
+    assert_eq!(env.api.workers().await.unwrap().len(), 2);
 
     b.stop_heartbeat();
-    let client = env.client.clone();
-    eventually(expiry_bound(&env), "w-b drops out of workers.list", || {
-        let client = client.clone();
-        async move {
-            let ids: Vec<String> = list_workers(&client)
+    eventually(
+        expiry_bound(&env),
+        "w-b drops out of workers.list",
+        || async {
+            let ids: Vec<String> = env
+                .api
+                .workers()
                 .await
+                .ok()?
                 .into_iter()
                 .map(|w| w.info.worker_id)
                 .collect();
             (ids == ["w-a"]).then_some(())
-        }
-    })
+        },
+    )
     .await;
 }
 
@@ -129,11 +137,11 @@ async fn workers_list_pages_through_a_large_fleet() {
     }
     let mut seen = Vec::new();
     for offset in [0usize, 2, 4, 6] {
-        let req = serde_json::json!({ "offset": offset, "limit": 2 });
-        let page = api::<ListWorkersReply>(&env.client, "workers.list", &req)
-            .await
-            .into_result()
-            .expect("workers.list");
+        let req = ListWorkersRequest {
+            offset: Some(offset as u32),
+            limit: Some(2),
+        };
+        let page = env.api.workers_page(&req).await.expect("workers.list");
         assert_eq!(page.total, 5);
         assert_eq!(
             page.workers.len(),
@@ -325,32 +333,34 @@ async fn submit_refuses_bad_batches_whole_and_stores_and_dispatches_nothing() {
         ),
     ];
     for case in &cases {
-        let reply: ApiReply<Value> = api_raw(&env.client, "jobs.submit", case.body.clone()).await;
-        let err = match reply {
-            ApiReply::Error(e) => e,
-            ApiReply::Ok(v) => panic!("{}: accepted: {v}", case.name),
+        let err = match call_raw_reply(&env.api, endpoint::JOBS_SUBMIT, case.body.clone()).await {
+            Err(e) => e,
+            Ok(v) => panic!("{}: accepted: {v}", case.name),
         };
-        assert_eq!(err.code, case.code, "{}: {err:?}", case.name);
-        assert_eq!(err.field.as_deref(), case.field, "{}: {err:?}", case.name);
-        assert!(!err.message.is_empty(), "{}", case.name);
+        assert_eq!(err.kind(), ErrorKind::Refused, "{}: {err}", case.name);
+        assert_eq!(err.code(), Some(case.code), "{}: {err}", case.name);
+        let api = err.api_error().unwrap();
+        assert_eq!(api.field.as_deref(), case.field, "{}: {api:?}", case.name);
+        assert!(!api.message.is_empty(), "{}", case.name);
     }
-    // The error for free-form flags says which field is unknown.
+    // The error for free-form flags says which field is unknown (serde's message, the only
+    // place that names it).
     let flags = cases
         .iter()
         .find(|c| c.name == "free-form tool flags")
         .unwrap();
-    let err = api_raw::<Value>(&env.client, "jobs.submit", flags.body.clone())
+    let err = call_raw_reply(&env.api, endpoint::JOBS_SUBMIT, flags.body.clone())
         .await
-        .into_result()
         .unwrap_err();
-    assert!(err.message.contains("flags"), "{err:?}");
+    let api = err.api_error().expect("a refusal");
+    assert!(api.message.contains("flags"), "{api:?}");
 
     assert_quiet(&mut observed).await;
     for w in [&mut a1, &mut a2, &mut b, &mut c] {
         assert!(w.drain().is_empty(), "{} got a command", w.id());
     }
     assert!(
-        list_jobs(&env.client, json!({})).await.is_empty(),
+        env.api.list(&all_jobs()).await.unwrap().is_empty(),
         "nothing stored"
     );
 }
@@ -366,40 +376,38 @@ async fn a_worker_whose_key_expired_is_offline_not_unknown() {
         .await;
     gone.listen().await;
     gone.stop_heartbeat();
-    let client = env.client.clone();
     eventually(
         expiry_bound(&env),
         "w-gone drops out of workers.list",
-        || {
-            let client = client.clone();
-            async move {
-                let ws = list_workers(&client).await;
-                (!ws.iter().any(|w| w.info.worker_id == "w-gone")).then_some(())
-            }
+        || async {
+            let ws = env.api.workers().await.ok()?;
+            (!ws.iter().any(|w| w.info.worker_id == "w-gone")).then_some(())
         },
     )
     .await;
     let mut observed = observe_jobs(&env).await;
 
     for name in ["w-gone", "pod-gone"] {
-        let err = submit(&env.client, json!([noop(name)])).await.unwrap_err();
-        assert_eq!(err.code, ErrorCode::WorkerOffline, "{name}: {err:?}");
-        assert_eq!(err.field.as_deref(), Some("jobs[0].source"), "{err:?}");
+        let err = env.api.submit(vec![noop(name)]).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::WorkerOffline), "{name}: {err}");
+        let field = err.api_error().and_then(|e| e.field);
+        assert_eq!(field.as_deref(), Some("jobs[0].source"), "{err}");
     }
-    let ping_gone = json!({"source": "pod-live", "target": {"worker": "pod-gone"},
-                           "params": {"kind": "ping"}});
-    let err = submit(&env.client, json!([ping_gone])).await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::WorkerOffline, "{err:?}");
-    assert_eq!(err.field.as_deref(), Some("jobs[0].target.worker"));
+    let ping_gone = spec(
+        json!({"source": "pod-live", "target": {"worker": "pod-gone"},
+                                "params": {"kind": "ping"}}),
+    );
+    let err = env.api.submit(vec![ping_gone]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::WorkerOffline), "{err}");
+    let field = err.api_error().and_then(|e| e.field);
+    assert_eq!(field.as_deref(), Some("jobs[0].target.worker"));
     // Never seen at all: unknown.
-    let err = submit(&env.client, json!([noop("w-never")]))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code, ErrorCode::UnknownWorker, "{err:?}");
+    let err = env.api.submit(vec![noop("w-never")]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::UnknownWorker), "{err}");
 
     assert_quiet(&mut observed).await;
     assert!(gone.drain().is_empty());
-    assert!(list_jobs(&env.client, json!({})).await.is_empty());
+    assert!(env.api.list(&all_jobs()).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,19 +417,21 @@ async fn an_address_inside_the_allowed_cidrs_is_accepted_and_resolved() {
         .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
         .await;
     w.listen().await;
-    let id = submit_one(
-        &env.client,
-        json!({"source": "pod-1", "target": {"address": "10.99.3.4"},
+    let id = env
+        .api
+        .submit_one(spec(
+            json!({"source": "pod-1", "target": {"address": "10.99.3.4"},
                "params": {"kind": "ping", "count": 3}}),
-    )
-    .await;
+        ))
+        .await
+        .unwrap();
     let run = run_of(w.next_command(SOON).await);
     assert_eq!(run.job_id, id);
     let target = run.target.expect("a resolved target");
     assert_eq!(target.ip, "10.99.3.4".parse::<std::net::IpAddr>().unwrap());
     assert_eq!(target.port, env.cfg.default_iperf3_port);
     assert_eq!(target.worker_id, None);
-    let rec = get_job(&env.client, id).await;
+    let rec = env.api.get(id).await.unwrap();
     assert_eq!(rec.source_worker, "w1");
     assert_eq!(rec.target_ip, Some(target.ip));
 }
@@ -435,11 +445,13 @@ async fn a_noop_job_is_delivered_and_its_result_stored_and_announced() {
     w.listen().await;
     let mut observed = observe_jobs(&env).await;
 
-    let id = submit_one(
-        &env.client,
-        json!({"source": "pod-1", "params": {"kind": "noop", "sleep_ms": 5}}),
-    )
-    .await;
+    let id = env
+        .api
+        .submit_one(spec(
+            json!({"source": "pod-1", "params": {"kind": "noop", "sleep_ms": 5}}),
+        ))
+        .await
+        .unwrap();
     let run = run_of(w.next_command(SOON).await);
     assert_eq!(run.job_id, id);
     assert_eq!(run.params, JobParams::Noop(NoopParams { sleep_ms: 5 }));
@@ -482,18 +494,24 @@ async fn a_noop_job_is_delivered_and_its_result_stored_and_announced() {
         (id, "succeeded")
     );
 
-    let listed = list_jobs(
-        &env.client,
-        json!({"state": "succeeded", "worker": "pod-1"}),
-    )
-    .await;
+    let listed = env
+        .api
+        .list(&ListJobsRequest {
+            state: Some(JobState::Succeeded),
+            worker: Some("pod-1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(
         listed.iter().map(|r| r.job_id).collect::<Vec<_>>(),
         vec![id]
     );
-    assert!(list_jobs(&env.client, json!({"state": "dispatched"}))
-        .await
-        .is_empty());
+    let dispatched = ListJobsRequest {
+        state: Some(JobState::Dispatched),
+        ..Default::default()
+    };
+    assert!(env.api.list(&dispatched).await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,9 +521,9 @@ async fn a_job_for_a_worker_not_yet_listening_is_retried_with_the_same_id() {
     let mut w = env
         .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
         .await;
-    let id = submit_one(&env.client, noop("pod-1")).await;
+    let id = env.api.submit_one(noop("pod-1")).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(get_job(&env.client, id).await.state, JobState::Queued);
+    assert_eq!(env.api.get(id).await.unwrap().state, JobState::Queued);
 
     w.listen().await;
     let first = run_of(w.next_command(SOON).await);
@@ -532,11 +550,13 @@ async fn an_accepted_job_without_a_result_times_out_after_its_deadline_and_grace
         .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
         .await;
     w.listen().await;
-    let id = submit_one(
-        &env.client,
-        json!({"source": "pod-1", "params": {"kind": "noop"}, "timeout_s": 1}),
-    )
-    .await;
+    let id = env
+        .api
+        .submit_one(spec(
+            json!({"source": "pod-1", "params": {"kind": "noop"}, "timeout_s": 1}),
+        ))
+        .await
+        .unwrap();
     let mut done = env.client.subscribe(done_subject(id)).await.unwrap();
     env.client.flush().await.unwrap();
     assert_eq!(run_of(w.next_command(SOON).await).job_id, id);
@@ -573,7 +593,7 @@ async fn a_job_whose_worker_key_expires_is_worker_lost() {
         .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
         .await;
     w.listen().await;
-    let id = submit_one(&env.client, noop("pod-1")).await;
+    let id = env.api.submit_one(noop("pod-1")).await.unwrap();
     assert_eq!(run_of(w.next_command(SOON).await).job_id, id);
     env.wait_state(id, JobState::Dispatched, SOON).await;
 
@@ -598,7 +618,7 @@ async fn one_dispatched_job_and_a_long_grace() -> (Env, WorkerInfo, FakeWorker, 
     let info = worker("w1", "pod-1", "n1", "10.244.1.2");
     let mut w = env.register(info.clone()).await;
     w.listen().await;
-    let id = submit_one(&env.client, noop("pod-1")).await;
+    let id = env.api.submit_one(noop("pod-1")).await.unwrap();
     assert_eq!(run_of(w.next_command(SOON).await).job_id, id);
     env.wait_state(id, JobState::Dispatched, SOON).await;
     (env, info, w, id)
@@ -610,14 +630,14 @@ async fn one_dispatched_job_and_a_long_grace() -> (Env, WorkerInfo, FakeWorker, 
 async fn a_worker_whose_key_expired_and_that_comes_back_in_the_grace_keeps_its_jobs() {
     let (env, info, mut w, id) = one_dispatched_job_and_a_long_grace().await;
     w.stop_heartbeat();
-    let client = env.client.clone();
-    eventually(expiry_bound(&env), "w1 drops out of workers.list", || {
-        let client = client.clone();
-        async move { list_workers(&client).await.is_empty().then_some(()) }
-    })
+    eventually(
+        expiry_bound(&env),
+        "w1 drops out of workers.list",
+        || async { env.api.workers().await.ok()?.is_empty().then_some(()) },
+    )
     .await;
     let _back = env.register(info).await;
-    assert_eq!(get_job(&env.client, id).await.state, JobState::Dispatched);
+    assert_eq!(env.api.get(id).await.unwrap().state, JobState::Dispatched);
 
     env.publish_result(&outcome(id, "w1", OutcomeStatus::Succeeded))
         .await;
@@ -642,7 +662,7 @@ async fn a_restarted_worker_loses_what_its_old_instance_accepted() {
     let msg = rec.message.unwrap_or_default();
     assert!(msg.contains("restarted"), "{msg}");
 
-    let next = submit_one(&env.client, noop("pod-1")).await;
+    let next = env.api.submit_one(noop("pod-1")).await.unwrap();
     assert_eq!(run_of(new.next_command(SOON).await).job_id, next);
     env.wait_state(next, JobState::Dispatched, SOON).await;
 }
@@ -654,16 +674,13 @@ async fn cancel_ends_the_job_tells_the_worker_and_the_first_terminal_state_wins(
         .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
         .await;
     w.listen().await;
-    let id = submit_one(&env.client, noop("pod-1")).await;
+    let id = env.api.submit_one(noop("pod-1")).await.unwrap();
     assert_eq!(run_of(w.next_command(SOON).await).job_id, id);
     env.wait_state(id, JobState::Dispatched, SOON).await;
 
     let mut done = env.client.subscribe(done_subject(id)).await.unwrap();
     env.client.flush().await.unwrap();
-    let reply: JobRecord = api(&env.client, "jobs.cancel", &json!({ "job_id": id }))
-        .await
-        .into_result()
-        .expect("cancel");
+    let reply = env.api.cancel(id).await.expect("cancel");
     assert_eq!(reply.job_id, id);
     let rec = env.wait_state(id, JobState::Cancelled, SOON).await;
     assert!(rec.finished_at_ms.is_some());
@@ -686,26 +703,17 @@ async fn cancel_ends_the_job_tells_the_worker_and_the_first_terminal_state_wins(
         .publish_result(&outcome(id, "w1", OutcomeStatus::Succeeded))
         .await;
     env.wait_ingested(seq).await;
-    let rec = get_job(&env.client, id).await;
+    let rec = env.api.get(id).await.unwrap();
     assert_eq!(rec.state, JobState::Cancelled);
     assert_eq!(rec.result, None);
     assert_eq!(rec.raw_output, None);
 
     // Cancelling again, or an unknown job.
-    let again: JobRecord = api(&env.client, "jobs.cancel", &json!({ "job_id": id }))
-        .await
-        .into_result()
-        .expect("cancel again");
+    let again = env.api.cancel(id).await.expect("cancel again");
     assert_eq!(again.state, JobState::Cancelled);
-    let err = api::<JobRecord>(
-        &env.client,
-        "jobs.cancel",
-        &json!({ "job_id": Uuid::now_v7() }),
-    )
-    .await
-    .into_result()
-    .unwrap_err();
-    assert_eq!(err.code, ErrorCode::NotFound);
+    let err = env.api.cancel(Uuid::now_v7()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::NotFound), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -719,7 +727,7 @@ async fn a_result_from_a_worker_that_is_not_the_source_is_ignored() {
         .await;
     w1.listen().await;
     w2.listen().await;
-    let id = submit_one(&env.client, noop("pod-1")).await;
+    let id = env.api.submit_one(noop("pod-1")).await.unwrap();
     assert_eq!(run_of(w1.next_command(SOON).await).job_id, id);
     env.wait_state(id, JobState::Dispatched, SOON).await;
 
@@ -727,7 +735,7 @@ async fn a_result_from_a_worker_that_is_not_the_source_is_ignored() {
         .publish_result(&outcome(id, "w2", OutcomeStatus::Succeeded))
         .await;
     env.wait_ingested(seq).await;
-    let rec = get_job(&env.client, id).await;
+    let rec = env.api.get(id).await.unwrap();
     assert_eq!(rec.state, JobState::Dispatched);
     assert_eq!(rec.result, None);
 
@@ -755,16 +763,17 @@ async fn a_result_from_the_wrong_worker_keeps_the_job_tracked_and_its_nodes_held
     for w in [&mut w1, &mut w2, &mut w3] {
         w.listen().await;
     }
-    let ids = submit(
-        &env.client,
-        json!([
-            {"source": "w1", "target": {"worker": "w2"}, "params": {"kind": "iperf3"},
-             "timeout_s": 3},
-            {"source": "w1", "target": {"worker": "w3"}, "params": {"kind": "iperf3"}},
-        ]),
-    )
-    .await
-    .expect("submit");
+    let ids = env
+        .api
+        .submit(vec![
+            spec(
+                json!({"source": "w1", "target": {"worker": "w2"}, "params": {"kind": "iperf3"},
+                        "timeout_s": 3}),
+            ),
+            spec(json!({"source": "w1", "target": {"worker": "w3"}, "params": {"kind": "iperf3"}})),
+        ])
+        .await
+        .expect("submit");
     let (a, b) = (ids[0], ids[1]);
     assert_eq!(run_of(w1.next_command(SOON).await).job_id, a);
     env.wait_state(a, JobState::Dispatched, SOON).await;
@@ -773,9 +782,9 @@ async fn a_result_from_the_wrong_worker_keeps_the_job_tracked_and_its_nodes_held
         .publish_result(&outcome(a, "w3", OutcomeStatus::Succeeded))
         .await;
     env.wait_ingested(seq).await;
-    assert_eq!(get_job(&env.client, a).await.state, JobState::Dispatched);
+    assert_eq!(env.api.get(a).await.unwrap().state, JobState::Dispatched);
     w1.no_command(QUIET).await; // B still waits for n1
-    assert_eq!(get_job(&env.client, b).await.state, JobState::Queued);
+    assert_eq!(env.api.get(b).await.unwrap().state, JobState::Queued);
     // A's deadline still ends it, and only then B starts.
     env.wait_state(a, JobState::TimedOut, SOON).await;
     assert_eq!(run_of_or_skip_cancel(&mut w1).await, b);
@@ -807,16 +816,15 @@ async fn bandwidth_jobs_sharing_a_node_run_one_after_the_other() {
         w.listen().await;
     }
     // A: n1 → n2; B: n3 → n2 (same target node and iperf3 server); C: noop on n1 (free).
-    let ids = submit(
-        &env.client,
-        json!([
-            {"source": "w1", "target": {"worker": "w2"}, "params": {"kind": "iperf3"}},
-            {"source": "w3", "target": {"worker": "w2"}, "params": {"kind": "iperf3"}},
+    let ids = env
+        .api
+        .submit(vec![
+            spec(json!({"source": "w1", "target": {"worker": "w2"}, "params": {"kind": "iperf3"}})),
+            spec(json!({"source": "w3", "target": {"worker": "w2"}, "params": {"kind": "iperf3"}})),
             noop("w1"),
-        ]),
-    )
-    .await
-    .expect("submit");
+        ])
+        .await
+        .expect("submit");
     let (a, b, c) = (ids[0], ids[1], ids[2]);
     let mut on_w1 = vec![
         run_of(w1.next_command(SOON).await).job_id,
@@ -829,7 +837,7 @@ async fn bandwidth_jobs_sharing_a_node_run_one_after_the_other() {
     env.wait_state(a, JobState::Dispatched, SOON).await;
 
     w3.no_command(Duration::from_millis(1500)).await;
-    assert_eq!(get_job(&env.client, b).await.state, JobState::Queued);
+    assert_eq!(env.api.get(b).await.unwrap().state, JobState::Queued);
     assert!(w3.drain().is_empty(), "B started while A held n2");
     let released_at = podperf_protocol::now_ms();
     env.publish_result(&outcome(a, "w1", OutcomeStatus::Succeeded))
@@ -837,7 +845,7 @@ async fn bandwidth_jobs_sharing_a_node_run_one_after_the_other() {
     let run_b = run_of(w3.next_command(SOON).await);
     assert_eq!(run_b.job_id, b);
     let rec_b = env.wait_state(b, JobState::Dispatched, SOON).await;
-    let rec_a = get_job(&env.client, a).await;
+    let rec_a = env.api.get(a).await.unwrap();
     assert_eq!(rec_a.state, JobState::Succeeded);
     assert!(
         rec_b.dispatched_at_ms.unwrap() >= released_at,
@@ -857,13 +865,13 @@ async fn a_restarted_dispatcher_ingests_missed_results_and_resumes_outstanding_j
         .await;
     w1.listen().await;
     // A and C are accepted by w1; B waits for w2, which is not listening yet.
-    let a = submit_one(&env.client, noop("w1")).await;
+    let a = env.api.submit_one(noop("w1")).await.unwrap();
     assert_eq!(run_of(w1.next_command(SOON).await).job_id, a);
-    let c = submit_one(&env.client, noop("w1")).await;
+    let c = env.api.submit_one(noop("w1")).await.unwrap();
     assert_eq!(run_of(w1.next_command(SOON).await).job_id, c);
     env.wait_state(a, JobState::Dispatched, SOON).await;
     env.wait_state(c, JobState::Dispatched, SOON).await;
-    let b = submit_one(&env.client, noop("w2")).await;
+    let b = env.api.submit_one(noop("w2")).await.unwrap();
 
     env.stop_dispatcher().await;
     // `run` returns before its NATS connection has finished draining (async-nats' `drain()` only
@@ -893,10 +901,7 @@ async fn a_restarted_dispatcher_ingests_missed_results_and_resumes_outstanding_j
         .collect();
     assert!(resent.contains(&c), "C was re-sent: {resent:?}");
     assert!(resent.iter().all(|id| *id == a || *id == c), "{resent:?}");
-    api::<JobRecord>(&env.client, "jobs.cancel", &json!({ "job_id": c }))
-        .await
-        .into_result()
-        .expect("cancel");
+    env.api.cancel(c).await.expect("cancel");
     env.wait_state(c, JobState::Cancelled, SOON).await;
 }
 
@@ -911,7 +916,7 @@ async fn a_restart_that_finds_a_worker_gone_keeps_taking_jobs() {
         .await;
     w1.listen().await;
     w2.listen().await;
-    let a = submit_one(&env.client, noop("w1")).await;
+    let a = env.api.submit_one(noop("w1")).await.unwrap();
     env.wait_state(a, JobState::Dispatched, SOON).await;
 
     env.stop_dispatcher().await;
@@ -933,7 +938,7 @@ async fn a_restart_that_finds_a_worker_gone_keeps_taking_jobs() {
     env.start_dispatcher().await;
     env.wait_state(a, JobState::WorkerLost, SOON).await;
     // The job ended during recovery must not throw the outstanding-job count off.
-    let b = submit_one(&env.client, noop("w2")).await;
+    let b = env.api.submit_one(noop("w2")).await.unwrap();
     assert_eq!(run_of(w2.next_command(SOON).await).job_id, b);
 }
 
@@ -948,25 +953,18 @@ async fn get_job_direct(env: &Env, id: Uuid) -> JobState {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_get_and_list_answer_not_found_and_filters() {
     let env = Env::start().await;
-    let err = api::<JobRecord>(
-        &env.client,
-        "jobs.get",
-        &json!({ "job_id": Uuid::now_v7() }),
-    )
-    .await
-    .into_result()
-    .unwrap_err();
-    assert_eq!(err.code, ErrorCode::NotFound);
-    let err = api::<JobRecord>(&env.client, "jobs.get", &json!({ "job_id": "nope" }))
+    let err = env.api.get(Uuid::now_v7()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::NotFound), "{err}");
+    // Requests the typed client cannot even express.
+    let err = call_raw_reply(&env.api, endpoint::JOBS_GET, r#"{"job_id": "nope"}"#)
         .await
-        .into_result()
         .unwrap_err();
-    assert_eq!(err.code, ErrorCode::BadRequest);
-    let err = api::<ListJobsReply>(&env.client, "jobs.list", &json!({ "state": "sleeping" }))
+    assert_eq!(err.code(), Some(ErrorCode::BadRequest), "{err}");
+    let err = call_raw_reply(&env.api, endpoint::JOBS_LIST, r#"{"state": "sleeping"}"#)
         .await
-        .into_result()
         .unwrap_err();
-    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert_eq!(err.code(), Some(ErrorCode::BadRequest), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -984,13 +982,13 @@ async fn a_refused_job_fails_and_a_worker_at_capacity_is_retried() {
     busy.listen_with(|n| (n < 2).then_some(RefusalReason::AtCapacity))
         .await;
 
-    let refused = submit_one(&env.client, noop("w1")).await;
+    let refused = env.api.submit_one(noop("w1")).await.unwrap();
     let rec = env.wait_state(refused, JobState::Failed, SOON).await;
     assert_eq!(rec.reason, Some(FailureReason::Refused));
     assert!(rec.message.is_some());
     assert_eq!(run_of(strict.next_command(SOON).await).job_id, refused);
 
-    let retried = submit_one(&env.client, noop("w2")).await;
+    let retried = env.api.submit_one(noop("w2")).await.unwrap();
     let rec = env.wait_state(retried, JobState::Dispatched, SOON).await;
     assert_eq!(rec.attempts, 3, "two at-capacity refusals, then accepted");
     for _ in 0..3 {
@@ -1005,7 +1003,7 @@ async fn a_redis_outage_delays_results_but_loses_none() {
         .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
         .await;
     w.listen().await;
-    let id = submit_one(&env.client, noop("w1")).await;
+    let id = env.api.submit_one(noop("w1")).await.unwrap();
     assert_eq!(run_of(w.next_command(SOON).await).job_id, id);
     env.wait_state(id, JobState::Dispatched, SOON).await;
 
@@ -1013,28 +1011,18 @@ async fn a_redis_outage_delays_results_but_loses_none() {
     let seq = env
         .publish_result(&outcome(id, "w1", OutcomeStatus::Succeeded))
         .await;
-    let err = api::<JobRecord>(&env.client, "jobs.get", &json!({ "job_id": id }))
-        .await
-        .into_result()
-        .unwrap_err();
-    assert_eq!(err.code, ErrorCode::StoreUnavailable, "{err:?}");
-    let err = submit(&env.client, json!([noop("w1")])).await.unwrap_err();
-    assert_eq!(err.code, ErrorCode::StoreUnavailable, "{err:?}");
+    let err = env.api.get(id).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::StoreUnavailable), "{err}");
+    let err = env.api.submit(vec![noop("w1")]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::StoreUnavailable), "{err}");
 
     tokio::task::block_in_place(|| env.redis.restart());
-    let client = env.client.clone();
     let rec = eventually(
         Duration::from_secs(20),
         "the result lands after the outage",
-        || {
-            let client = client.clone();
-            async move {
-                let reply = api::<JobRecord>(&client, "jobs.get", &json!({ "job_id": id })).await;
-                reply
-                    .into_result()
-                    .ok()
-                    .filter(|r| r.state == JobState::Succeeded)
-            }
+        || async {
+            let rec = env.api.get(id).await.ok()?;
+            (rec.state == JobState::Succeeded).then_some(rec)
         },
     )
     .await;
@@ -1050,11 +1038,11 @@ async fn a_result_with_an_empty_worker_id_is_ignored() {
         .register(worker("w1", "pod-1", "n1", "10.244.1.2"))
         .await;
     w.listen().await;
-    let id = submit_one(&env.client, noop("w1")).await;
+    let id = env.api.submit_one(noop("w1")).await.unwrap();
     env.wait_state(id, JobState::Dispatched, SOON).await;
     let seq = env
         .publish_result(&outcome(id, "", OutcomeStatus::Succeeded))
         .await;
     env.wait_ingested(seq).await;
-    assert_eq!(get_job(&env.client, id).await.state, JobState::Dispatched);
+    assert_eq!(env.api.get(id).await.unwrap().state, JobState::Dispatched);
 }

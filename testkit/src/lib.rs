@@ -2,9 +2,10 @@
 //! own tests do: every test starts its own `nats-server` / `redis-server` on a dynamic port in a
 //! unique temp dir, and everything is killed, reaped and deleted on `Drop`.
 //!
-//! The crate is deliberately synchronous and dependency-light (no tokio), so it works from both
-//! `#[test]` and `#[tokio::test]` functions. Start-up failures panic with the server's log tail;
-//! a missing binary panics with an install hint.
+//! The servers are started synchronously, so they work from both `#[test]` and `#[tokio::test]`
+//! functions; [`Cluster`] (a whole system as processes, with an API client) and [`eventually`]
+//! are async. Start-up failures panic with the server's log tail; a missing binary panics with an
+//! install hint.
 //!
 //! ```no_run
 //! use podperf_testkit::{NatsServer, RedisServer};
@@ -21,12 +22,16 @@
 //! - [`RedisServer`] (`redis.rs`): `redis-server` on a [`free_port`], persistence off.
 //! - [`ChildGuard`] (`process.rs`): any child process (our own binaries) with its output in a
 //!   log file, SIGKILLed on drop; also the signal/wait plumbing the servers share.
-//! - [`wait_until`], [`free_port`] (here): small polling and port helpers.
+//! - [`Cluster`] (`cluster.rs`): nats-server + redis-server + the `podperf-dispatcher` and
+//!   `podperf-worker` binaries, and a `podperf_client::Client`.
+//! - [`wait_until`], [`eventually`], [`free_port`] (here): polling and port helpers;
+//!   [`call_raw_reply`]: a deliberately malformed API request, its answer typed.
 //! - [`descendants`], [`process_running`] (`procs.rs`): what is running, read from `/proc`.
 //!
 //! Processes are not put in their own process group, so Ctrl-C on `cargo test` reaches them
 //! too. A test binary killed with SIGKILL cannot run `Drop`, and may leave servers behind.
 
+mod cluster;
 mod nats;
 mod process;
 mod procs;
@@ -36,6 +41,7 @@ use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use cluster::{Cluster, ClusterOpts, Worker, WorkerSpec};
 pub use nats::{NatsServer, NATS_SERVER_ENV, STORE_DIR_PLACEHOLDER};
 pub use process::ChildGuard;
 pub use procs::{descendants, is_alive, process_running, processes, Proc};
@@ -72,6 +78,60 @@ pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
         }
         thread::sleep(WAIT_UNTIL_POLL.min(deadline - now));
     }
+}
+
+/// Polls `f` every 50 ms until it yields `Some`, and returns that; panics naming `what` after
+/// `within`. `f` runs at least once, and once more at the deadline. The async [`wait_until`].
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::time::Duration;
+/// let mut n = 0;
+/// let v = podperf_testkit::eventually(Duration::from_secs(1), "n reaches 3", || {
+///     n += 1;
+///     let now = n;
+///     async move { (now >= 3).then_some(now) }
+/// })
+/// .await;
+/// assert_eq!(v, 3);
+/// # });
+/// ```
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            panic!("timed out after {within:?} waiting until {what}");
+        }
+        tokio::time::sleep(WAIT_UNTIL_POLL.min(deadline - now)).await;
+    }
+}
+
+/// Sends `body` as it is (e.g. deliberately malformed JSON) to `podperf.api.<endpoint>` with
+/// [`podperf_client::Client::call_raw`] and unwraps the reply's envelope the way
+/// [`podperf_client::Client::call`] does: `Ok(the "ok" value)`, or the dispatcher's refusal as a
+/// typed [`podperf_client::Error`] (`kind()` = `Refused`, `code()`, `api_error()`).
+pub async fn call_raw_reply(
+    client: &podperf_client::Client,
+    endpoint: &str,
+    body: impl Into<bytes::Bytes>,
+) -> podperf_client::Result<serde_json::Value> {
+    let payload = client.call_raw(endpoint, body.into()).await?;
+    let reply: podperf_protocol::api::ApiReply<serde_json::Value> =
+        serde_json::from_slice(&payload).unwrap_or_else(|e| {
+            panic!(
+                "{endpoint} answered with something that is not an API reply ({e}): {}",
+                String::from_utf8_lossy(&payload)
+            )
+        });
+    Ok(reply.into_result()?)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago, picked at random *below* the kernel's

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use podperf_protocol::job::{
     Iperf3Params, PingParams, TracerouteParams, TracerouteProtocol, TransportProtocol,
 };
-use podperf_protocol::outcome::JobOutcome;
+use podperf_protocol::outcome::{JobOutcome, OutcomeStatus};
 use podperf_protocol::result::ProbeResult;
 use podperf_worker::probe::{iperf3, ping, traceroute, ProbeContext, ProbeOutcome, ToolOutput};
 use proptest::prelude::*;
@@ -354,36 +354,73 @@ proptest! {
     }
 }
 
-/// The concrete case the property above found, as a plain regression test.
-#[test]
-fn a_ping_reply_with_nan_time_still_yields_a_decodable_outcome() {
-    let stdout = "PING 10.0.0.1 (10.0.0.1) 56(84) bytes of data.\n\
-                  64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time=nan ms\n\n\
-                  --- 10.0.0.1 ping statistics ---\n\
-                  1 packets transmitted, 1 received, 0% packet loss, time 0ms\n";
-    let out = ToolOutput {
+/// One ping reply, with `time` as given, and its summary.
+fn one_reply_with_time(time: &str) -> ToolOutput {
+    let stdout = format!(
+        "PING 10.0.0.1 (10.0.0.1) 56(84) bytes of data.\n\
+         64 bytes from 10.0.0.1: icmp_seq=1 ttl=64 time={time} ms\n\n\
+         --- 10.0.0.1 ping statistics ---\n\
+         1 packets transmitted, 1 received, 0% packet loss, time 0ms\n"
+    );
+    ToolOutput {
         exit_code: Some(0),
-        stdout: stdout.into(),
+        stdout,
         stderr: String::new(),
-    };
-    let outcome = ping::interpret(&out, &PingParams::default());
-    crosses_the_wire(&outcome).unwrap();
-    // And the whole JobOutcome, as ingest decodes it.
-    if let ProbeOutcome::Succeeded(result) = outcome {
-        let o = JobOutcome {
-            job_id: uuid::Uuid::nil(),
-            worker_id: "w".into(),
-            status: podperf_protocol::outcome::OutcomeStatus::Succeeded,
-            reason: None,
-            message: None,
-            result: Some(result),
-            raw_output: None,
-            started_at_ms: 0,
-            finished_at_ms: 0,
-        };
-        let json = serde_json::to_vec(&o).unwrap();
-        serde_json::from_slice::<JobOutcome>(&json).unwrap();
     }
+}
+
+/// The whole `JobOutcome` the worker would publish, through JSON as ingest decodes it.
+fn job_outcome_round_trip(outcome: ProbeOutcome) {
+    let (status, reason, message, result) = match outcome {
+        ProbeOutcome::Succeeded(r) => (OutcomeStatus::Succeeded, None, None, Some(r)),
+        ProbeOutcome::Failed {
+            reason,
+            message,
+            result,
+        } => (OutcomeStatus::Failed, Some(reason), Some(message), result),
+    };
+    let o = JobOutcome {
+        job_id: uuid::Uuid::nil(),
+        worker_id: "w".into(),
+        status,
+        reason,
+        message,
+        result,
+        raw_output: None,
+        started_at_ms: 0,
+        finished_at_ms: 0,
+    };
+    let json = serde_json::to_vec(&o).unwrap();
+    let back = serde_json::from_slice::<JobOutcome>(&json)
+        .unwrap_or_else(|e| panic!("{} does not decode ({e})", String::from_utf8_lossy(&json)));
+    assert_eq!(back.status, o.status);
+    assert_eq!(back.result.is_some(), o.result.is_some());
+}
+
+/// The concrete case the property above found, as a plain regression test: `time=nan` is not a
+/// number a tool prints, so the parser refuses the output, and that refusal still crosses the wire.
+#[test]
+fn a_ping_reply_with_nan_time_is_refused_with_a_decodable_outcome() {
+    let outcome = ping::interpret(&one_reply_with_time("nan"), &PingParams::default());
+    assert!(
+        matches!(outcome, ProbeOutcome::Failed { .. }),
+        "time=nan was accepted: {outcome:?}"
+    );
+    crosses_the_wire(&outcome).unwrap();
+    job_outcome_round_trip(outcome);
+}
+
+/// The other half: the same reply with an extreme but finite time is a measurement, and the whole
+/// succeeded `JobOutcome` decodes as ingest reads it.
+#[test]
+fn a_ping_reply_with_an_extreme_time_succeeds_with_a_decodable_outcome() {
+    let outcome = ping::interpret(&one_reply_with_time("1e300"), &PingParams::default());
+    assert!(
+        matches!(outcome, ProbeOutcome::Succeeded(_)),
+        "time=1e300 was refused: {outcome:?}"
+    );
+    crosses_the_wire(&outcome).unwrap();
+    job_outcome_round_trip(outcome);
 }
 
 #[test]

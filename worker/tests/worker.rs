@@ -21,7 +21,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use podperf_protocol::command::{RefusalReason, WorkerCommand, WorkerReply};
 use podperf_protocol::job::{JobParams, PingParams, TransportProtocol};
-use podperf_protocol::names::{event_subject, result_subject};
+use podperf_protocol::names::{event_subject, result_subject, WORKERS_BUCKET};
 use podperf_protocol::outcome::{EventKind, FailureReason, OutcomeStatus};
 use podperf_protocol::result::{NoopResult, ProbeResult};
 use podperf_protocol::worker::Tool;
@@ -73,10 +73,22 @@ async fn registers_with_its_info_and_keeps_refreshing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_without_the_bucket_and_registers_once_it_exists() {
     let h = Harness::start_bare().await;
+    // The worker looks the bucket up with a JetStream API request, which a plain subscriber sees.
+    let mut lookups = h
+        .client
+        .subscribe(format!("$JS.API.STREAM.INFO.KV_{WORKERS_BUCKET}"))
+        .await
+        .unwrap();
+    h.client.flush().await.unwrap();
     let w = h.worker("127.0.0.22").await; // answers requests with no bucket yet
 
-    // Let it find the bucket missing at least once.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // A second lookup means the first one found the bucket missing.
+    for n in 1..=2 {
+        tokio::time::timeout(SECS_10, lookups.next())
+            .await
+            .unwrap_or_else(|_| panic!("the worker did not look the bucket up {n} times"))
+            .expect("the subscription is open");
+    }
     h.create_bucket(Duration::from_secs(2)).await;
 
     let (_, info) = h.wait_registered(&w.id, SECS_10).await;
@@ -420,9 +432,19 @@ async fn shutdown_fails_running_jobs_and_deregisters() {
 
     let asked = Instant::now();
     w.trigger_shutdown();
+    // The shutdown has begun once a new job is refused as `shutting_down`.
+    wait_for(SECS_5, "a new job is refused as shutting_down", || async {
+        match h.send(&w.id, &WorkerCommand::Run(noop(0))).await {
+            WorkerReply::Refused {
+                reason: RefusalReason::ShuttingDown,
+                ..
+            } => Some(()),
+            _ => None,
+        }
+    })
+    .await;
     // During the grace a retry of the job in hand is still acknowledged, never refused (a refusal
     // would end it as failed while its result is still coming).
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let retry = h.send(&w.id, &WorkerCommand::Run(job.clone())).await;
     assert_eq!(
         retry,
@@ -590,9 +612,15 @@ async fn results_wait_for_the_stream_and_are_published_once_it_exists() {
     let w = h.worker("127.0.0.37").await;
     let job = noop(0);
 
-    // No stream yet: the worker accepts and keeps retrying its publishes.
+    // No stream yet: the worker accepts and keeps retrying its publishes. A plain subscriber sees
+    // the first attempt, made while no stream could store it.
+    let mut attempts = h.client.subscribe(event_subject(job.job_id)).await.unwrap();
+    h.client.flush().await.unwrap();
     h.run_job(&w.id, &job).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::timeout(SECS_10, attempts.next())
+        .await
+        .expect("the worker tried to publish its started event")
+        .expect("the subscription is open");
     h.create_stream().await;
 
     let started = h.wait_started(job.job_id, SECS_10).await;

@@ -1,44 +1,54 @@
-//! A whole podperf system for end-to-end tests: a real nats-server (JetStream) and redis-server,
-//! the real `podperf-dispatcher` and `podperf-worker` binaries, driven through the real `podperf`.
+//! A whole podperf system for end-to-end tests: testkit's [`podperf_testkit::Cluster`] (a real
+//! nats-server (JetStream) and redis-server, the real `podperf-dispatcher` and `podperf-worker`
+//! binaries), driven through the real `podperf`. The tests are synchronous; the cluster's async
+//! parts run on a runtime of its own. Derefs to the testkit cluster (`nats`, `redis`,
+//! `dispatcher`, `workers`, `logs()`).
 
 #![allow(dead_code)]
 
+use std::ops::{Deref, DerefMut};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use podperf_testkit::{free_port, wait_until, workspace_bin, ChildGuard, NatsServer, RedisServer};
+use podperf_testkit::{wait_until, workspace_bin, ClusterOpts, WorkerSpec};
 use serde_json::Value;
 
 /// The liveness TTL the tests run with (seconds).
 pub const TTL_S: u64 = 2;
 
-pub struct Worker {
-    pub pod: String,
-    pub id: String,
-    pub ip: String,
-    pub iperf3_port: u16,
-    pub proc: ChildGuard,
+pub struct Cluster {
+    inner: podperf_testkit::Cluster,
+    rt: tokio::runtime::Runtime,
 }
 
-pub struct Cluster {
-    pub nats: NatsServer,
-    pub redis: RedisServer,
-    pub dispatcher: Option<ChildGuard>,
-    pub workers: Vec<Worker>,
+impl Deref for Cluster {
+    type Target = podperf_testkit::Cluster;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl DerefMut for Cluster {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 impl Cluster {
     /// nats-server + redis-server (with its append-only file, so it survives a restart) +
     /// dispatcher.
     pub fn start() -> Cluster {
-        let mut c = Cluster {
-            nats: NatsServer::start(),
-            redis: RedisServer::start_persistent(),
-            dispatcher: None,
-            workers: Vec::new(),
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let opts = ClusterOpts {
+            worker_ttl_s: Some(TTL_S),
+            ..ClusterOpts::default()
         };
-        c.start_dispatcher();
-        c
+        let inner = rt.block_on(podperf_testkit::Cluster::start(opts));
+        Cluster { inner, rt }
     }
 
     /// A cluster with two workers, `pod-a` on `node-1` at `ip_a` and `pod-b` on `node-2` at `ip_b`,
@@ -51,54 +61,21 @@ impl Cluster {
         c
     }
 
+    /// Starts the dispatcher (again) and waits until its API answers.
     pub fn start_dispatcher(&mut self) {
-        let mut cmd = Command::new(workspace_bin("podperf-dispatcher"));
-        cmd.env("PODPERF_NATS_URL", self.nats.url())
-            .env("PODPERF_REDIS_URL", self.redis.url())
-            .env("PODPERF_WORKER_TTL_S", TTL_S.to_string())
-            .env("PODPERF_ALLOWED_CIDRS", "127.0.0.0/8")
-            .env("RUST_LOG", "info,async_nats=warn");
-        self.dispatcher = Some(ChildGuard::spawn(cmd, "dispatcher"));
-        // The bucket exists once the API answers.
-        wait_until(Duration::from_secs(15), "the dispatcher answers", || {
-            self.podperf(&["workers"]).status.success()
-        });
+        let Cluster { inner, rt } = self;
+        rt.block_on(inner.start_dispatcher());
     }
 
     /// Starts a worker process with the env a DaemonSet gives it; returns its index.
     pub fn add_worker(&mut self, pod: &str, node: &str, ip: &str) -> usize {
-        self.add_worker_with(pod, node, ip, false)
+        self.inner.add_worker(WorkerSpec::new(pod, node, ip))
     }
 
     /// A worker on the node's network: its pod IP is the node IP.
     pub fn add_host_worker(&mut self, pod: &str, node: &str, ip: &str) -> usize {
-        self.add_worker_with(pod, node, ip, true)
-    }
-
-    fn add_worker_with(&mut self, pod: &str, node: &str, ip: &str, host_network: bool) -> usize {
-        let id = format!("uid-{pod}-{}", free_port());
-        let iperf3_port = free_port();
-        let mut cmd = Command::new(workspace_bin("podperf-worker"));
-        cmd.env("PODPERF_NATS_URL", self.nats.url())
-            .env("POD_UID", &id)
-            .env("POD_NAME", pod)
-            .env("POD_NAMESPACE", "podperf")
-            .env("POD_IP", ip)
-            .env("NODE_NAME", node)
-            .env("NODE_IP", ip)
-            .env("PODPERF_IPERF3_PORT", iperf3_port.to_string())
-            .env("PODPERF_SHUTDOWN_GRACE_S", "2")
-            .env("PODPERF_HOST_NETWORK", host_network.to_string())
-            .env("RUST_LOG", "info,async_nats=warn");
-        let proc = ChildGuard::spawn(cmd, pod);
-        self.workers.push(Worker {
-            pod: pod.into(),
-            id,
-            ip: ip.into(),
-            iperf3_port,
-            proc,
-        });
-        self.workers.len() - 1
+        self.inner
+            .add_worker(WorkerSpec::new(pod, node, ip).host_network())
     }
 
     /// Waits until `podperf workers` lists exactly these pods.
@@ -132,7 +109,7 @@ impl Cluster {
     pub fn podperf(&self, args: &[&str]) -> Output {
         Command::new(workspace_bin("podperf"))
             .args(args)
-            .env("PODPERF_NATS_URL", self.nats.url())
+            .env("PODPERF_NATS_URL", self.nats_url())
             .output()
             .expect("run podperf")
     }
@@ -206,18 +183,6 @@ impl Cluster {
             }
         });
         last
-    }
-
-    /// Every process's log, for failure messages.
-    pub fn logs(&self) -> String {
-        let mut s = String::new();
-        if let Some(d) = &self.dispatcher {
-            s += &format!("--- dispatcher ---\n{}\n", d.log());
-        }
-        for w in &self.workers {
-            s += &format!("--- {} ---\n{}\n", w.pod, w.proc.log());
-        }
-        s
     }
 }
 

@@ -9,6 +9,13 @@ use podperf_protocol::names::result_subject;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use podperf_client::ErrorKind;
+use podperf_protocol::api::ErrorCode;
+use podperf_protocol::names::endpoint;
+use podperf_protocol::outcome::JobState;
+use podperf_protocol::result::{NoopResult, ProbeResult};
+use podperf_testkit::call_raw_reply;
+
 use crate::harness::{eventually, noop, DispatcherOpts, Sys};
 
 fn job(source: &str, target: Value, params: Value) -> Value {
@@ -16,7 +23,7 @@ fn job(source: &str, target: Value, params: Value) -> Value {
 }
 
 /// (label, request body, expected code, expected field — `None` when none is expected).
-fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'static str>)> {
+fn refused_batches() -> Vec<(&'static str, Vec<u8>, ErrorCode, Option<&'static str>)> {
     let w = |n: &str| json!({"worker": n});
     let body = |jobs: Vec<Value>| serde_json::to_vec(&json!({ "jobs": jobs })).unwrap();
     let ping = |p: Value| job("pod-a", w("pod-b"), p);
@@ -24,68 +31,73 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
         (
             "not JSON",
             b"ping -f 10.0.0.1".to_vec(),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "truncated JSON",
             br#"{"jobs": [{"source": "pod-a""#.to_vec(),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "jobs is a string",
             br#"{"jobs": "-f"}"#.to_vec(),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "unknown top-level field",
             br#"{"jobs": [], "exec": "id"}"#.to_vec(),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
-        ("empty batch", body(vec![]), "invalid_param", Some("jobs")),
+        (
+            "empty batch",
+            body(vec![]),
+            ErrorCode::InvalidParam,
+            Some("jobs"),
+        ),
         (
             "source is a number",
             body(vec![json!({"source": 5, "params": {"kind": "noop"}})]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "unknown kind",
             body(vec![job("pod-a", w("pod-b"), json!({"kind": "shell"}))]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "params is a string",
             body(vec![job("pod-a", w("pod-b"), json!("-f"))]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "extra flag field",
             body(vec![ping(json!({"kind": "ping", "flags": "-f"}))]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "count is a string",
             body(vec![ping(json!({"kind": "ping", "count": "5; rm -rf /"}))]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "negative count",
             body(vec![ping(json!({"kind": "ping", "count": -1}))]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "count 1e20",
             body(vec![ping(json!({"kind": "ping", "count": 1e20}))]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
@@ -95,7 +107,7 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 json!({"address": "127.0.0.1; rm -rf /"}),
                 json!({"kind": "ping"}),
             )]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
@@ -105,31 +117,31 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 json!({"address": "--logfile=/etc/passwd"}),
                 json!({"kind": "ping"}),
             )]),
-            "bad_request",
+            ErrorCode::BadRequest,
             None,
         ),
         (
             "count out of range",
             body(vec![ping(json!({"kind": "ping", "count": 5000}))]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.count"),
         ),
         (
             "count zero",
             body(vec![ping(json!({"kind": "ping", "count": 0}))]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.count"),
         ),
         (
             "interval too short (flood)",
             body(vec![ping(json!({"kind": "ping", "interval_ms": 1}))]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.interval_ms"),
         ),
         (
             "packet too big",
             body(vec![ping(json!({"kind": "ping", "size_bytes": 70000}))]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.size_bytes"),
         ),
         (
@@ -139,7 +151,7 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 w("pod-b"),
                 json!({"kind": "traceroute", "max_hops": 65}),
             )]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.max_hops"),
         ),
         (
@@ -149,7 +161,7 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 w("pod-b"),
                 json!({"kind": "iperf3", "duration_s": 61}),
             )]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.duration_s"),
         ),
         (
@@ -159,7 +171,7 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 w("pod-b"),
                 json!({"kind": "iperf3", "parallel": 0}),
             )]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.parallel"),
         ),
         (
@@ -169,13 +181,13 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 w("pod-b"),
                 json!({"kind": "iperf3", "bitrate_bps": 1000}),
             )]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.bitrate_bps"),
         ),
         (
             "noop sleeps too long",
             body(vec![noop_with("pod-a", 600_001)]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].params.sleep_ms"),
         ),
         (
@@ -183,25 +195,25 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
             body(vec![
                 json!({"source": "pod-a", "params": {"kind": "noop"}, "timeout_s": 0}),
             ]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].timeout_s"),
         ),
         (
             "ping without a target",
             body(vec![json!({"source": "pod-a", "params": {"kind": "ping"}})]),
-            "invalid_param",
+            ErrorCode::InvalidParam,
             Some("jobs[0].target"),
         ),
         (
             "empty source",
-            body(vec![noop("", 0)]),
-            "invalid_param",
+            body(vec![noop_with("", 0)]),
+            ErrorCode::InvalidParam,
             Some("jobs[0].source"),
         ),
         (
             "unknown worker",
-            body(vec![noop("nope", 0)]),
-            "unknown_worker",
+            body(vec![noop_with("nope", 0)]),
+            ErrorCode::UnknownWorker,
             Some("jobs[0].source"),
         ),
         (
@@ -215,7 +227,7 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                     })
                     .collect(),
             ),
-            "worker_offline",
+            ErrorCode::WorkerOffline,
             Some("jobs[0].target.worker"),
         ),
         (
@@ -225,7 +237,7 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 json!({"address": "192.0.2.7"}),
                 json!({"kind": "ping"}),
             )]),
-            "address_not_allowed",
+            ErrorCode::AddressNotAllowed,
             Some("jobs[0].target.address"),
         ),
         (
@@ -235,25 +247,25 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
                 json!({"address": "::1"}),
                 json!({"kind": "ping"}),
             )]),
-            "address_not_allowed",
+            ErrorCode::AddressNotAllowed,
             Some("jobs[0].target.address"),
         ),
         (
             "one bad job refuses the whole batch",
             body(vec![
-                noop("pod-a", 0),
-                noop("pod-a", 0),
-                noop("pod-a", 0),
-                noop("nope", 0),
-                noop("pod-a", 0),
+                noop_with("pod-a", 0),
+                noop_with("pod-a", 0),
+                noop_with("pod-a", 0),
+                noop_with("nope", 0),
+                noop_with("pod-a", 0),
             ]),
-            "unknown_worker",
+            ErrorCode::UnknownWorker,
             Some("jobs[3].source"),
         ),
         (
             "batch over 10,000",
-            body((0..10_001).map(|_| noop("pod-a", 0)).collect()),
-            "invalid_param",
+            body((0..10_001).map(|_| noop_with("pod-a", 0)).collect()),
+            ErrorCode::InvalidParam,
             Some("jobs"),
         ),
     ];
@@ -271,14 +283,14 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, &'static str, Option<&'stati
     ] {
         cases.push((
             "hostile source name",
-            body(vec![noop(name, 0)]),
-            "unknown_worker",
+            body(vec![noop_with(name, 0)]),
+            ErrorCode::UnknownWorker,
             Some("jobs[0].source"),
         ));
         cases.push((
             "hostile target name",
             body(vec![job("pod-a", w(name), json!({"kind": "ping"}))]),
-            "unknown_worker",
+            ErrorCode::UnknownWorker,
             Some("jobs[0].target.worker"),
         ));
     }
@@ -297,77 +309,88 @@ async fn bad_requests_get_typed_errors_naming_the_field_and_nothing_runs() {
     sys.add_worker("pod-gone", "node-2", "127.0.0.123", 8);
     sys.wait_workers(&["pod-a", "pod-b", "pod-gone"], Duration::from_secs(15))
         .await;
-    sys.workers[2].proc.as_mut().unwrap().sigkill();
+    sys.workers[2].proc.sigkill();
     sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(10))
         .await;
-    let mut jobs_seen = sys.client.subscribe("podperf.jobs.>").await.unwrap();
+    let mut jobs_seen = sys.nats_client().subscribe("podperf.jobs.>").await.unwrap();
 
     let cases = refused_batches();
     for (label, payload, code, field) in &cases {
-        let reply = sys
-            .try_api_raw("podperf.api.jobs.submit", payload.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{label}: no reply: {e}"));
-        let err = &reply["error"];
-        assert_eq!(err["code"], *code, "{label}: {reply}");
-        assert!(!err["message"].as_str().unwrap_or("").is_empty(), "{label}");
+        let err = match call_raw_reply(sys.client(), endpoint::JOBS_SUBMIT, payload.clone()).await {
+            Err(e) => e,
+            Ok(v) => panic!("{label}: accepted: {v}"),
+        };
+        assert_eq!(err.kind(), ErrorKind::Refused, "{label}: {err}");
+        assert_eq!(err.code(), Some(*code), "{label}: {err}");
+        let api = err.api_error().unwrap();
+        assert!(!api.message.is_empty(), "{label}");
         if let Some(field) = field {
-            assert_eq!(err["field"], *field, "{label}: {reply}");
+            assert_eq!(api.field.as_deref(), Some(*field), "{label}: {api:?}");
         }
     }
 
     // Larger than the server's max_payload (1 MiB): refused before it leaves the client, and
     // the dispatcher is unaffected.
     let huge = serde_json::to_vec(&json!({"jobs": [noop(&"x".repeat(2 << 20), 0)]})).unwrap();
-    let r = sys.try_api_raw("podperf.api.jobs.submit", huge).await;
+    let r = sys
+        .client()
+        .call_raw(endpoint::JOBS_SUBMIT, huge.into())
+        .await;
     assert!(r.is_err(), "an oversized payload was answered: {r:?}");
+    assert_ne!(r.unwrap_err().kind(), ErrorKind::Refused);
 
     // Other endpoints.
-    let others: [(&str, &[u8], &str); 7] = [
+    let others: [(&str, &[u8], ErrorCode); 7] = [
         (
-            "jobs.get",
+            endpoint::JOBS_GET,
             br#"{"job_id": "../../etc/passwd"}"#,
-            "bad_request",
+            ErrorCode::BadRequest,
         ),
         (
-            "jobs.get",
+            endpoint::JOBS_GET,
             br#"{"job_id": "01970000-0000-7000-8000-000000000000"}"#,
-            "not_found",
+            ErrorCode::NotFound,
         ),
-        ("jobs.get", b"[]", "bad_request"),
-        ("jobs.list", br#"{"state": "rm -rf"}"#, "bad_request"),
-        ("jobs.list", br#"{"limit": "-f"}"#, "bad_request"),
+        (endpoint::JOBS_GET, b"[]", ErrorCode::BadRequest),
         (
-            "jobs.cancel",
-            br#"{"job_id": "01970000-0000-7000-8000-000000000000"}"#,
-            "not_found",
+            endpoint::JOBS_LIST,
+            br#"{"state": "rm -rf"}"#,
+            ErrorCode::BadRequest,
         ),
-        ("runs.start", br#"{"samples": "; rm -rf /"}"#, "bad_request"),
+        (
+            endpoint::JOBS_LIST,
+            br#"{"limit": "-f"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            endpoint::JOBS_CANCEL,
+            br#"{"job_id": "01970000-0000-7000-8000-000000000000"}"#,
+            ErrorCode::NotFound,
+        ),
+        (
+            endpoint::RUNS_START,
+            br#"{"samples": "; rm -rf /"}"#,
+            ErrorCode::BadRequest,
+        ),
     ];
     for (ep, body, code) in others {
-        let reply = sys
-            .try_api_raw(&format!("podperf.api.{ep}"), body.to_vec())
+        let err = call_raw_reply(sys.client(), ep, body.to_vec())
             .await
-            .unwrap();
+            .unwrap_err();
         assert_eq!(
-            reply["error"]["code"],
-            code,
-            "{ep} {}: {reply}",
+            err.code(),
+            Some(code),
+            "{ep} {}: {err}",
             String::from_utf8_lossy(body)
         );
     }
 
     // Nothing stored, nothing dispatched, nothing executed.
-    let listed = sys.api("jobs.list", json!({})).await;
-    assert_eq!(
-        listed["ok"]["jobs"].as_array().map(Vec::len),
-        Some(0),
-        "{listed}"
-    );
+    let listed = sys.client().list(&Default::default()).await.unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
     let quiet = tokio::time::timeout(Duration::from_secs(1), jobs_seen.next()).await;
     assert!(quiet.is_err(), "something was dispatched: {quiet:?}");
-    let log =
-        sys.workers[0].proc.as_ref().unwrap().log() + &sys.workers[1].proc.as_ref().unwrap().log();
+    let log = sys.workers[0].proc.log() + &sys.workers[1].proc.log();
     assert!(
         !log.contains("job finished"),
         "a worker ran something:\n{log}"
@@ -379,7 +402,7 @@ async fn bad_requests_get_typed_errors_naming_the_field_and_nothing_runs() {
     // And the dispatcher still works.
     let ok = sys.submit_ok(vec![noop("pod-a", 0)]).await;
     sys.wait_terminal(&ok, Duration::from_secs(10)).await;
-    assert_eq!(sys.get(ok[0]).await.unwrap()["state"], "succeeded");
+    assert_eq!(sys.get(ok[0]).await.unwrap().state, JobState::Succeeded);
 }
 
 /// A job published straight to a worker's subject (bypassing the dispatcher) is checked by the
@@ -390,7 +413,7 @@ async fn a_forged_job_sent_straight_to_a_worker_is_refused_by_its_own_validation
     sys.add_worker("pod-a", "node-1", "127.0.0.124", 8);
     sys.wait_workers(&["pod-a"], Duration::from_secs(15)).await;
     let subject = format!("podperf.jobs.{}", sys.worker_id("pod-a"));
-    let mut results = sys.client.subscribe("podperf.>").await.unwrap();
+    let mut results = sys.nats_client().subscribe("podperf.>").await.unwrap();
     let future = podperf_protocol::now_ms() + 60_000;
     let target = json!({"ip": "127.0.0.1", "port": 5201});
     let run = |params: Value, target: Option<Value>, deadline: u64| {
@@ -466,7 +489,7 @@ async fn a_forged_job_sent_straight_to_a_worker_is_refused_by_its_own_validation
     ];
     for (label, payload, reason) in &cases {
         let reply = sys
-            .client
+            .nats_client()
             .request(subject.clone(), payload.clone().into())
             .await
             .unwrap();
@@ -485,7 +508,7 @@ async fn a_forged_job_sent_straight_to_a_worker_is_refused_by_its_own_validation
     assert!(others.is_empty(), "the worker ran a forged job: {others:?}");
     let tools = sys.worker_tools_running();
     assert!(tools.is_empty(), "the worker started something: {tools:?}");
-    let log = sys.workers[0].proc.as_ref().unwrap().log();
+    let log = sys.workers[0].proc.log();
     assert!(!log.contains("job finished"), "{log}");
 }
 
@@ -499,7 +522,7 @@ async fn forged_results_never_overwrite_the_first_terminal_state() {
     sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(15))
         .await;
     let (a, b) = (sys.worker_id("pod-a"), sys.worker_id("pod-b"));
-    let js = async_nats::jetstream::new(sys.client.clone());
+    let js = async_nats::jetstream::new(sys.nats_client().clone());
     let forge = |job_id: Uuid, worker: &str, status: &str, slept: u32| {
         json!({"job_id": job_id, "worker_id": worker, "status": status,
                "reason": if status == "failed" { json!("tool_error") } else { Value::Null },
@@ -531,20 +554,20 @@ async fn forged_results_never_overwrite_the_first_terminal_state() {
     let done = sys.submit_ok(vec![noop("pod-a", 10)]).await[0];
     sys.wait_terminal(&[done], Duration::from_secs(10)).await;
     let before = sys.get(done).await.unwrap();
-    assert_eq!(before["state"], "succeeded");
+    assert_eq!(before.state, JobState::Succeeded);
     publish(done, forge(done, &a, "failed", 999)).await;
 
     // 4. A running job gets a result from a worker that is not its source.
     let running = sys.submit_ok(vec![noop("pod-a", 3_000)]).await[0];
     eventually(Duration::from_secs(5), "the job runs", || async {
-        (sys.get(running).await?["state"] == "running").then_some(())
+        (sys.get(running).await?.state == JobState::Running).then_some(())
     })
     .await;
     publish(running, forge(running, &b, "succeeded", 1)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        sys.get(running).await.unwrap()["state"],
-        "running",
+        sys.get(running).await.unwrap().state,
+        JobState::Running,
         "the wrong worker's result was taken"
     );
 
@@ -552,8 +575,12 @@ async fn forged_results_never_overwrite_the_first_terminal_state() {
     let after_done = sys.get(done).await.unwrap();
     assert_eq!(after_done, before, "a second result changed a finished job");
     let r = sys.get(running).await.unwrap();
-    assert_eq!(r["state"], "succeeded");
-    assert_eq!(r["result"]["slept_ms"], 3_000, "the forged result won: {r}");
+    assert_eq!(r.state, JobState::Succeeded);
+    assert_eq!(
+        r.result,
+        Some(ProbeResult::Noop(NoopResult { slept_ms: 3_000 })),
+        "the forged result won: {r:?}"
+    );
     assert!(
         sys.get(ghost).await.is_none(),
         "a job was invented from a forged result"

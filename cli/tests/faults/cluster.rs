@@ -55,13 +55,14 @@ fn monitor(port: u16, path: &str) -> Option<Value> {
 
 /// The results stream's cluster info (leader and replicas) as the JetStream API reports it.
 async fn stream_cluster(sys: &Sys) -> Option<Value> {
-    let reply = sys
-        .try_api_raw(
-            &format!("$JS.API.STREAM.INFO.{RESULTS_STREAM}"),
-            b"{}".to_vec(),
-        )
+    let req = sys
+        .nats_client()
+        .request(format!("$JS.API.STREAM.INFO.{RESULTS_STREAM}"), "{}".into());
+    let msg = tokio::time::timeout(Duration::from_secs(10), req)
         .await
+        .ok()?
         .ok()?;
+    let reply: Value = serde_json::from_slice(&msg.payload).ok()?;
     reply.get("cluster").cloned()
 }
 

@@ -1,19 +1,21 @@
-//! The fault-injection harness: real nats-server(s), redis-server, `podperf-dispatcher` and
-//! `podperf-worker` processes on free ports in temp dirs, driven through the API with async-nats
-//! (so that `noop` jobs, which the CLI does not expose, can be submitted in batches), plus the
-//! audit every scenario ends with: every job in exactly one terminal state, none missing, none
-//! duplicated, no result lost or invented.
+//! The fault-injection harness: testkit's [`Cluster`] (real nats-server(s), redis-server,
+//! `podperf-dispatcher` and `podperf-worker` processes on free ports in temp dirs), driven through
+//! the API with `podperf-client` (so that `noop` jobs, which the CLI does not expose, can be
+//! submitted in batches), plus the audit every scenario ends with: every job in exactly one
+//! terminal state, none missing, none duplicated, no result lost or invented.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Command;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use podperf_client::{Error as ClientError, ErrorKind};
+use podperf_protocol::api::JobRecord;
+use podperf_protocol::job::{JobParams, JobSpec, NoopParams, PingParams, Target};
 use podperf_protocol::names::RESULTS_STREAM;
-use podperf_protocol::outcome::JobOutcome;
-use podperf_testkit::{free_port, workspace_bin, ChildGuard, NatsServer, RedisServer};
-use serde_json::{json, Value};
+use podperf_protocol::outcome::{JobOutcome, JobState};
+use podperf_testkit::{Cluster, ClusterOpts, NatsServer, WorkerSpec};
 use uuid::Uuid;
 
 /// The liveness TTL the dispatcher runs with (seconds).
@@ -47,24 +49,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     tokio::task::block_in_place(f)
 }
 
-/// Polls `f` every 100 ms until it yields `Some`; panics naming `what` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use podperf_testkit::eventually;
 
 /// How the dispatcher is started.
 #[derive(Debug, Clone)]
@@ -82,26 +67,38 @@ impl Default for DispatcherOpts {
     }
 }
 
-pub struct Worker {
-    pub pod: String,
-    pub node: String,
-    pub id: String,
-    pub ip: String,
-    pub max_jobs: u32,
-    pub iperf3_port: u16,
-    pub proc: Option<ChildGuard>,
+impl DispatcherOpts {
+    fn cluster_opts(&self) -> ClusterOpts {
+        let mut env = vec![("PODPERF_REPLICAS".to_string(), self.replicas.to_string())];
+        if let Some(q) = self.max_queued {
+            env.push(("PODPERF_MAX_QUEUED".into(), q.to_string()));
+        }
+        ClusterOpts {
+            worker_ttl_s: Some(TTL_S),
+            dispatcher_env: env,
+            ..ClusterOpts::default()
+        }
+    }
 }
 
-/// A whole system: servers, dispatcher, workers, a test client and a recorder of every result
-/// publish seen on core NATS.
+/// A whole system (testkit's [`Cluster`]: servers, dispatcher, workers, an API client) and a
+/// recorder of every result publish seen on core NATS. Derefs to the [`Cluster`].
 pub struct Sys {
-    pub nats: Vec<NatsServer>,
-    pub redis: RedisServer,
-    pub dispatcher: Option<ChildGuard>,
-    pub opts: DispatcherOpts,
-    pub workers: Vec<Worker>,
-    pub client: async_nats::Client,
+    cluster: Cluster,
     pub seen: Arc<Mutex<Seen>>,
+}
+
+impl Deref for Sys {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl DerefMut for Sys {
+    fn deref_mut(&mut self) -> &mut Cluster {
+        &mut self.cluster
+    }
 }
 
 /// What the recorder saw on `podperf.results.>` (core NATS: every publish, retries included).
@@ -120,16 +117,15 @@ impl Sys {
     }
 
     pub async fn with_servers(nats: Vec<NatsServer>, opts: DispatcherOpts) -> Sys {
-        let redis = blocking(RedisServer::start_persistent);
-        let urls: Vec<String> = nats.iter().map(|n| n.url()).collect();
-        let client = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .max_reconnects(None)
-            .connect(urls.clone())
-            .await
-            .expect("test client connects");
+        let cluster = Cluster::with_nats(nats, opts.cluster_opts()).await;
         let seen = Arc::new(Mutex::new(Seen::default()));
-        let mut sub = client.subscribe("podperf.results.>").await.unwrap();
+        let mut sub = cluster
+            .client()
+            .nats()
+            .subscribe("podperf.results.>")
+            .await
+            .unwrap();
+        cluster.client().nats().flush().await.unwrap();
         let s = seen.clone();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
@@ -139,125 +135,39 @@ impl Sys {
                 }
             }
         });
-        let mut sys = Sys {
-            nats,
-            redis,
-            dispatcher: None,
-            opts,
-            workers: Vec::new(),
-            client,
-            seen,
-        };
-        sys.start_dispatcher().await;
-        sys
-    }
-
-    pub fn nats_urls(&self) -> String {
-        let urls: Vec<String> = self.nats.iter().map(|n| n.url()).collect();
-        urls.join(",")
-    }
-
-    /// Starts the dispatcher and waits until its API answers; returns how long that took.
-    pub async fn start_dispatcher(&mut self) -> Duration {
-        let t0 = Instant::now();
-        let mut cmd = Command::new(workspace_bin("podperf-dispatcher"));
-        cmd.env("PODPERF_NATS_URL", self.nats_urls())
-            .env("PODPERF_REDIS_URL", self.redis.url())
-            .env("PODPERF_WORKER_TTL_S", TTL_S.to_string())
-            .env("PODPERF_ALLOWED_CIDRS", "127.0.0.0/8")
-            .env("PODPERF_REPLICAS", self.opts.replicas.to_string())
-            .env("RUST_LOG", "info,async_nats=warn");
-        if let Some(q) = self.opts.max_queued {
-            cmd.env("PODPERF_MAX_QUEUED", q.to_string());
-        }
-        self.dispatcher = Some(ChildGuard::spawn(cmd, "dispatcher"));
-        eventually(
-            Duration::from_secs(30),
-            "the dispatcher answers",
-            || async { self.try_api("workers.list", json!({})).await.ok() },
-        )
-        .await;
-        t0.elapsed()
+        Sys { cluster, seen }
     }
 
     pub fn add_worker(&mut self, pod: &str, node: &str, ip: &str, max_jobs: u32) -> usize {
-        self.workers.push(Worker {
-            pod: pod.into(),
-            node: node.into(),
-            id: format!("uid-{pod}-{}", free_port()),
-            ip: ip.into(),
-            max_jobs,
-            iperf3_port: free_port(),
-            proc: None,
-        });
-        let i = self.workers.len() - 1;
-        self.start_worker(i);
-        i
-    }
-
-    /// (Re)starts worker `i` with its identity (a restarted container keeps its pod UID).
-    pub fn start_worker(&mut self, i: usize) {
-        let urls = self.nats_urls();
-        let w = &mut self.workers[i];
-        let mut cmd = Command::new(workspace_bin("podperf-worker"));
-        cmd.env("PODPERF_NATS_URL", urls)
-            .env("POD_UID", &w.id)
-            .env("POD_NAME", &w.pod)
-            .env("POD_NAMESPACE", "podperf")
-            .env("POD_IP", &w.ip)
-            .env("NODE_NAME", &w.node)
-            .env("NODE_IP", &w.ip)
-            .env("PODPERF_IPERF3_PORT", w.iperf3_port.to_string())
-            .env("PODPERF_MAX_JOBS", w.max_jobs.to_string())
-            .env("PODPERF_SHUTDOWN_GRACE_S", "2")
-            .env("RUST_LOG", "info,async_nats=warn");
-        w.proc = Some(ChildGuard::spawn(cmd, &w.pod));
+        self.cluster
+            .add_worker(WorkerSpec::new(pod, node, ip).max_jobs(max_jobs))
     }
 
     pub fn worker_id(&self, pod: &str) -> String {
-        self.workers
-            .iter()
-            .find(|w| w.pod == pod)
-            .map(|w| w.id.clone())
-            .unwrap_or_else(|| panic!("no worker {pod}"))
+        self.worker(pod).id.clone()
     }
 
-    /// One API request; `Err` for transport failures (no responders, timeout).
-    pub async fn try_api(&self, endpoint: &str, body: Value) -> Result<Value, String> {
-        let subject = format!("podperf.api.{endpoint}");
-        let payload = serde_json::to_vec(&body).unwrap();
-        self.try_api_raw(&subject, payload).await
+    /// The test's own NATS connection (the API client's).
+    pub fn nats_client(&self) -> &async_nats::Client {
+        self.client().nats()
     }
 
-    pub async fn try_api_raw(&self, subject: &str, payload: Vec<u8>) -> Result<Value, String> {
-        let req = self.client.request(subject.to_string(), payload.into());
-        match tokio::time::timeout(Duration::from_secs(10), req).await {
-            Ok(Ok(msg)) => serde_json::from_slice(&msg.payload).map_err(|e| e.to_string()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("no reply within 10 s".into()),
-        }
-    }
-
-    /// An API request that must get a reply (retried while the dispatcher is unreachable).
-    pub async fn api(&self, endpoint: &str, body: Value) -> Value {
-        let what = format!("podperf.api.{endpoint} answers");
-        eventually(Duration::from_secs(30), &what, || {
-            let body = body.clone();
-            async move { self.try_api(endpoint, body).await.ok() }
+    /// Submits a batch; the ids, or the client's error (typed: `kind()`, `code()`). Retried while
+    /// the dispatcher cannot be reached (e.g. while it restarts).
+    pub async fn submit(&self, jobs: Vec<JobSpec>) -> Result<Vec<Uuid>, ClientError> {
+        eventually(Duration::from_secs(30), "jobs.submit answers", || {
+            let jobs = jobs.clone();
+            async move {
+                match self.client().submit(jobs).await {
+                    Err(e) if e.kind() != ErrorKind::Refused => None,
+                    answered => Some(answered),
+                }
+            }
         })
         .await
     }
 
-    /// Submits a batch; `Ok(ids)` or `Err(the error object)`.
-    pub async fn submit(&self, jobs: Vec<Value>) -> Result<Vec<Uuid>, Value> {
-        let reply = self.api("jobs.submit", json!({ "jobs": jobs })).await;
-        match reply.get("ok") {
-            Some(ok) => Ok(serde_json::from_value(ok["job_ids"].clone()).unwrap()),
-            None => Err(reply["error"].clone()),
-        }
-    }
-
-    pub async fn submit_ok(&self, jobs: Vec<Value>) -> Vec<Uuid> {
+    pub async fn submit_ok(&self, jobs: Vec<JobSpec>) -> Vec<Uuid> {
         let n = jobs.len();
         let ids = self
             .submit(jobs)
@@ -267,32 +177,9 @@ impl Sys {
         ids
     }
 
-    pub async fn wait_workers(&self, pods: &[&str], timeout: Duration) -> Duration {
-        let t0 = Instant::now();
-        let mut want: Vec<String> = pods.iter().map(|p| p.to_string()).collect();
-        want.sort();
-        let what = format!("workers {pods:?} are listed");
-        eventually(timeout, &what, || async {
-            let v = self.try_api("workers.list", json!({})).await.ok()?;
-            let mut listed: Vec<String> = v["ok"]["workers"]
-                .as_array()?
-                .iter()
-                .filter_map(|w| w["pod_name"].as_str().map(String::from))
-                .collect();
-            listed.sort();
-            (listed == want).then_some(())
-        })
-        .await;
-        t0.elapsed()
-    }
-
     /// The job's record, or `None` when the API answered `not_found` or is unreachable.
-    pub async fn get(&self, id: Uuid) -> Option<Value> {
-        let v = self
-            .try_api("jobs.get", json!({ "job_id": id }))
-            .await
-            .ok()?;
-        v.get("ok").cloned()
+    pub async fn get(&self, id: Uuid) -> Option<JobRecord> {
+        self.client().get(id).await.ok()
     }
 
     /// The state of every job (`"?"` when it cannot be read now).
@@ -302,7 +189,7 @@ impl Sys {
                 let state = self
                     .get(id)
                     .await
-                    .and_then(|r| r["state"].as_str().map(String::from))
+                    .map(|r| r.state.as_str().to_string())
                     .unwrap_or_else(|| "?".into());
                 (id, state)
             })
@@ -342,7 +229,7 @@ impl Sys {
     /// Every terminal result in the results stream: job → the outcomes stored (normally one).
     pub async fn stream_results(&self) -> HashMap<Uuid, Vec<JobOutcome>> {
         use async_nats::jetstream::consumer::pull::OrderedConfig;
-        let js = async_nats::jetstream::new(self.client.clone());
+        let js = async_nats::jetstream::new(self.nats_client().clone());
         let stream = js.get_stream(RESULTS_STREAM).await.expect("results stream");
         let consumer = stream
             .create_consumer(OrderedConfig {
@@ -373,7 +260,7 @@ impl Sys {
         let unique: HashSet<Uuid> = ids.iter().copied().collect();
         assert_eq!(unique.len(), ids.len(), "the API handed out a job id twice");
         let results = self.stream_results().await;
-        let records: HashMap<Uuid, Option<Value>> = futures::stream::iter(ids.iter().copied())
+        let records: HashMap<Uuid, Option<JobRecord>> = futures::stream::iter(ids.iter().copied())
             .map(|id| async move { (id, self.get(id).await) })
             .buffer_unordered(64)
             .collect()
@@ -385,7 +272,7 @@ impl Sys {
                 a.missing.push(*id);
                 continue;
             };
-            let state = rec["state"].as_str().unwrap_or("?").to_string();
+            let state = rec.state.as_str().to_string();
             *a.by_state.entry(state.clone()).or_default() += 1;
             if !TERMINAL.contains(&state.as_str()) {
                 a.not_terminal.push(*id);
@@ -409,8 +296,8 @@ impl Sys {
             }
         }
         for id in must_succeed {
-            let state = records[id].as_ref().and_then(|r| r["state"].as_str());
-            if state != Some("succeeded") {
+            let state = records[id].as_ref().map(|r| r.state);
+            if state != Some(JobState::Succeeded) {
                 a.not_succeeded.push(*id);
             }
         }
@@ -449,30 +336,10 @@ impl Sys {
     pub fn worker_tools_running(&self) -> Vec<podperf_testkit::Proc> {
         self.workers
             .iter()
-            .filter_map(|w| w.proc.as_ref())
-            .flat_map(|p| podperf_testkit::descendants(p.pid()))
+            .flat_map(|w| podperf_testkit::descendants(w.proc.pid()))
             .filter(|p| !p.cmdline.starts_with("iperf3 -s "))
             .collect()
     }
-
-    /// Every process's log, for failure messages.
-    pub fn logs(&self) -> String {
-        let mut s = String::new();
-        if let Some(d) = &self.dispatcher {
-            s += &format!("--- dispatcher ---\n{}\n", tail(&d.log(), 60));
-        }
-        for w in &self.workers {
-            if let Some(p) = &w.proc {
-                s += &format!("--- {} ---\n{}\n", w.pod, tail(&p.log(), 30));
-            }
-        }
-        s
-    }
-}
-
-fn tail(log: &str, n: usize) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The figures of one scenario.
@@ -514,17 +381,35 @@ impl Audit {
     }
 }
 
-pub fn noop(source: &str, sleep_ms: u32) -> Value {
-    json!({"source": source, "params": {"kind": "noop", "sleep_ms": sleep_ms}})
+/// A job spec written as JSON (the way a user writes it), typed.
+pub fn spec(json: serde_json::Value) -> JobSpec {
+    serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("not a job spec ({e}): {json}"))
 }
 
-pub fn noops(source: &str, n: usize, sleep_ms: u32) -> Vec<Value> {
+pub fn noop(source: &str, sleep_ms: u32) -> JobSpec {
+    JobSpec {
+        source: source.into(),
+        target: None,
+        params: JobParams::Noop(NoopParams { sleep_ms }),
+        timeout_s: None,
+    }
+}
+
+pub fn noops(source: &str, n: usize, sleep_ms: u32) -> Vec<JobSpec> {
     (0..n).map(|_| noop(source, sleep_ms)).collect()
 }
 
-pub fn ping(source: &str, target: &str, count: u32) -> Value {
-    json!({"source": source, "target": {"worker": target},
-           "params": {"kind": "ping", "count": count, "interval_ms": 200}})
+pub fn ping(source: &str, target: &str, count: u32) -> JobSpec {
+    JobSpec {
+        source: source.into(),
+        target: Some(Target::Worker(target.into())),
+        params: JobParams::Ping(PingParams {
+            count,
+            interval_ms: 200,
+            ..PingParams::default()
+        }),
+        timeout_s: None,
+    }
 }
 
 pub use podperf_testkit::process_running;

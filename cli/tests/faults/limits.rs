@@ -1,13 +1,17 @@
 //! Limits under load: a flood of submits gets typed back-pressure (`busy`) instead of unbounded
 //! memory, the worker's concurrency limit holds, and raw output is capped.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::json;
 
-use crate::harness::{noops, DispatcherOpts, Sys};
+use podperf_client::Error as ClientError;
+use podperf_protocol::api::ErrorCode;
+use podperf_protocol::outcome::JobState;
+
+use crate::harness::{noops, spec, DispatcherOpts, Sys};
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -37,19 +41,19 @@ async fn flood(parallel: usize, ip: &str) {
     let rss_before = rss_kib(pid);
 
     let t0 = Instant::now();
-    let replies: Vec<Result<Vec<uuid::Uuid>, serde_json::Value>> = futures::stream::iter(0..40)
+    let replies: Vec<Result<Vec<uuid::Uuid>, ClientError>> = futures::stream::iter(0..40)
         .map(|_| sys.submit(noops("pod-a", 100, 3_000)))
         .buffer_unordered(parallel)
         .collect()
         .await;
     let took = t0.elapsed();
     let rss_peak = rss_kib(pid);
-    let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut codes: HashMap<Option<ErrorCode>, usize> = HashMap::new();
     let mut accepted = Vec::new();
     for r in &replies {
         match r {
             Ok(ids) => accepted.extend(ids.iter().copied()),
-            Err(e) => *codes.entry(e["code"].as_str().unwrap().into()).or_default() += 1,
+            Err(e) => *codes.entry(e.code()).or_default() += 1,
         }
     }
     println!(
@@ -58,8 +62,8 @@ async fn flood(parallel: usize, ip: &str) {
         accepted.len()
     );
     assert_eq!(
-        codes.keys().collect::<Vec<_>>(),
-        vec!["busy"],
+        codes.keys().copied().collect::<Vec<_>>(),
+        vec![Some(ErrorCode::Busy)],
         "only busy refusals"
     );
     assert!(!accepted.is_empty(), "nothing accepted");
@@ -131,16 +135,16 @@ async fn raw_output_is_capped_but_a_long_iperf3_report_still_parses() {
     sys.add_worker("pod-b", "node-2", "127.0.0.134", 8);
     sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(15))
         .await;
-    let job = json!({"source": "pod-a", "target": {"worker": "pod-b"},
-                     "params": {"kind": "iperf3", "duration_s": 12, "parallel": 16}});
+    let job = spec(json!({"source": "pod-a", "target": {"worker": "pod-b"},
+                          "params": {"kind": "iperf3", "duration_s": 12, "parallel": 16}}));
     let id = sys.submit_ok(vec![job]).await[0];
     sys.wait_terminal(&[id], Duration::from_secs(30)).await;
     let rec = sys.get(id).await.unwrap();
-    let raw = rec["raw_output"].as_str().unwrap_or("");
+    let raw = rec.raw_output.as_deref().unwrap_or("");
     println!(
-        "FIGURES raw cap: iperf3 -P 16 -t 12 → {} ({}), raw_output {} bytes",
-        rec["state"],
-        rec["reason"],
+        "FIGURES raw cap: iperf3 -P 16 -t 12 → {} ({:?}), raw_output {} bytes",
+        rec.state,
+        rec.reason,
         raw.len()
     );
     assert!(
@@ -150,7 +154,7 @@ async fn raw_output_is_capped_but_a_long_iperf3_report_still_parses() {
     );
     assert!(
         sys.audit(&[id], &[]).await.misreported.is_empty(),
-        "the stored state disagrees with the worker's result: {rec}"
+        "the stored state disagrees with the worker's result: {rec:?}"
     );
-    assert_eq!(rec["state"], "succeeded", "{}", rec["message"]);
+    assert_eq!(rec.state, JobState::Succeeded, "{:?}", rec.message);
 }

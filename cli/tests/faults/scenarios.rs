@@ -5,8 +5,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use podperf_protocol::api::ErrorCode;
+use podperf_protocol::outcome::JobState;
+
 use crate::harness::{
-    blocking, eventually, long, noops, ping, process_running, DispatcherOpts, Sys, TTL_S,
+    blocking, eventually, long, noops, ping, process_running, spec, DispatcherOpts, Sys, TTL_S,
 };
 
 /// Scenario 1: the source worker is SIGKILLed mid-iperf3 (and, once restarted, mid-ping).
@@ -19,14 +22,14 @@ async fn s1_worker_sigkilled_mid_job_ends_worker_lost_and_a_restart_takes_new_jo
         .await;
 
     // On pod-a: a 30 s iperf3 and 20 long noops; on pod-b: 20 noops that must be unaffected.
-    let iperf = json!({"source": "pod-a", "target": {"worker": "pod-b"},
-                       "params": {"kind": "iperf3", "duration_s": 30}});
+    let iperf = spec(json!({"source": "pod-a", "target": {"worker": "pod-b"},
+                            "params": {"kind": "iperf3", "duration_s": 30}}));
     let lost = sys.submit_ok(noops("pod-a", 20, 20_000)).await;
     let iperf_id = sys.submit_ok(vec![iperf]).await[0];
     let fine = sys.submit_ok(noops("pod-b", 20, 3_000)).await;
     eventually(Duration::from_secs(10), "the iperf3 job runs", || async {
         let r = sys.get(iperf_id).await?;
-        (r["state"] == "running").then_some(())
+        (r.state == JobState::Running).then_some(())
     })
     .await;
     let client = ["iperf3", "-c", "127.0.0.102"];
@@ -39,7 +42,7 @@ async fn s1_worker_sigkilled_mid_job_ends_worker_lost_and_a_restart_takes_new_jo
     );
 
     let killed = Instant::now();
-    sys.workers[0].proc.as_mut().unwrap().sigkill();
+    sys.workers[0].proc.sigkill();
     let gone_after = eventually(
         Duration::from_secs(5),
         "the iperf3 client is gone",
@@ -50,14 +53,14 @@ async fn s1_worker_sigkilled_mid_job_ends_worker_lost_and_a_restart_takes_new_jo
         + wait_state(
             &sys,
             iperf_id,
-            "worker_lost",
+            JobState::WorkerLost,
             Duration::from_secs(TTL_S + 8),
         )
         .await;
     let rec = sys.get(iperf_id).await.unwrap();
     assert!(
-        rec["message"].as_str().unwrap_or("").contains("liveness"),
-        "{rec}"
+        rec.message.as_deref().unwrap_or("").contains("liveness"),
+        "{rec:?}"
     );
     sys.wait_terminal(&lost, Duration::from_secs(10)).await;
 
@@ -73,17 +76,23 @@ async fn s1_worker_sigkilled_mid_job_ends_worker_lost_and_a_restart_takes_new_jo
 
     // Same again mid-ping: the ping dies with its worker.
     let ping_id = sys.submit_ok(vec![ping("pod-a", "pod-b", 100)]).await[0];
-    wait_state(&sys, ping_id, "running", Duration::from_secs(10)).await;
+    wait_state(&sys, ping_id, JobState::Running, Duration::from_secs(10)).await;
     let ping_proc = ["ping", "-c", "100", "127.0.0.102"];
     assert!(process_running(&ping_proc), "the ping runs");
     let killed2 = Instant::now();
-    sys.workers[0].proc.as_mut().unwrap().sigkill();
+    sys.workers[0].proc.sigkill();
     let ping_gone = eventually(Duration::from_secs(5), "the ping is gone", || async {
         (!process_running(&ping_proc)).then(|| killed2.elapsed())
     })
     .await;
-    let to_lost2 =
-        ping_gone + wait_state(&sys, ping_id, "worker_lost", Duration::from_secs(TTL_S + 8)).await;
+    let to_lost2 = ping_gone
+        + wait_state(
+            &sys,
+            ping_id,
+            JobState::WorkerLost,
+            Duration::from_secs(TTL_S + 8),
+        )
+        .await;
 
     sys.wait_terminal(&fine, Duration::from_secs(15)).await;
     let all: Vec<_> = lost
@@ -106,12 +115,12 @@ async fn s1_worker_sigkilled_mid_job_ends_worker_lost_and_a_restart_takes_new_jo
 }
 
 /// Waits until job `id` is in `state`; returns the time it took.
-async fn wait_state(sys: &Sys, id: uuid::Uuid, state: &str, timeout: Duration) -> Duration {
+async fn wait_state(sys: &Sys, id: uuid::Uuid, state: JobState, timeout: Duration) -> Duration {
     let t0 = Instant::now();
     let what = format!("job {id} is {state}");
     eventually(timeout, &what, || async {
         let r = sys.get(id).await?;
-        (r["state"] == state).then_some(())
+        (r.state == state).then_some(())
     })
     .await;
     t0.elapsed()
@@ -252,13 +261,10 @@ async fn s4_redis_outage_mid_batch_loses_nothing_and_the_store_catches_up() {
     blocking(|| sys.redis.stop());
     let stopped = Instant::now();
     // While Redis is down the API says so, typed.
-    let reply = sys
-        .try_api("jobs.get", json!({"job_id": ids[0]}))
-        .await
-        .unwrap();
-    assert_eq!(reply["error"]["code"], "store_unavailable", "{reply}");
+    let err = sys.client().get(ids[0]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::StoreUnavailable), "{err}");
     let err = sys.submit(noops("pod-a", 1, 0)).await.unwrap_err();
-    assert_eq!(err["code"], "store_unavailable", "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::StoreUnavailable), "{err}");
     tokio::time::sleep(down.saturating_sub(stopped.elapsed())).await;
     blocking(|| sys.redis.restart());
     let restarted = Instant::now();

@@ -8,26 +8,25 @@
 #![allow(dead_code)] // each test file uses its own part of the harness
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use async_nats::Client;
 use futures::StreamExt;
+pub use podperf_client::{Client as ApiClient, ErrorKind};
 use podperf_dispatcher::{DispatcherConfig, Store};
-use podperf_protocol::api::{
-    ApiError, ApiReply, JobRecord, ListJobsReply, ListWorkersReply, SubmitReply,
-};
+use podperf_protocol::api::JobRecord;
 use podperf_protocol::command::{RefusalReason, WorkerCommand, WorkerReply};
+use podperf_protocol::job::{JobParams, JobSpec, NoopParams};
 use podperf_protocol::names::{
-    api_subject, job_subject, result_subject, RESULTS_CONSUMER, RESULTS_STREAM, WORKERS_BUCKET,
+    job_subject, result_subject, RESULTS_CONSUMER, RESULTS_STREAM, WORKERS_BUCKET,
 };
 use podperf_protocol::now_ms;
 use podperf_protocol::outcome::{JobOutcome, JobState, OutcomeStatus};
 use podperf_protocol::result::{NoopResult, ProbeResult};
-use podperf_protocol::worker::{Tool, ToolInfo, WorkerInfo, WorkerView};
+use podperf_protocol::worker::{Tool, ToolInfo, WorkerInfo};
+pub use podperf_testkit::{call_raw_reply, eventually};
 use podperf_testkit::{NatsServer, RedisServer};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -55,24 +54,6 @@ pub fn test_config() -> DispatcherConfig {
     }
 }
 
-/// Polls `f` every 50 ms until it yields `Some`; panics naming `what` after `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting until {what}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 /// A running in-process dispatcher.
 struct Dispatcher {
     stop: oneshot::Sender<()>,
@@ -85,6 +66,8 @@ pub struct Env {
     pub redis: RedisServer,
     /// The test's own connection (the dispatcher has its own).
     pub client: Client,
+    /// The API client over [`client`](Self::client).
+    pub api: ApiClient,
     pub js: jetstream::Context,
     pub cfg: DispatcherConfig,
     dispatcher: Option<Dispatcher>,
@@ -109,10 +92,12 @@ impl Env {
         let nats = NatsServer::start();
         let client = async_nats::connect(nats.url()).await.expect("test client");
         let js = jetstream::new(client.clone());
+        let api = ApiClient::new(client.clone(), SOON);
         let mut env = Env {
             nats,
             redis,
             client,
+            api,
             js,
             cfg,
             dispatcher: None,
@@ -141,16 +126,8 @@ impl Env {
             shutdown,
         ));
         self.dispatcher = Some(Dispatcher { stop, task });
-        let client = self.client.clone();
-        eventually(SOON, "the dispatcher's API answers", || {
-            let client = client.clone();
-            async move {
-                let req = client.request(api_subject("workers.list"), "{}".into());
-                match tokio::time::timeout(Duration::from_secs(2), req).await {
-                    Ok(Ok(_)) => Some(()),
-                    _ => None,
-                }
-            }
+        eventually(SOON, "the dispatcher's API answers", || async {
+            self.api.workers().await.ok()
         })
         .await;
     }
@@ -189,17 +166,10 @@ impl Env {
                 let _ = kv.put(&key, value.clone()).await;
             }
         });
-        let id = info.worker_id.clone();
-        let client = self.client.clone();
-        eventually(SOON, "workers.list shows the new worker", || {
-            let (client, id) = (client.clone(), id.clone());
-            async move {
-                list_workers(&client)
-                    .await
-                    .iter()
-                    .any(|w| w.info.worker_id == id)
-                    .then_some(())
-            }
+        let id = &info.worker_id;
+        eventually(SOON, "workers.list shows the new worker", || async {
+            let ws = self.api.workers().await.ok()?;
+            ws.iter().any(|w| &w.info.worker_id == id).then_some(())
         })
         .await;
         let (tx, commands) = mpsc::unbounded_channel();
@@ -217,7 +187,11 @@ impl Env {
     pub async fn wait_state(&self, job_id: Uuid, state: JobState, within: Duration) -> JobRecord {
         let deadline = Instant::now() + within;
         loop {
-            let rec = get_job(&self.client, job_id).await;
+            let rec = self
+                .api
+                .get(job_id)
+                .await
+                .unwrap_or_else(|e| panic!("jobs.get {job_id}: {e}"));
             if rec.state == state {
                 return rec;
             }
@@ -443,74 +417,17 @@ pub fn outcome(job_id: Uuid, worker_id: &str, status: OutcomeStatus) -> JobOutco
     }
 }
 
-/// Sends raw bytes to `podperf.api.<endpoint>` and parses the reply envelope.
-pub async fn api_raw<T: DeserializeOwned>(
-    client: &Client,
-    endpoint: &str,
-    body: impl Into<bytes::Bytes>,
-) -> ApiReply<T> {
-    let msg = tokio::time::timeout(SOON, client.request(api_subject(endpoint), body.into()))
-        .await
-        .unwrap_or_else(|_| panic!("{endpoint} did not answer within {SOON:?}"))
-        .unwrap_or_else(|e| panic!("{endpoint} request failed: {e}"));
-    serde_json::from_slice(&msg.payload).unwrap_or_else(|e| {
-        panic!(
-            "{endpoint} replied with an unexpected shape ({e}): {}",
-            String::from_utf8_lossy(&msg.payload)
-        )
-    })
-}
-
-/// Sends a JSON request to `podperf.api.<endpoint>`.
-pub async fn api<T: DeserializeOwned>(
-    client: &Client,
-    endpoint: &str,
-    body: &Value,
-) -> ApiReply<T> {
-    api_raw(client, endpoint, serde_json::to_vec(body).unwrap()).await
-}
-
-/// `jobs.submit` with `jobs` (a JSON array of specs).
-pub async fn submit(client: &Client, jobs: Value) -> Result<Vec<Uuid>, ApiError> {
-    api::<SubmitReply>(client, "jobs.submit", &serde_json::json!({ "jobs": jobs }))
-        .await
-        .into_result()
-        .map(|r| r.job_ids)
-}
-
-/// Submits one job that must be accepted; returns its id.
-pub async fn submit_one(client: &Client, job: Value) -> Uuid {
-    let ids = submit(client, Value::Array(vec![job]))
-        .await
-        .unwrap_or_else(|e| panic!("submit was refused: {e:?}"));
-    assert_eq!(ids.len(), 1);
-    ids[0]
-}
-
-pub async fn get_job(client: &Client, job_id: Uuid) -> JobRecord {
-    api::<JobRecord>(client, "jobs.get", &serde_json::json!({ "job_id": job_id }))
-        .await
-        .into_result()
-        .unwrap_or_else(|e| panic!("jobs.get {job_id}: {e:?}"))
-}
-
-pub async fn list_jobs(client: &Client, filter: Value) -> Vec<JobRecord> {
-    api::<ListJobsReply>(client, "jobs.list", &filter)
-        .await
-        .into_result()
-        .expect("jobs.list")
-        .jobs
-}
-
-pub async fn list_workers(client: &Client) -> Vec<WorkerView> {
-    api::<ListWorkersReply>(client, "workers.list", &serde_json::json!({}))
-        .await
-        .into_result()
-        .expect("workers.list")
-        .workers
-}
-
 /// A noop job spec for `source`.
-pub fn noop(source: &str) -> Value {
-    serde_json::json!({ "source": source, "params": { "kind": "noop" } })
+pub fn noop(source: &str) -> JobSpec {
+    JobSpec {
+        source: source.into(),
+        target: None,
+        params: JobParams::Noop(NoopParams::default()),
+        timeout_s: None,
+    }
+}
+
+/// A job spec written as JSON (the way a user writes it), typed.
+pub fn spec(json: Value) -> JobSpec {
+    serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("not a job spec ({e}): {json}"))
 }

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 use async_nats::Client;
@@ -29,8 +29,6 @@ use uuid::Uuid;
 
 /// How long a request to a worker may take before the test fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often [`eventually`] polls.
-const POLL: Duration = Duration::from_millis(50);
 
 /// A real nats-server plus the dispatcher's side of the contract.
 pub struct Harness {
@@ -386,32 +384,15 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let check = || {
+    wait_for(timeout, what, || {
         let fut = check();
         async move { fut.await.then_some(()) }
-    };
-    wait_for(timeout, what, check).await
+    })
+    .await
 }
 
-/// Polls `probe` every 50 ms until it yields `Some`, and returns that; panics naming `what`
-/// after `timeout`. The probe runs at least once, and once more at the deadline.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            panic!("timed out after {timeout:?} waiting until {what}");
-        }
-        tokio::time::sleep(POLL.min(deadline - now)).await;
-    }
-}
+/// Polls `probe` until it yields `Some`, and returns that: testkit's [`podperf_testkit::eventually`].
+pub use podperf_testkit::eventually as wait_for;
 
 pub use podperf_testkit::is_alive;
 
