@@ -245,6 +245,35 @@ impl Cluster {
         }
     }
 
+    /// Waits until the dispatcher's ingest has acknowledged every message the results stream held
+    /// when this was called: whatever the workers had published by then has been written to the
+    /// store.
+    pub async fn wait_ingested(&self, within: Duration) {
+        use podperf_protocol::names::{RESULTS_CONSUMER, RESULTS_STREAM};
+        let js = async_nats::jetstream::new(self.client.nats().clone());
+        let last = {
+            let mut stream = js
+                .get_stream(RESULTS_STREAM)
+                .await
+                .expect("the results stream");
+            stream
+                .info()
+                .await
+                .expect("stream info")
+                .state
+                .last_sequence
+        };
+        eventually(within, "ingest acknowledged every published result", || {
+            let js = js.clone();
+            async move {
+                let stream = js.get_stream(RESULTS_STREAM).await.ok()?;
+                let info = stream.consumer_info(RESULTS_CONSUMER).await.ok()?;
+                (info.ack_floor.stream_sequence >= last).then_some(())
+            }
+        })
+        .await;
+    }
+
     /// Adds a worker and starts it; returns its index in [`workers`](Self::workers).
     pub fn add_worker(&mut self, spec: WorkerSpec) -> usize {
         let id = format!("uid-{}-{}", spec.pod, free_port());

@@ -61,6 +61,12 @@ impl Cluster {
         c
     }
 
+    /// Waits until the dispatcher has stored every result published so far.
+    pub fn wait_ingested(&self) {
+        let Cluster { inner, rt } = self;
+        rt.block_on(inner.wait_ingested(Duration::from_secs(10)));
+    }
+
     /// Starts the dispatcher (again) and waits until its API answers.
     pub fn start_dispatcher(&mut self) {
         let Cluster { inner, rt } = self;
