@@ -13,6 +13,7 @@
 //! - `hub.rs` — the live-event hub behind `GET /api/v2/events`.
 //! - `api/` — REST v2, one file per resource; `api/health.rs` — `/healthz`, `/readyz`.
 //! - `v1/` — the published design's v1 API (its envelope, its `task_param` parser).
+//! - `openapi.rs` — the OpenAPI document (utoipa), snapshot-tested against `web/openapi.json`.
 //! - `ui/` — the web UI's routes.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod openapi;
 pub mod state;
 pub mod ui;
 pub mod v1;
