@@ -26,6 +26,7 @@ INFRA_IP=$UNDERLAY_NET.2
 CLUSTER_CIDR=10.244.0.0/16
 NATS_PORT=4222
 REDIS_PORT=6379
+WEB_PORT=8080 # podperf-web, on the infra namespace's loopback (no token: loopback only)
 POD_MTU=1450
 VXLAN_VNI=1
 VXLAN_PORT=8472
@@ -350,6 +351,11 @@ cmd_supervise() { # run
       PODPERF_NATS_USER=dispatcher PODPERF_NATS_PASSWORD="$PODPERF_DISPATCHER_PASSWORD" \
       PODPERF_ALLOWED_CIDRS="$CLUSTER_CIDR,$UNDERLAY_CIDR" -- "$BIN_DIR/podperf-dispatcher"
     if wait_for "podperf-dispatcher API" 20 $! api_ready; then
+      if [ -x "$BIN_DIR/podperf-web" ]; then
+        spawn web "$INFRA_NS" PODPERF_NATS_URL="$NATS_URL" PODPERF_NATS_USER=web \
+          PODPERF_NATS_PASSWORD="$PODPERF_WEB_PASSWORD" PODPERF_WEB_LISTEN="127.0.0.1:$WEB_PORT" \
+          -- "$BIN_DIR/podperf-web"
+      fi
       {
         printf 'name\trole\tnetns\tnode\tpod_ip\tnode_ip\tworker_id\tiperf3_port\n'
         for ((n = 0; n < NODES; n++)); do
@@ -527,6 +533,10 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
     log "up in $(($(now_ms) - t0)) ms; state: $STATE_DIR/state.env, logs: $LOG_DIR"
     printf 'RUN_ID=%s\nNATS_URL=%s\nSTATE_DIR=%s\n' "$run" "$NATS_URL" "$STATE_DIR"
     log "next: $0 exec --run-id $run -- podperf workers;  $0 down --run-id $run"
+  fi
+  if [ -x "$BIN_DIR/podperf-web" ]; then
+    log "podperf-web: http://127.0.0.1:$WEB_PORT/ in the infra namespace, e.g." \
+      "$0 exec --run-id $run -- curl -s http://127.0.0.1:$WEB_PORT/api/v2/workers"
   fi
 }
 
