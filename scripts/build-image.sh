@@ -81,6 +81,10 @@ image_exists() {
   if is_podman; then "${ENGINE[@]}" image exists "$1"; else docker image inspect "$1" >/dev/null 2>&1; fi
 }
 
+image_id() { # tag → id, or nothing
+  "${ENGINE[@]}" image inspect --format '{{.Id}}' "$1" 2>/dev/null || true
+}
+
 pullable() { # image: present or pulled within a bound
   image_exists "$1" || timeout 300 "${ENGINE[@]}" pull -q "$1" >/dev/null 2>&1
 }
@@ -153,8 +157,10 @@ main() {
   args=(-f Dockerfile -t "$TAG")
   if is_podman; then
     # Podman's RUN steps lack NET_RAW by default; the Dockerfile's ping check needs it. Rlimits no
-    # higher than this host's hard limits (containers cannot raise them).
-    args+=(--cap-add NET_RAW --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
+    # higher than this host's hard limits (containers cannot raise them). No layer cache: it would
+    # keep an untagged copy of the build stage (the binaries) per build; the cached part that
+    # matters, the base, is cached above.
+    args+=(--layers=false --cap-add NET_RAW --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096)
   fi
   case $mode in
     auto | pull)
@@ -182,7 +188,13 @@ main() {
     log "path: debootstrap (base $base for both stages; host-built binaries, BINARIES=prebuilt)"
     args+=(--build-arg "BASE_IMAGE=$base" --build-arg "BUILDER_IMAGE=$base" --build-arg BINARIES=prebuilt)
   fi
+  local old=""
+  old=$(image_id "$TAG")
   "${ENGINE[@]}" build "${args[@]}" . >&2
+  if [ -n "$old" ] && [ "$old" != "$(image_id "$TAG")" ]; then
+    # The image this tag named before, now untagged: removed unless something still uses it.
+    "${ENGINE[@]}" rmi "$old" >/dev/null 2>&1 || true
+  fi
   if is_podman; then
     size=$("${ENGINE[@]}" image inspect --format '{{.Size}}' "$TAG")
   else
