@@ -773,7 +773,9 @@ teardown() { # run keep_logs
     [ ${#pids[@]} -eq 0 ] && break
     kill_and_wait KILL 2000 "${pids[@]}" || log "warning: processes of run $run still alive: ${pids[*]}"
   done
-  remove_containers "$run" # normally gone already (podman run --rm)
+  # Containers of an --image run are normally gone already (podman run --rm); a run without
+  # state (a leftover) is checked too.
+  if ! grep -qsxE "IMAGE=(''|)" "$STATE_ROOT/$run/state.env"; then remove_containers "$run"; fi
   # The supervisor exits by itself once its children are reaped.
   [ -z "$sup" ] || kill_and_wait 0 1000 "$sup" || kill_and_wait KILL 1000 "$sup" || true
   # Pods before nodes before the underlay: a veth pair dies with either end.
