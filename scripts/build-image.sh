@@ -112,7 +112,7 @@ debootstrap_base() {
     [ "$(id -u)" -eq 0 ] || die "debootstrap needs root"
     dir=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     # shellcheck disable=SC2064
-    trap "rm -rf '$dir' '$tarball.partial'" EXIT
+    trap "rm -rf '$dir' '$tarball.partial.$$'" EXIT
     t0=$(now_ms)
     log "debootstrap --variant=minbase $SUITE from $MIRROR with: $PACKAGES"
     debootstrap --variant=minbase --include="${PACKAGES// /,}" "$SUITE" "$dir" "$MIRROR" \
@@ -124,8 +124,8 @@ debootstrap_base() {
     rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/* "$dir"/usr/share/doc/* \
       "$dir"/usr/share/man/* "$dir"/usr/share/info/* "$dir"/var/log/* "$dir"/tmp/*
     # --xattrs keeps file capabilities (security.capability); without it ping would lose its own.
-    tar --numeric-owner --xattrs --xattrs-include='*' -C "$dir" -cf "$tarball.partial" .
-    mv "$tarball.partial" "$tarball"
+    tar --numeric-owner --xattrs --xattrs-include='*' -C "$dir" -cf "$tarball.partial.$$" .
+    mv "$tarball.partial.$$" "$tarball" # atomic: a concurrent build sees a whole tarball or none
     rm -rf "$dir"
     trap - EXIT
     log "base root file system made in $(($(now_ms) - t0)) ms ($(du -h "$tarball" | cut -f1))"

@@ -19,7 +19,10 @@ use podperf_testkit::workspace_bin;
 mod support;
 use support::{state_root, testbed_usable, text, Testbed};
 
-const TAG: &str = "localhost/podperf:test";
+/// This test's own tag (test runs of other checkouts may build at the same time).
+fn tag() -> String {
+    format!("localhost/podperf:test-{}", std::process::id())
+}
 /// CapBnd of a worker: NET_RAW (bit 13) and nothing else.
 const NET_RAW_ONLY: &str = "0000000000002000";
 
@@ -42,6 +45,20 @@ impl Drop for Containers {
     fn drop(&mut self) {
         for name in &self.0 {
             let _ = podman(&["rm", "-f", "-t", "0", name]);
+        }
+    }
+}
+
+/// Removes this test's image when dropped (after the testbed, declared later, is down).
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        for engine in ["podman", "docker"] {
+            let out = Command::new(engine).args(["rmi", &self.0]).output();
+            if out.is_ok_and(|o| o.status.success()) {
+                break;
+            }
         }
     }
 }
@@ -128,7 +145,7 @@ fn assert_like_daemonset(container: &str, manifest: &Path) {
 fn build_image(bin_dir: &Path) -> Option<Output> {
     let t0 = Instant::now();
     let out = Command::new(repo().join("scripts/build-image.sh"))
-        .arg(TAG)
+        .arg(tag())
         .env("PODPERF_IMAGE_BIN_DIR", bin_dir)
         .output()
         .expect("run build-image.sh");
@@ -139,7 +156,8 @@ fn build_image(bin_dir: &Path) -> Option<Output> {
     }
     assert!(out.status.success(), "build-image.sh failed: {log}");
     eprintln!(
-        "image {TAG} built in {:.1} s: {}",
+        "image {} built in {:.1} s: {}",
+        tag(),
         t0.elapsed().as_secs_f64(),
         log.lines()
             .filter(|l| l.starts_with("build-image:"))
@@ -211,12 +229,15 @@ fn image_runs_the_testbed_like_the_daemonsets() {
     if build_image(&bin_dir).is_none() {
         return;
     }
-    if !podman(&["info"]).status.success() {
+    let _image = Image(tag());
+    let podman_runs = Command::new("podman").arg("--version").output().is_ok()
+        && podman(&["info"]).status.success();
+    if !podman_runs {
         eprintln!("SKIPPED (testbed part): testbed --image needs podman, which cannot run here");
         return;
     }
     let t0 = Instant::now();
-    let mut tb = Testbed::up_with(2, 2, 'i', &["--image", TAG]);
+    let mut tb = Testbed::up_with(2, 2, 'i', &["--image", &tag()]);
     eprintln!(
         "testbed up with the image in {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -328,5 +349,4 @@ fn image_runs_the_testbed_like_the_daemonsets() {
         left.trim().is_empty(),
         "containers of run {run} left: {left}"
     );
-    let _ = podman(&["rmi", TAG]);
 }
