@@ -123,6 +123,8 @@ fn assert_like_daemonset(container: &str, manifest: &Path) {
         "0000000000000000",
         "{container}"
     );
+    // allowPrivilegeEscalation: true (no_new_privs would mask ping's file capability).
+    assert_eq!(status_field(&status, "NoNewPrivs"), "0", "{container}");
     assert_eq!(
         status_field(&status, "CapInh"),
         "0000000000000000",
@@ -273,6 +275,8 @@ fn image_runs_the_testbed_like_the_daemonsets() {
     let dispatcher = proc_status(&format!("ppt-{run}-dispatcher"));
     assert_eq!(status_field(&dispatcher, "CapBnd"), "0000000000000000");
     assert!(status_field(&dispatcher, "Uid").starts_with("10001\t"));
+    // The dispatcher keeps allowPrivilegeEscalation: false.
+    assert_eq!(status_field(&dispatcher, "NoNewPrivs"), "1");
 
     // The whole matrix, and traceroute over ICMP (a raw socket through traceroute's file capability).
     let r = tb.podperf(&[
