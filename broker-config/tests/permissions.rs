@@ -277,11 +277,24 @@ async fn only_dispatchers_hold_the_lease_and_reach_the_leader() {
             .unwrap();
         leader.flush().await.unwrap();
     });
-    let reply = dispatcher
-        .client
-        .request("podperf.dispatch.adopt", "[]".into())
-        .await
-        .expect("the leader answers");
+    // Retried while the server reports no responders (the subscription may still be settling
+    // on a loaded machine).
+    let mut tries = 0;
+    let reply = loop {
+        match dispatcher
+            .client
+            .request("podperf.dispatch.adopt", "[]".into())
+            .await
+        {
+            Ok(reply) => break reply,
+            Err(e) if tries < 30 => {
+                tries += 1;
+                eprintln!("no answer yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the leader never answered: {e}"),
+        }
+    };
     assert_eq!(&reply.payload[..], b"true");
     answer.await.unwrap();
     assert!(

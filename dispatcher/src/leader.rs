@@ -230,6 +230,10 @@ async fn term(
         "forwarded-cancels",
         serve_cancels(cancel, ctx.client.clone(), handle.clone(), halt.clone()),
     );
+    tasks.spawn(
+        "trim",
+        trim(store.clone(), ctx.cfg.store_max_jobs, halt.clone()),
+    );
     ctx.leadership.set(ctx.leadership.info(), Some(handle));
     if let Some(r) = ready.take() {
         let _ = r.send(());
@@ -353,6 +357,22 @@ async fn rescan(
         adopt(store, engine, missing).await;
     }
     Ok(())
+}
+
+/// Keeps the store within its budget: every second, the oldest terminal jobs beyond
+/// `max_terminal` are trimmed (see `Store::trim_to`).
+async fn trim(store: Store, max_terminal: u64, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+        match store.trim_to(max_terminal).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "trimmed the oldest terminal jobs"),
+            Err(err) => tracing::warn!(%err, "cannot trim the job store"),
+        }
+    }
 }
 
 /// Cancels the standbys forwarded; answers `true` when the job was outstanding (once stored).

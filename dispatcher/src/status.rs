@@ -12,7 +12,7 @@ use podperf_protocol::status::{DispatcherInfo, Reachability, Role, StatusReply, 
 use crate::api::{parse, Api};
 
 /// How long each backend has to answer.
-const PROBE_WITHIN: Duration = Duration::from_secs(2);
+const PROBE_WITHIN: Duration = Duration::from_secs(5);
 
 impl Api {
     pub(crate) async fn status(&self, payload: &[u8]) -> Result<StatusReply, ApiError> {
@@ -56,12 +56,9 @@ impl Api {
         };
         let me = self.leadership.info();
         let mut dispatchers = self.replicas().await;
-        if !dispatchers
-            .iter()
-            .any(|d| d.dispatcher_id == me.dispatcher_id)
-        {
-            dispatchers.push(me.clone());
-        }
+        // This replica's own view is fresher than its key (refreshed every TTL/3 or TTL/5).
+        dispatchers.retain(|d| d.dispatcher_id != me.dispatcher_id);
+        dispatchers.push(me.clone());
         dispatchers.sort_by_key(|d| (d.role != Role::Leader, d.since_ms));
         Ok(StatusReply {
             dispatchers,

@@ -1,5 +1,7 @@
 //! `Store` against a real `redis-server` (one per test).
 
+#[path = "store/budget.rs"]
+mod budget;
 #[path = "store/fence.rs"]
 mod fence;
 #[path = "store/jobs.rs"]

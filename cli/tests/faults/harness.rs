@@ -58,6 +58,8 @@ pub struct DispatcherOpts {
     pub max_queued: Option<usize>,
     /// How long each API call of the test's client may take; `None` = the client's default.
     pub api_timeout: Option<Duration>,
+    /// More dispatcher env (budgets, …).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for DispatcherOpts {
@@ -66,6 +68,7 @@ impl Default for DispatcherOpts {
             replicas: 1,
             max_queued: None,
             api_timeout: None,
+            env: Vec::new(),
         }
     }
 }
@@ -76,6 +79,7 @@ impl DispatcherOpts {
         if let Some(q) = self.max_queued {
             env.push(("PODPERF_MAX_QUEUED".into(), q.to_string()));
         }
+        env.extend(self.env.iter().cloned());
         let defaults = ClusterOpts::default();
         ClusterOpts {
             worker_ttl_s: Some(TTL_S),

@@ -14,6 +14,7 @@
 
 pub mod keys;
 
+mod budget;
 mod fence;
 mod jobs;
 mod record;
