@@ -79,6 +79,7 @@ impl Stack {
             persistent_redis: false,
             worker_ttl_s: None,
             allowed_cidrs: None,
+            leader_ttl_ms: None,
             dispatcher_env: opts.dispatcher_env,
             // Real processes get the harness's own PATH back, and nothing else of its env.
             env: vec![("PATH".into(), orig_path())],

@@ -105,6 +105,16 @@ fn real_binaries_work_with_their_own_credentials() {
         web.log(),
         logs()
     );
+    // `podperf status` reads the dispatchers bucket and the stream through the dispatcher.
+    let out = podperf(&nats, "cli", &["-o", "json", "status"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"role\": \"leader\"") && stdout.contains("\"queue_depth\""),
+        "status failed: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    println!("$ podperf -o json status\n{stdout}");
 
     // Nothing anyone did was refused (a silently refused ack or flow-control reply shows here).
     let log = nats.log();

@@ -307,4 +307,88 @@ async fn web_can_call_the_api_and_follow_the_feeds_and_nothing_more() {
         web.client.flush().await.unwrap();
         web.expect_violation(subject).await;
     }
+/// The dispatcher replicas' lease bucket and their `podperf.dispatch.>` requests: the dispatcher
+/// credential creates, renews (compare-and-set) and deletes the lease and reaches the leader; a
+/// worker or cli credential can do neither.
+#[tokio::test]
+async fn only_dispatchers_hold_the_lease_and_reach_the_leader() {
+    let nats = server();
+    let mut dispatcher = connect(&nats, "dispatcher").await;
+    let js = jetstream::new(dispatcher.client.clone());
+    let kv = js
+        .create_or_update_key_value(async_nats::jetstream::kv::Config {
+            bucket: "podperf-dispatchers".into(),
+            history: 1,
+            max_age: Duration::from_secs(3),
+            ..Default::default()
+        })
+        .await
+        .expect("the dispatcher creates the lease bucket");
+    let rev = kv
+        .create("leader", "a".into())
+        .await
+        .expect("create the lease");
+    let rev = kv
+        .update("leader", "a".into(), rev)
+        .await
+        .expect("renew it");
+    kv.put("replica.a", "{}".into()).await.expect("advertise");
+    let keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    kv.delete_expect_revision("leader", Some(rev))
+        .await
+        .expect("release it");
+
+    // One replica asks the leader (another dispatcher connection) to take up jobs.
+    let leader = connect(&nats, "dispatcher").await.client;
+    let mut adopt = leader.subscribe("podperf.dispatch.adopt").await.unwrap();
+    leader.flush().await.unwrap();
+    let answer = tokio::spawn(async move {
+        let msg = adopt.next().await.expect("a request");
+        leader
+            .publish(msg.reply.unwrap(), "true".into())
+            .await
+            .unwrap();
+        leader.flush().await.unwrap();
+    });
+    // Retried while the server reports no responders (the subscription may still be settling
+    // on a loaded machine).
+    let mut tries = 0;
+    let reply = loop {
+        match dispatcher
+            .client
+            .request("podperf.dispatch.adopt", "[]".into())
+            .await
+        {
+            Ok(reply) => break reply,
+            Err(e) if tries < 30 => {
+                tries += 1;
+                eprintln!("no answer yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the leader never answered: {e}"),
+        }
+    };
+    assert_eq!(&reply.payload[..], b"true");
+    answer.await.unwrap();
+    assert!(
+        dispatcher.errors.try_recv().is_err(),
+        "the dispatcher hit a permission error"
+    );
+
+    for user in ["worker", "cli"] {
+        let mut other = connect(&nats, user).await;
+        for subject in ["$KV.podperf-dispatchers.leader", "podperf.dispatch.adopt"] {
+            other.client.publish(subject, "x".into()).await.unwrap();
+            other.client.flush().await.unwrap();
+            other.expect_violation(subject).await;
+        }
+        let _sub = other.client.subscribe("podperf.dispatch.>").await.unwrap();
+        other.client.flush().await.unwrap();
+        other.expect_violation("podperf.dispatch.>").await;
+    }
+    assert!(
+        kv.get("leader").await.unwrap().is_none(),
+        "the lease was written"
+    );
 }

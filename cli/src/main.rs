@@ -127,7 +127,7 @@ mod tests {
         let mut root = Cli::command().bin_name("podperf");
         root.build();
         let mut text = String::new();
-        let paths: [&[&str]; 11] = [
+        let paths: [&[&str]; 12] = [
             &["workers"],
             &["run"],
             &["run", "ping"],
@@ -139,6 +139,7 @@ mod tests {
             &["watch"],
             &["matrix"],
             &["runs"],
+            &["status"],
         ];
         for path in paths {
             let mut cmd = &mut root;

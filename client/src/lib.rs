@@ -117,6 +117,12 @@ impl Client {
         }
     }
 
+    /// The dispatcher replicas (leader first), NATS and Redis reachability, the queue depth and
+    /// each store's use against its budget.
+    pub async fn status(&self) -> Result<podperf_protocol::status::StatusReply> {
+        self.call(endpoint::STATUS, &serde_json::json!({})).await
+    }
+
     /// Submits a batch (accepted or refused as a whole); one id per job, in order.
     pub async fn submit(&self, jobs: Vec<JobSpec>) -> Result<Vec<Uuid>> {
         let n = jobs.len();

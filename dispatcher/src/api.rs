@@ -8,7 +8,7 @@ use async_nats::Client;
 use futures::StreamExt;
 use podperf_protocol::api::*;
 use podperf_protocol::job::{JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
-use podperf_protocol::names::{endpoint, API_PREFIX, SERVICE_NAME};
+use podperf_protocol::names::{endpoint, ADOPT_SUBJECT, API_PREFIX, CANCEL_SUBJECT, SERVICE_NAME};
 use podperf_protocol::now_ms;
 use podperf_protocol::worker::WorkerInfo;
 use serde::de::DeserializeOwned;
@@ -17,14 +17,19 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::DispatcherConfig;
-use crate::engine::EngineHandle;
+use crate::leader::Leadership;
 use crate::membership::Members;
 use crate::store::{NewJob, Store, StoreError};
 
 pub struct Api {
     pub members: Members,
     pub store: Store,
-    pub engine: EngineHandle,
+    /// The engine while this replica leads; a standby stores jobs and tells the leader.
+    pub leadership: Arc<Leadership>,
+    pub client: Client,
+    pub js: async_nats::jetstream::Context,
+    /// The dispatchers bucket (the replicas and the lease), for `status`.
+    pub dispatchers: async_nats::jetstream::kv::Store,
     pub cfg: DispatcherConfig,
 }
 
@@ -65,6 +70,7 @@ impl Api {
             endpoint::RUNS_START => encode(self.start_run(payload).await),
             endpoint::RUNS_GET => encode(self.get_run(payload).await),
             endpoint::RUNS_LIST => encode(self.list_runs(payload).await),
+            endpoint::STATUS => encode(self.status(payload).await),
             other => encode::<()>(Err(ApiError::new(
                 ErrorCode::BadRequest,
                 format!("unknown endpoint {other}"),
@@ -99,7 +105,6 @@ impl Api {
             let msg = format!("{} jobs in one batch; at most {MAX_BATCH}", req.jobs.len());
             return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("jobs"));
         }
-        let reservation = self.reserve(req.jobs.len())?;
         let now = now_ms();
         let mut jobs = Vec::with_capacity(req.jobs.len());
         for (i, spec) in req.jobs.iter().enumerate() {
@@ -114,22 +119,53 @@ impl Api {
                 Err(e) => return Err(in_batch(e, i)),
             }
         }
-        self.store.insert(&jobs).await.map_err(store_error)?;
         let job_ids = jobs.iter().map(|j| j.job_id).collect();
-        self.engine.enqueue(jobs, reservation);
+        self.accept(jobs, None).await?;
         Ok(SubmitReply { job_ids })
     }
 
-    /// Room for `n` more jobs, or `busy`.
-    pub(crate) fn reserve(&self, n: usize) -> Reply<crate::engine::Reservation> {
-        self.engine.reserve(n, self.cfg.max_queued).ok_or_else(|| {
+    /// Stores admitted jobs (and their run) and has them scheduled: by this replica's engine
+    /// while it leads, else by the leader, told of them (and, should that fail, finding them
+    /// in the store: a new leader resumes them, a leader rescans for them). `busy` beyond the
+    /// dispatcher's limit.
+    pub(crate) async fn accept(
+        &self,
+        jobs: Vec<NewJob>,
+        run: Option<&podperf_protocol::run::RunRecord>,
+    ) -> Reply<()> {
+        let n = jobs.len();
+        let busy = |outstanding: usize| {
             let msg = format!(
-                "{} jobs are outstanding (at most {}); try again later",
-                self.engine.outstanding(),
+                "{outstanding} jobs are outstanding (at most {}); try again later",
                 self.cfg.max_queued
             );
             ApiError::new(ErrorCode::Busy, msg)
-        })
+        };
+        match self.leadership.engine() {
+            Some(engine) => {
+                let reservation = engine
+                    .reserve(n, self.cfg.max_queued)
+                    .ok_or_else(|| busy(engine.outstanding()))?;
+                self.store.insert(&jobs).await.map_err(store_error)?;
+                if let Some(run) = run {
+                    self.store.put_run(run).await.map_err(store_error)?;
+                }
+                engine.enqueue(jobs, reservation);
+            }
+            None => {
+                let outstanding = self.store.active_count().await.map_err(store_error)?;
+                if outstanding + n > self.cfg.max_queued {
+                    return Err(busy(outstanding));
+                }
+                self.store.insert(&jobs).await.map_err(store_error)?;
+                if let Some(run) = run {
+                    self.store.put_run(run).await.map_err(store_error)?;
+                }
+                let ids: Vec<Uuid> = jobs.iter().map(|j| j.job_id).collect();
+                tokio::spawn(tell_leader(self.client.clone(), ids, self.cfg.leader_ttl));
+            }
+        }
+        Ok(())
     }
 
     /// Validates one spec against the live workers and the allow-list; builds the job.
@@ -214,12 +250,58 @@ impl Api {
     async fn cancel(&self, payload: &[u8]) -> Reply<JobRecord> {
         let req: JobIdRequest = parse(payload)?;
         // Answers once the cancellation is stored (or at once when the job was not outstanding).
-        self.engine.cancel(req.job_id).await;
+        match self.leadership.engine() {
+            Some(engine) => {
+                engine.cancel(req.job_id).await;
+            }
+            None => self.forward_cancel(&req).await?,
+        }
         self.store
             .get(req.job_id)
             .await
             .map_err(store_error)?
             .ok_or_else(|| not_found(req.job_id))
+    }
+}
+
+impl Api {
+    /// A standby hands a cancel to the leader and waits until it is stored.
+    async fn forward_cancel(&self, req: &JobIdRequest) -> Reply<()> {
+        let payload: bytes::Bytes = serde_json::to_vec(req).expect("request serialises").into();
+        let ask = self.client.request(CANCEL_SUBJECT, payload);
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ask).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(no_leader(&err.to_string())),
+            Err(_) => Err(no_leader("no answer within 10 s")),
+        }
+    }
+}
+
+fn no_leader(why: &str) -> ApiError {
+    let msg = format!("no leading dispatcher could take the cancel ({why}); try again");
+    ApiError::new(ErrorCode::Busy, msg)
+}
+
+/// Tells the leader about jobs this standby stored, retrying for a few lease TTLs (a failover
+/// may be under way). Should all fail, the jobs are still in the store: the next leader resumes
+/// them and a leader's rescan finds them.
+async fn tell_leader(client: Client, ids: Vec<Uuid>, ttl: std::time::Duration) {
+    use backon::{ExponentialBuilder, Retryable};
+    let payload: bytes::Bytes = serde_json::to_vec(&ids).expect("ids serialise").into();
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_millis(100))
+        .with_max_delay(ttl)
+        .with_max_times(8);
+    let ask = || async {
+        let req = client.request(ADOPT_SUBJECT, payload.clone());
+        match tokio::time::timeout(std::time::Duration::from_secs(2), req).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err("no answer within 2 s".to_string()),
+        }
+    };
+    if let Err(err) = ask.retry(backoff).await {
+        tracing::warn!(jobs = ids.len(), %err, "could not tell the leader about stored jobs; a rescan will find them");
     }
 }
 
@@ -271,6 +353,7 @@ pub async fn serve(
         endpoint::RUNS_START,
         endpoint::RUNS_GET,
         endpoint::RUNS_LIST,
+        endpoint::STATUS,
         endpoint::WORKERS_LIST,
     ];
     let mut tasks = tokio::task::JoinSet::new();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DispatcherConfig {
     /// Replicas of the KV bucket and the results stream (3 on a JetStream cluster).
     pub replicas: usize,
@@ -30,6 +30,16 @@ pub struct DispatcherConfig {
     /// Keep the liveness bucket in memory (cheaper at very large scale) instead of on disk (it
     /// then survives a server restart that keeps its store).
     pub liveness_in_memory: bool,
+    /// How long the leader lease lasts without a renewal: a standby takes over at most this long
+    /// after the leader died (at once when it shut down cleanly).
+    pub leader_ttl: Duration,
+    /// The results stream's byte budget: at it, the oldest messages are dropped.
+    pub results_max_bytes: u64,
+    /// Terminal jobs the Redis store keeps; the oldest are trimmed beyond it (outstanding jobs
+    /// never are).
+    pub store_max_jobs: u64,
+    /// This replica, as advertised to `podperf status`.
+    pub identity: crate::lease::Identity,
 }
 
 impl Default for DispatcherConfig {
@@ -45,6 +55,17 @@ impl Default for DispatcherConfig {
             deadline_grace: Duration::from_secs(2),
             default_iperf3_port: 5201,
             liveness_in_memory: false,
+            leader_ttl: Duration::from_millis(DEFAULT_LEADER_TTL_MS),
+            results_max_bytes: DEFAULT_RESULTS_MAX_BYTES,
+            store_max_jobs: DEFAULT_STORE_MAX_JOBS,
+            identity: crate::lease::Identity::new(),
         }
     }
 }
+
+/// `PODPERF_LEADER_TTL_MS` by default.
+pub const DEFAULT_LEADER_TTL_MS: u64 = 3000;
+/// `PODPERF_RESULTS_MAX_BYTES` by default: 1 GiB (≈ 1 million noop/ping results).
+pub const DEFAULT_RESULTS_MAX_BYTES: u64 = 1 << 30;
+/// `PODPERF_STORE_MAX_JOBS` by default: 500,000 terminal jobs (≈ 1 GiB of Redis at ~2 KB each).
+pub const DEFAULT_STORE_MAX_JOBS: u64 = 500_000;

@@ -10,18 +10,23 @@
 //! - [`engine`]: the job table, deadlines, worker loss, cancellation; [`scheduler`]: who may run;
 //!   [`deliver`]: request/reply delivery with retries.
 //! - [`ingest`]: results stream → Redis; [`store`]: the Redis store.
+//! - [`lease`]: the leader lease; [`leader`]: standby and leader terms (only the leader runs the
+//!   engine and ingest; every replica serves the API); [`status`]: `podperf status`.
 
 pub mod api;
 pub mod config;
 pub mod deliver;
 pub mod engine;
 pub mod ingest;
+pub mod leader;
+pub mod lease;
 pub mod membership;
 pub mod planner;
 pub mod resolve;
 pub mod runs;
 pub mod scheduler;
 pub mod setup;
+pub mod status;
 pub mod store;
 
 use std::future::Future;
@@ -37,7 +42,7 @@ pub use config::DispatcherConfig;
 pub use store::Store;
 
 /// How long the tasks have to stop once shutdown is asked for (or one of them failed).
-const STOP_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const STOP_WITHIN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -48,6 +53,8 @@ pub enum Error {
     /// Boxed: the ingest module's error type is its own business.
     #[error("cannot create the results consumer")]
     Consumer(#[source] podperf_connect::BoxError),
+    #[error("cannot subscribe to {0}")]
+    Subscribe(&'static str, #[source] async_nats::SubscribeError),
     #[error("cannot resume outstanding jobs")]
     Recover(#[from] store::StoreError),
     /// A long-lived task (engine, ingest, API, membership…) ended or failed.
@@ -84,6 +91,7 @@ pub async fn run_with_reconnects(
     let js = async_nats::jetstream::new(client.clone());
     let bucket = setup::workers_bucket(&js, &cfg).await?;
     let results = setup::results_stream(&js, &cfg).await?;
+    let dispatchers = setup::dispatchers_bucket(&js, &cfg).await?;
     let stop = CancellationToken::new();
     let mut tasks = Supervisor::new();
 
@@ -113,42 +121,38 @@ pub async fn run_with_reconnects(
         ),
     );
 
-    let (mut engine, handle) = engine::Engine::new(
-        client.clone(),
-        results.clone(),
-        store.clone(),
-        members.clone(),
-        cfg.clone(),
-    );
-    let resumed = engine.recover().await?;
-    if resumed > 0 {
-        tracing::info!(resumed, "resumed outstanding jobs");
-    }
-    tasks.spawn("engine", engine.run(stop.clone()));
+    let leadership = leader::Leadership::new(cfg.identity.info(
+        podperf_protocol::status::Role::Standby,
+        podperf_protocol::now_ms(),
+        None,
+    ));
     tasks.spawn(
         "member-events",
-        forward_members(member_rx, store.clone(), handle.sender()),
+        forward_members(member_rx, store.clone(), leadership.clone()),
     );
-
-    ingest::consumer(&results)
-        .await
-        .map_err(|e| Error::Consumer(e.into()))?;
-    tasks.spawn(
-        "ingest",
-        ingest::run(
-            client.clone(),
-            results.clone(),
-            store.clone(),
-            handle.sender(),
-            repull,
-            stop.clone(),
-        ),
-    );
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let ctx = leader::Ctx {
+        client: client.clone(),
+        store: store.clone(),
+        members: members.clone(),
+        cfg: cfg.clone(),
+        results,
+        bucket: dispatchers.clone(),
+        repull,
+        leadership: leadership.clone(),
+    };
+    tasks.spawn("leadership", leader::elect(ctx, ready_tx, stop.clone()));
+    // The API once this replica knows its role (a lone dispatcher serves it as the leader, with
+    // the outstanding jobs resumed); bounded, in case taking the lead hangs on the store.
+    let _ = tokio::time::timeout(cfg.leader_ttl + Duration::from_secs(5), ready).await;
 
     let api = Arc::new(api::Api {
         members,
         store,
-        engine: handle,
+        leadership,
+        client: client.clone(),
+        js: js.clone(),
+        dispatchers,
         cfg,
     });
     {
@@ -164,7 +168,30 @@ pub async fn run_with_reconnects(
     stop.cancel();
     let stopped = tasks.join(STOP_WITHIN).await;
     podperf_connect::drain(&client).await;
-    Ok(outcome.and(stopped)?)
+    Ok(outcome.and(stopped).map_err(leader_task)?)
+}
+
+/// A leader's task (engine, ingest…) failing ends the `leadership` task with that task's
+/// failure: named after the task that failed, as when every task ran side by side.
+fn leader_task(failed: podperf_connect::TaskFailed) -> podperf_connect::TaskFailed {
+    use podperf_connect::{TaskEnd, TaskFailed};
+    let TaskFailed { task, end } = failed;
+    match end {
+        TaskEnd::Failed(boxed) if task == "leadership" => match boxed.downcast::<Error>() {
+            Ok(err) => match *err {
+                Error::Task(inner) => inner,
+                other => TaskFailed {
+                    task,
+                    end: TaskEnd::Failed(Box::new(other)),
+                },
+            },
+            Err(boxed) => TaskFailed {
+                task,
+                end: TaskEnd::Failed(boxed),
+            },
+        },
+        end => TaskFailed { task, end },
+    }
 }
 
 /// Membership events feed the engine; new workers are remembered in the store. Ends when the
@@ -172,7 +199,7 @@ pub async fn run_with_reconnects(
 async fn forward_members(
     mut events: tokio::sync::mpsc::UnboundedReceiver<membership::MemberEvent>,
     store: Store,
-    engine: tokio::sync::mpsc::UnboundedSender<engine::Input>,
+    leadership: Arc<leader::Leadership>,
 ) {
     while let Some(ev) = events.recv().await {
         if let membership::MemberEvent::Up(info) = &ev {
@@ -180,7 +207,10 @@ async fn forward_members(
                 tracing::warn!(err = %ErrorChain(&err), "could not remember the worker");
             }
         }
-        let _ = engine.send(engine::Input::Member(ev));
+        // Only the leader's engine follows workers (a new leader reads the live ones at start).
+        if let Some(engine) = leadership.engine() {
+            let _ = engine.sender().send(engine::Input::Member(ev));
+        }
     }
 }
 
@@ -210,6 +240,7 @@ async fn keep_up(
         let (js, cfg) = (&js, &cfg);
         let ensure = move || async move {
             setup::workers_bucket(js, cfg).await?;
+            setup::dispatchers_bucket(js, cfg).await?;
             setup::results_stream(js, cfg).await
         };
         let ensured = ensure.retry(backoff).notify(|err, _| {

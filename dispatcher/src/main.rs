@@ -55,6 +55,21 @@ struct Args {
     /// very many workers.
     #[arg(long, env = "PODPERF_LIVENESS_STORAGE", value_enum, default_value_t = Storage::File)]
     liveness_storage: Storage,
+    /// Milliseconds the leader lease lasts without a renewal (a standby takes over at most this
+    /// long after the leader dies); range 500..=60000.
+    #[arg(long, env = "PODPERF_LEADER_TTL_MS", default_value_t = podperf_dispatcher::config::DEFAULT_LEADER_TTL_MS,
+          value_parser = clap::value_parser!(u64).range(500..=60_000))]
+    leader_ttl_ms: u64,
+    /// Byte budget of the results stream (the oldest messages are dropped at it); range
+    /// 1048576..=1099511627776 (1 MiB..1 TiB).
+    #[arg(long, env = "PODPERF_RESULTS_MAX_BYTES", default_value_t = podperf_dispatcher::config::DEFAULT_RESULTS_MAX_BYTES,
+          value_parser = clap::value_parser!(u64).range(1 << 20..=1 << 40))]
+    results_max_bytes: u64,
+    /// Terminal jobs kept in Redis (the oldest are trimmed; outstanding jobs never are); range
+    /// 10..=100000000.
+    #[arg(long, env = "PODPERF_STORE_MAX_JOBS", default_value_t = podperf_dispatcher::config::DEFAULT_STORE_MAX_JOBS,
+          value_parser = clap::value_parser!(u64).range(10..=100_000_000))]
+    store_max_jobs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,6 +90,9 @@ impl Args {
             allowed_cidrs: self.allowed_cidrs.clone(),
             max_queued: self.max_queued,
             liveness_in_memory: self.liveness_storage == Storage::Memory,
+            leader_ttl: Duration::from_millis(self.leader_ttl_ms),
+            results_max_bytes: self.results_max_bytes,
+            store_max_jobs: self.store_max_jobs,
             ..DispatcherConfig::default()
         }
     }

@@ -89,7 +89,6 @@ impl Api {
         let run_id = Uuid::now_v7();
         let now = now_ms();
         let (jobs, pairs) = self.plan_jobs(&req, &plan, now)?;
-        let reservation = self.reserve(jobs.len())?;
         let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(0);
         let run = RunRecord {
             run_id,
@@ -98,10 +97,8 @@ impl Api {
             rounds,
             pairs,
         };
-        self.store.insert(&jobs).await.map_err(store_error)?;
-        self.store.put_run(&run).await.map_err(store_error)?;
         let job_ids = jobs.iter().map(|j| j.job_id).collect();
-        self.engine.enqueue(jobs, reservation);
+        self.accept(jobs, Some(&run)).await?;
         tracing::info!(%run_id, rounds, pairs = run.pairs.len(), "matrix run started");
         Ok(RunStarted {
             run_id,

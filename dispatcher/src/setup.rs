@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
-use podperf_protocol::names::{RESULTS_STREAM, RESULTS_STREAM_SUBJECTS, WORKERS_BUCKET};
+use podperf_protocol::names::{
+    DISPATCHERS_BUCKET, RESULTS_STREAM, RESULTS_STREAM_SUBJECTS, WORKERS_BUCKET,
+};
 
 use crate::config::DispatcherConfig;
 
@@ -11,6 +13,8 @@ use crate::config::DispatcherConfig;
 pub enum SetupError {
     #[error("cannot create the {WORKERS_BUCKET} bucket")]
     Bucket(#[source] jetstream::context::CreateKeyValueError),
+    #[error("cannot create the {DISPATCHERS_BUCKET} bucket")]
+    Dispatchers(#[source] jetstream::context::CreateKeyValueError),
     #[error("cannot create the {RESULTS_STREAM} stream")]
     Stream(#[source] jetstream::context::CreateStreamError),
     #[error("cannot read back the {RESULTS_STREAM} stream")]
@@ -57,6 +61,9 @@ pub async fn results_stream(
         storage: stream::StorageType::File,
         num_replicas: cfg.replicas,
         max_age: cfg.retention,
+        // At the budget the oldest messages go: new results are always accepted.
+        max_bytes: cfg.results_max_bytes as i64,
+        discard: stream::DiscardPolicy::Old,
         duplicate_window: Duration::from_secs(120),
         allow_direct: true,
         ..Default::default()
@@ -67,4 +74,25 @@ pub async fn results_stream(
     js.get_stream(RESULTS_STREAM)
         .await
         .map_err(SetupError::StreamInfo)
+}
+
+/// The dispatchers bucket: the leader lease and one key per replica, all expiring after the
+/// leader TTL unless refreshed; history 1, file storage.
+pub async fn dispatchers_bucket(
+    js: &jetstream::Context,
+    cfg: &DispatcherConfig,
+) -> Result<kv::Store, SetupError> {
+    let config = kv::Config {
+        bucket: DISPATCHERS_BUCKET.to_string(),
+        description: "podperf dispatcher replicas and the leader lease (expire by the leader TTL)"
+            .into(),
+        history: 1,
+        max_age: cfg.leader_ttl,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    };
+    js.create_or_update_key_value(config)
+        .await
+        .map_err(SetupError::Dispatchers)
 }

@@ -1,5 +1,9 @@
 //! `Store` against a real `redis-server` (one per test).
 
+#[path = "store/budget.rs"]
+mod budget;
+#[path = "store/fence.rs"]
+mod fence;
 #[path = "store/jobs.rs"]
 mod jobs;
 #[path = "store/outage.rs"]

@@ -30,7 +30,22 @@ pub mod endpoint {
     pub const RUNS_START: &str = "runs.start";
     pub const RUNS_GET: &str = "runs.get";
     pub const RUNS_LIST: &str = "runs.list";
+    /// The dispatchers (leader, standbys), the reachability of NATS and Redis, the queue depth.
+    pub const STATUS: &str = "status";
 }
+
+/// KV bucket of the dispatcher replicas: the leader lease ([`LEADER_KEY`], expiring by the
+/// leader TTL) and one key per replica (`replica.<id>`, its [`crate::status::DispatcherInfo`]).
+pub const DISPATCHERS_BUCKET: &str = "podperf-dispatchers";
+/// The lease's key in [`DISPATCHERS_BUCKET`].
+pub const LEADER_KEY: &str = "leader";
+/// Prefix of the replicas' keys in [`DISPATCHERS_BUCKET`].
+pub const REPLICA_KEY_PREFIX: &str = "replica.";
+/// Dispatcher → leader (core NATS request/reply, dispatchers only): jobs a standby stored, for the
+/// leader to schedule (payload: JSON array of job ids).
+pub const ADOPT_SUBJECT: &str = "podperf.dispatch.adopt";
+/// Dispatcher → leader: a cancel a standby received (payload: a `JobIdRequest`).
+pub const CANCEL_SUBJECT: &str = "podperf.dispatch.cancel";
 
 /// Full subject of an API endpoint, e.g. `podperf.api.jobs.submit`.
 pub fn api_subject(endpoint: &str) -> String {

@@ -26,6 +26,9 @@ pub struct ClusterOpts {
     pub worker_ttl_s: Option<u64>,
     /// `PODPERF_ALLOWED_CIDRS` of the dispatcher; `None` = its own default.
     pub allowed_cidrs: Option<String>,
+    /// `PODPERF_LEADER_TTL_MS` of the dispatchers: short, so that a restarted (or killed)
+    /// dispatcher's successor leads soon; `None` = their own default.
+    pub leader_ttl_ms: Option<u64>,
     /// More dispatcher env (e.g. `PODPERF_REPLICAS`, `PODPERF_MAX_QUEUED`); set last, so it wins.
     pub dispatcher_env: Vec<(String, String)>,
     /// Env every podperf process gets (e.g. `PATH`); set after the defaults.
@@ -49,6 +52,7 @@ impl Default for ClusterOpts {
             persistent_redis: true,
             worker_ttl_s: Some(2),
             allowed_cidrs: Some("127.0.0.0/8".into()),
+            leader_ttl_ms: Some(1000),
             dispatcher_env: Vec::new(),
             env: Vec::new(),
             env_clear: false,
@@ -122,6 +126,9 @@ pub struct Cluster {
     pub nats: Vec<NatsServer>,
     pub redis: RedisServer,
     pub dispatcher: Option<ChildGuard>,
+    /// More dispatcher replicas ([`add_dispatcher`](Self::add_dispatcher)); which one leads is
+    /// theirs to settle (`client().status()` tells).
+    pub replicas: Vec<ChildGuard>,
     pub workers: Vec<Worker>,
     pub opts: ClusterOpts,
     client: Client,
@@ -160,6 +167,7 @@ impl Cluster {
             nats,
             redis,
             dispatcher: None,
+            replicas: Vec::new(),
             workers: Vec::new(),
             opts,
             client,
@@ -208,6 +216,29 @@ impl Cluster {
 
     /// Starts the dispatcher process without waiting for it.
     pub fn spawn_dispatcher(&mut self) {
+        self.dispatcher = Some(self.dispatcher_process("dispatcher"));
+    }
+
+    /// Starts one more dispatcher replica (`name`, e.g. `dispatcher-2`) without waiting for it;
+    /// returns its index in [`replicas`](Self::replicas).
+    pub fn add_dispatcher(&mut self, name: &str) -> usize {
+        let proc = self.dispatcher_process(name);
+        self.replicas.push(proc);
+        self.replicas.len() - 1
+    }
+
+    /// Starts replica `i` again (after it was killed or stopped).
+    pub fn restart_replica(&mut self, i: usize) {
+        let name = self.replicas[i].name().to_string();
+        self.replicas[i] = self.dispatcher_process(&name);
+    }
+
+    /// Every dispatcher process: the first one, then the replicas.
+    pub fn dispatchers_mut(&mut self) -> impl Iterator<Item = &mut ChildGuard> {
+        self.dispatcher.iter_mut().chain(self.replicas.iter_mut())
+    }
+
+    fn dispatcher_process(&self, name: &str) -> ChildGuard {
         let mut cmd = self.command("podperf-dispatcher");
         cmd.env("PODPERF_REDIS_URL", self.redis.url());
         if let Some(ttl) = self.opts.worker_ttl_s {
@@ -216,8 +247,12 @@ impl Cluster {
         if let Some(cidrs) = &self.opts.allowed_cidrs {
             cmd.env("PODPERF_ALLOWED_CIDRS", cidrs);
         }
+        if let Some(ttl) = self.opts.leader_ttl_ms {
+            cmd.env("PODPERF_LEADER_TTL_MS", ttl.to_string());
+        }
+        cmd.env("POD_NAME", name);
         cmd.envs(self.opts.dispatcher_env.iter().map(|(k, v)| (k, v)));
-        self.dispatcher = Some(ChildGuard::spawn(cmd, "dispatcher"));
+        ChildGuard::spawn(cmd, name)
     }
 
     /// Starts the dispatcher and waits until its API answers; returns how long that took.
@@ -350,6 +385,9 @@ impl Cluster {
         let mut s = String::new();
         if let Some(d) = &self.dispatcher {
             s += &format!("--- dispatcher ---\n{}\n", tail(&d.log(), 80));
+        }
+        for d in &self.replicas {
+            s += &format!("--- {} ---\n{}\n", d.name(), tail(&d.log(), 80));
         }
         for w in &self.workers {
             s += &format!("--- {} ---\n{}\n", w.spec.pod, tail(&w.proc.log(), 40));

@@ -215,6 +215,17 @@ impl ChildGuard {
         signal(&mut self.child, Signal::SIGKILL);
     }
 
+    /// Sends SIGSTOP: the child is paused (as by a long GC pause or a frozen VM) until
+    /// [`sigcont`](Self::sigcont).
+    pub fn sigstop(&mut self) {
+        signal(&mut self.child, Signal::SIGSTOP);
+    }
+
+    /// Sends SIGCONT: a paused child runs again.
+    pub fn sigcont(&mut self) {
+        signal(&mut self.child, Signal::SIGCONT);
+    }
+
     /// Waits up to `timeout` for the child to exit; `None` if it is still running.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
         wait_timeout(&mut self.child, timeout)

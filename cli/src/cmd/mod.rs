@@ -8,6 +8,7 @@ mod jobs;
 mod matrix;
 mod run;
 mod runs;
+mod status;
 mod watch;
 mod workers;
 
@@ -39,6 +40,9 @@ pub enum Command {
     Matrix(matrix::Matrix),
     /// List matrix runs, or show one run's report.
     Runs(runs::Runs),
+    /// The dispatcher replicas (which one leads), NATS and Redis reachability, the queue depth
+    /// and each store's use against its budget (exit 1 when NATS or Redis does not answer).
+    Status(status::Status),
 }
 
 impl Command {
@@ -52,6 +56,7 @@ impl Command {
             Command::Watch(c) => c.run(ctx).await,
             Command::Matrix(c) => c.run(ctx).await,
             Command::Runs(c) => c.run(ctx).await,
+            Command::Status(c) => c.run(ctx).await,
         }
     }
 }

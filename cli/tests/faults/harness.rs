@@ -56,6 +56,10 @@ pub use podperf_testkit::eventually;
 pub struct DispatcherOpts {
     pub replicas: usize,
     pub max_queued: Option<usize>,
+    /// How long each API call of the test's client may take; `None` = the client's default.
+    pub api_timeout: Option<Duration>,
+    /// More dispatcher env (budgets, …).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for DispatcherOpts {
@@ -63,6 +67,8 @@ impl Default for DispatcherOpts {
         DispatcherOpts {
             replicas: 1,
             max_queued: None,
+            api_timeout: None,
+            env: Vec::new(),
         }
     }
 }
@@ -73,10 +79,13 @@ impl DispatcherOpts {
         if let Some(q) = self.max_queued {
             env.push(("PODPERF_MAX_QUEUED".into(), q.to_string()));
         }
+        env.extend(self.env.iter().cloned());
+        let defaults = ClusterOpts::default();
         ClusterOpts {
             worker_ttl_s: Some(TTL_S),
             dispatcher_env: env,
-            ..ClusterOpts::default()
+            api_timeout: self.api_timeout.unwrap_or(defaults.api_timeout),
+            ..defaults
         }
     }
 }

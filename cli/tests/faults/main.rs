@@ -13,12 +13,16 @@
 //! - [`harness`]: the system under test, the API client and the audit of every scenario.
 //! - [`scenarios`]: 1 worker SIGKILL, 2 dispatcher SIGKILL, 3 nats-server restart, 4 Redis outage.
 //! - [`cluster`]: 5 a node of a 3-node JetStream cluster SIGKILLed.
+//! - [`budgets`]: small results-stream and job-store budgets (issue 13).
+//! - [`ha`]: two dispatcher replicas: failover, fencing, a rolling restart (issue 13).
 //! - [`bad_input`]: hostile API requests, forged jobs, forged results.
 //! - [`limits`]: back-pressure, the worker's concurrency limit, the raw-output cap.
 //! - [`underlay`]: 6 a testbed node's underlay link down (needs root and `ip netns`).
 
 mod bad_input;
+mod budgets;
 mod cluster;
+mod ha;
 mod harness;
 mod limits;
 mod scenarios;

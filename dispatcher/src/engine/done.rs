@@ -45,12 +45,18 @@ impl Finisher {
             .with_max_times(29); // 30 tries in all
         let applied = (|| self.apply(job_id, t))
             .retry(backoff)
+            // A deposed leader's write: retrying cannot help (the new leader resumes the job).
+            .when(|err| !matches!(err, StoreError::Fenced { .. }))
             .notify(|err, _| {
                 tracing::warn!(%job_id, %err, "cannot record the terminal state; retrying")
             })
             .await;
         match applied {
             Ok(applied) => Some(applied),
+            Err(err @ StoreError::Fenced { .. }) => {
+                tracing::warn!(%job_id, %err, "not recorded: this dispatcher is no longer the leader");
+                None
+            }
             Err(err) => {
                 let what = "gave up recording the terminal state; a restart resumes it";
                 tracing::error!(%job_id, %err, "{what}");

@@ -24,9 +24,10 @@ mod members;
 mod recover;
 mod table;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_nats::jetstream::stream::Stream;
 use async_nats::Client;
@@ -64,6 +65,11 @@ pub enum Input {
         job_id: Uuid,
     },
     Member(MemberEvent),
+    /// Jobs stored (by a standby, or by this replica while it was deposed) that the engine may
+    /// not hold yet, with their stored state: tracked unless held or ended lately.
+    Adopt(Vec<(NewJob, JobState)>),
+    /// The ids the engine holds or ended lately (a rescan of the store skips them).
+    Known(oneshot::Sender<HashSet<Uuid>>),
 }
 
 pub struct Engine {
@@ -90,7 +96,14 @@ pub struct Engine {
     tx: mpsc::UnboundedSender<Input>,
     rx: mpsc::UnboundedReceiver<Input>,
     outstanding: Arc<AtomicUsize>,
+    /// Jobs ended lately (by when), so a rescan of the store does not take them up again while
+    /// their terminal state is still being written.
+    ended: HashSet<Uuid>,
+    ended_order: VecDeque<(Instant, Uuid)>,
 }
+
+/// How long an ended job is remembered against being adopted again.
+const ENDED_MEMORY: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Engine {
     pub fn new(
@@ -125,6 +138,8 @@ impl Engine {
             tx,
             rx,
             outstanding,
+            ended: HashSet::new(),
+            ended_order: VecDeque::new(),
         };
         (engine, handle)
     }
@@ -135,13 +150,13 @@ impl Engine {
             tokio::select! {
                 input = self.rx.recv() => match input {
                     Some(i) => self.handle(i),
-                    None => return,
+                    None => break,
                 },
                 Some(expired) = futures::future::poll_fn(|cx| self.deadlines.poll_expired(cx)),
                     if !self.deadlines.is_empty() => self.on_deadline(expired.into_inner()),
                 Some(left) = futures::future::poll_fn(|cx| self.departures.poll_expired(cx)),
                     if !self.departures.is_empty() => self.on_grace_over(left.into_inner()),
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             }
             // Drain what is already waiting before scheduling (batches schedule once).
             while let Ok(i) = self.rx.try_recv() {
@@ -149,14 +164,38 @@ impl Engine {
             }
             self.schedule();
         }
+        // Stopped (shutdown, or this replica was deposed): no more deliveries from here.
+        for t in self.jobs.values() {
+            if let Some(d) = &t.delivery {
+                d.cancel();
+            }
+        }
     }
 
     fn handle(&mut self, input: Input) {
         match input {
             Input::Enqueue(jobs) => {
                 for job in jobs {
-                    self.track(job, Phase::Queued);
+                    if !self.track(job, Phase::Queued) {
+                        // Adopted by a rescan first: its room is counted once.
+                        self.outstanding
+                            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
+            }
+            Input::Adopt(jobs) => {
+                let jobs: Vec<_> = jobs
+                    .into_iter()
+                    .filter(|(j, _)| !self.ended.contains(&j.job_id))
+                    .collect();
+                let adopted = self.resume(jobs);
+                if adopted > 0 {
+                    tracing::info!(adopted, "took up jobs stored without this leader");
+                }
+            }
+            Input::Known(reply) => {
+                let known = self.jobs.keys().chain(&self.ended).copied().collect();
+                let _ = reply.send(known);
             }
             Input::Cancel { job_id, reply } => {
                 let msg = "cancelled on request".to_string();

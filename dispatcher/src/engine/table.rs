@@ -74,7 +74,11 @@ pub(super) struct Tracked {
 }
 
 impl Engine {
-    pub(super) fn track(&mut self, job: NewJob, phase: Phase) {
+    /// Starts tracking `job`; false (and nothing done) when it is tracked already.
+    pub(super) fn track(&mut self, job: NewJob, phase: Phase) -> bool {
+        if self.jobs.contains_key(&job.job_id) {
+            return false;
+        }
         let target = job.resolved.as_ref();
         let server = target.map(|t| format!("{}:{}", t.ip, t.port));
         let target_node = target.map(|t| t.node.as_str());
@@ -96,11 +100,13 @@ impl Engine {
             accepted_at_ms: None,
         };
         self.jobs.insert(id, tracked);
+        true
     }
 
     pub(super) fn untrack(&mut self, job_id: Uuid) -> Option<Tracked> {
         let t = self.jobs.remove(&job_id)?;
         self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.remember_ended(job_id);
         self.dirty = true;
         if let Some(key) = &t.deadline {
             self.deadlines.try_remove(key);
@@ -111,6 +117,20 @@ impl Engine {
             self.locks.release(&t.claim);
         }
         Some(t)
+    }
+
+    fn remember_ended(&mut self, job_id: Uuid) {
+        let now = std::time::Instant::now();
+        while let Some((at, id)) = self.ended_order.front().copied() {
+            if now.duration_since(at) < super::ENDED_MEMORY {
+                break;
+            }
+            self.ended_order.pop_front();
+            self.ended.remove(&id);
+        }
+        if self.ended.insert(job_id) {
+            self.ended_order.push_back((now, job_id));
+        }
     }
 
     /// Whether `worker` is live, or gone so recently that it may still return.

@@ -150,6 +150,29 @@ impl Store {
         Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
     }
 
+    /// How many jobs are not yet terminal.
+    pub async fn active_count(&self) -> Result<usize> {
+        Ok(self.conn.clone().scard(keys::ACTIVE).await?)
+    }
+
+    /// How many jobs the indexes hold (outstanding and terminal).
+    pub async fn jobs_kept(&self) -> Result<u64> {
+        Ok(self.conn.clone().zcard(keys::ALL_JOBS).await?)
+    }
+
+    /// Redis's `used_memory` (bytes).
+    pub async fn used_memory(&self) -> Result<u64> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0))
+    }
+
     /// Drops an id from the active set (its hash expired or vanished).
     pub async fn forget_active(&self, job_id: Uuid) -> Result<()> {
         self.conn

@@ -10,6 +10,9 @@ pub const ALL_JOBS: &str = "podperf:jobs";
 pub const ACTIVE: &str = "podperf:jobs:active";
 /// Hash: worker id → the last worker info seen (tells "offline" from "unknown").
 pub const KNOWN_WORKERS: &str = "podperf:workers:known";
+/// String (integer): the fencing epoch of the current leader, incremented by every new leader;
+/// a state change carrying an older epoch is refused.
+pub const EPOCH: &str = "podperf:leader:epoch";
 /// Sorted set: run ids by creation time (ms).
 pub const RUNS: &str = "podperf:runs";
 

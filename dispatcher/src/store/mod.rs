@@ -10,10 +10,12 @@
 //! # Layout
 //! - [`keys`]: the key schema; `transition`: the state machine (one Lua script);
 //! - `record`: a job as stored; `jobs`: insert, read and page jobs;
-//! - `runs`: matrix runs; `workers`: workers seen before.
+//! - `runs`: matrix runs; `workers`: workers seen before; `fence`: the leader's epoch.
 
 pub mod keys;
 
+mod budget;
+mod fence;
 mod jobs;
 mod record;
 mod runs;
@@ -34,6 +36,9 @@ pub use transition::{Applied, Transition};
 pub enum StoreError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The write carried the epoch of a leader that has been replaced: refused, never retried.
+    #[error("fenced: epoch {epoch} is stale (a newer leader took over)")]
+    Fenced { epoch: u64 },
     #[error("corrupt job record {job_id}: {message}")]
     Corrupt { job_id: String, message: String },
 }
@@ -49,6 +54,8 @@ pub struct Store {
     transition: Arc<redis::Script>,
     /// When the indexes were last trimmed to the retention window (epoch ms).
     last_trim_ms: Arc<AtomicU64>,
+    /// The leader's fencing epoch its state changes carry (`None`: unfenced, for tools and tests).
+    epoch: Option<u64>,
 }
 
 impl Store {
@@ -73,6 +80,7 @@ impl Store {
             retention,
             transition: Arc::new(redis::Script::new(&transition::script())),
             last_trim_ms: Default::default(),
+            epoch: None,
         })
     }
 

@@ -80,11 +80,13 @@ pub enum Applied {
     WrongWorker,
 }
 
-/// `KEYS[]`: the job's hash, the active set, then one index per state in [`JobState::ALL`] order.
+/// `KEYS[]`: the job's hash, the active set, one index per state in [`JobState::ALL`] order, then
+/// the leader's epoch (the last key).
 fn script_keys(job_id: Uuid) -> Vec<String> {
     [keys::job(job_id), keys::ACTIVE.to_string()]
         .into_iter()
         .chain(JobState::ALL.iter().map(|s| keys::state_index(*s)))
+        .chain([keys::EPOCH.to_string()])
         .collect()
 }
 
@@ -92,8 +94,9 @@ fn script_keys(job_id: Uuid) -> Vec<String> {
 const FIRST_INDEX_KEY: usize = 3;
 
 /// The transition script. `ARGV`: new state (or ''), job id, expected source worker (or ''),
-/// retention (s), then field/value pairs. Returns 1 (applied), 0 (stale), -1 (missing),
-/// -2 (wrong worker), or the job's hash when the job just became terminal.
+/// retention (s), the writer's epoch (or '' when unfenced), then field/value pairs. Returns 1
+/// (applied), 0 (stale), -1 (missing), -2 (wrong worker), -3 (fenced: a newer leader's epoch is
+/// current; nothing written), or the job's hash when the job just became terminal.
 pub(super) fn script() -> String {
     let table = |value: &dyn Fn(usize, JobState) -> String| {
         let entries: Vec<String> = JobState::ALL
@@ -112,12 +115,15 @@ local rank = {rank}
 local index = {index}
 local TERMINAL = {terminal}
 local key, active = KEYS[1], KEYS[2]
+if ARGV[5] ~= '' and tonumber(redis.call('GET', KEYS[#KEYS]) or '0') > tonumber(ARGV[5]) then
+  return -3
+end
 local cur = redis.call('HGET', key, 'state')
 if not cur then return -1 end
 if ARGV[3] ~= '' and redis.call('HGET', key, 'source_worker') ~= ARGV[3] then return -2 end
 local cr = rank[cur] or TERMINAL
 if cr == TERMINAL then return 0 end
-for i = 5, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
 local new = ARGV[1]
 if new ~= '' and (rank[new] or TERMINAL) <= cr then return 0 end
 if new ~= '' then
@@ -159,7 +165,8 @@ impl Store {
         inv.arg(t.state.map(JobState::as_str).unwrap_or(""))
             .arg(job_id.to_string())
             .arg(t.expect_worker.as_deref().unwrap_or(""))
-            .arg(self.retention_s());
+            .arg(self.retention_s())
+            .arg(self.epoch.map(|e| e.to_string()).unwrap_or_default());
         for (field, value) in t.fields() {
             inv.arg(field).arg(value);
         }
@@ -169,6 +176,10 @@ impl Store {
                 1 => Applied::Yes,
                 0 => Applied::Stale,
                 -2 => Applied::WrongWorker,
+                -3 => {
+                    let epoch = self.epoch.unwrap_or_default();
+                    return Err(StoreError::Fenced { epoch });
+                }
                 _ => Applied::Missing,
             };
             return Ok((applied, None));
