@@ -14,9 +14,10 @@ FROM debian:bookworm-slim
 # The tools the worker runs. ping and traceroute get cap_net_raw as file capabilities, so the
 # non-root user can open raw sockets when the pod adds NET_RAW (and drops everything else).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iputils-ping traceroute iperf3 libcap2-bin ca-certificates \
+ && apt-get install -y --no-install-recommends iputils-ping traceroute iperf3 fping libcap2-bin ca-certificates \
  && setcap cap_net_raw+ep "$(readlink -f /usr/bin/ping)" \
  && setcap cap_net_raw+ep "$(readlink -f /usr/bin/traceroute)" \
+ && setcap cap_net_raw+ep "$(readlink -f /usr/bin/fping)" \
  && apt-get purge -y libcap2-bin && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin podperf

@@ -9,6 +9,7 @@
 //! - [`api`]: the `podperf` micro service; [`resolve`]: worker names → workers.
 //! - [`engine`]: the job table, deadlines, worker loss, cancellation; [`scheduler`]: who may run;
 //!   [`deliver`]: request/reply delivery with retries.
+//! - [`sweep`]: a sweep's targets resolved at admission.
 //! - [`ingest`]: results stream → Redis; [`store`]: the Redis store.
 
 pub mod api;
@@ -23,6 +24,7 @@ pub mod runs;
 pub mod scheduler;
 pub mod setup;
 pub mod store;
+pub mod sweep;
 
 use std::future::Future;
 use std::sync::Arc;

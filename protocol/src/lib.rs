@@ -9,6 +9,7 @@
 //! - [`outcome`]: job states, failure reasons, the events and results a worker publishes.
 //! - [`result`]: the typed measurement results (ping, traceroute, iperf3, noop).
 //! - [`api`]: the dispatcher's service API requests, replies and error codes.
+//! - [`sweep`]: fping sweeps (one source, many targets): parameters, resolved targets, result.
 //! - [`run`]: matrix runs: request, planned pairs, the report's types (`podperf-report` computes it).
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod names;
 pub mod outcome;
 pub mod result;
 pub mod run;
+pub mod sweep;
 pub mod worker;
 
 /// Milliseconds since the Unix epoch; every timestamp on the wire uses it (`*_at_ms`).
