@@ -3,11 +3,13 @@
 //! [`Exporter`](crate::export::Exporter).
 
 mod cancel;
+mod health;
 mod job;
 mod jobs;
 mod matrix;
 mod run;
 mod runs;
+mod sweep;
 mod watch;
 mod workers;
 
@@ -39,6 +41,12 @@ pub enum Command {
     Matrix(matrix::Matrix),
     /// List matrix runs, or show one run's report.
     Runs(runs::Runs),
+    /// One full-mesh latency round now (an fping sweep per worker, all at once): the node × node
+    /// RTT/loss grid per path class.
+    Sweep(sweep::Sweep),
+    /// Run a sweep round and name what is wrong (cannot send, unreachable, isolated, slow, lossy);
+    /// exit 3 when something is found.
+    Health(health::Health),
 }
 
 impl Command {
@@ -52,6 +60,8 @@ impl Command {
             Command::Watch(c) => c.run(ctx).await,
             Command::Matrix(c) => c.run(ctx).await,
             Command::Runs(c) => c.run(ctx).await,
+            Command::Sweep(c) => c.run(ctx).await,
+            Command::Health(c) => c.run(ctx).await,
         }
     }
 }
