@@ -100,3 +100,42 @@ fn bad_sweeps_are_refused_and_nothing_runs() {
         "a worker ran something:\n{log}"
     );
 }
+
+#[test]
+fn a_mesh_matrix_measures_rtt_and_loss_with_one_sweep_per_source() {
+    let c = Cluster::two_workers("127.0.0.65", "127.0.0.66");
+    let args = [
+        "matrix",
+        "--mesh",
+        "--samples",
+        "1",
+        "--count",
+        "3",
+        "--duration",
+        "1",
+        "--no-traceroute",
+    ];
+    let (out, report) = c.json(&args);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
+    let pairs = report["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2, "{report}");
+    for p in pairs {
+        assert_eq!(p["class"], "pod_cross_node");
+        assert!(p["rtt_avg_ms"]["median"].as_f64().unwrap() > 0.0, "{p}");
+        assert_eq!(p["loss_percent"]["median"], 0.0, "{p}");
+        assert!(
+            p["tcp_bits_per_second"]["median"].as_f64().unwrap() > 0.0,
+            "{p}"
+        );
+        assert_eq!(p["jobs_failed"], 0, "{p}");
+    }
+    let (_, jobs) = c.json(&["jobs"]);
+    let mut kinds: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["params"]["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["iperf3", "iperf3", "sweep", "sweep"], "{jobs}");
+}
