@@ -49,6 +49,7 @@ RUN set -eu; \
     fi; \
     setcap cap_net_raw+ep "$(readlink -f /usr/bin/ping)"; \
     setcap cap_net_raw+ep "$(readlink -f /usr/bin/traceroute)"; \
+    setcap cap_net_raw+ep "$(readlink -f /usr/bin/fping)"; \
     useradd --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin podperf
 COPY --from=build /out/ /usr/local/bin/

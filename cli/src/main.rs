@@ -1,7 +1,7 @@
 //! `podperf`: list workers, run measurements between them, follow jobs.
 //!
 //! Exit codes: 0 success; 1 an error (bad input, dispatcher unreachable, …); 2 a job ended in a
-//! state other than `succeeded`; 64 bad flags.
+//! state other than `succeeded`; 3 `podperf health` found a problem; 64 bad flags.
 //!
 //! ## Layout
 //! - `main.rs` — the global flags, the exit codes, and the error messages.
@@ -127,7 +127,7 @@ mod tests {
         let mut root = Cli::command().bin_name("podperf");
         root.build();
         let mut text = String::new();
-        let paths: [&[&str]; 12] = [
+        let paths: [&[&str]; 14] = [
             &["workers"],
             &["run"],
             &["run", "ping"],
@@ -140,6 +140,8 @@ mod tests {
             &["matrix"],
             &["runs"],
             &["status"],
+            &["sweep"],
+            &["health"],
         ];
         for path in paths {
             let mut cmd = &mut root;

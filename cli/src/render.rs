@@ -119,7 +119,25 @@ pub fn result(r: &ProbeResult) -> String {
         ProbeResult::Traceroute(t) => traceroute(t),
         ProbeResult::Iperf3(i) => iperf3(i),
         ProbeResult::Noop(n) => format!("noop (slept {} ms)", n.slept_ms),
+        ProbeResult::Sweep(s) => sweep(s),
     }
+}
+
+/// `sweep: 3/4 targets answered, rtt avg 0.052–0.131 ms`.
+fn sweep(s: &podperf_protocol::sweep::SweepResult) -> String {
+    let answered = s.targets.iter().filter(|t| t.received > 0).count();
+    let rtts: Vec<f64> = s.targets.iter().filter_map(|t| t.rtt_avg_ms).collect();
+    let lo = rtts.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = rtts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let range = if rtts.is_empty() {
+        String::new()
+    } else {
+        format!(", rtt avg {}–{} ms", trim(lo), trim(hi))
+    };
+    format!(
+        "sweep: {answered}/{} targets answered{range}",
+        s.targets.len()
+    )
 }
 
 /// One line about a job's outcome: the result, or the state with its reason.

@@ -7,7 +7,7 @@ use async_nats::service::ServiceExt;
 use async_nats::Client;
 use futures::StreamExt;
 use podperf_protocol::api::*;
-use podperf_protocol::job::{JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
+use podperf_protocol::job::{JobParams, JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
 use podperf_protocol::names::{endpoint, ADOPT_SUBJECT, API_PREFIX, CANCEL_SUBJECT, SERVICE_NAME};
 use podperf_protocol::now_ms;
 use podperf_protocol::worker::WorkerInfo;
@@ -179,6 +179,12 @@ impl Api {
                 return Err(ApiError::new(ErrorCode::ToolMissing, msg).with_field("source"));
             }
         }
+        let params = match &spec.params {
+            JobParams::Sweep(p) => {
+                JobParams::Sweep(crate::sweep::resolve(&self.members, &source, p, known)?)
+            }
+            other => other.clone(),
+        };
         let resolved = match &spec.target {
             None => None,
             Some(Target::Worker(name)) => {
@@ -214,7 +220,7 @@ impl Api {
         });
         Ok(NewJob {
             job_id: Uuid::now_v7(),
-            params: spec.params.clone(),
+            params,
             source_worker: source.info.worker_id.clone(),
             source_node: source.info.node_name.clone(),
             target: spec.target.clone(),

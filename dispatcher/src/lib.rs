@@ -9,6 +9,7 @@
 //! - [`api`]: the `podperf` micro service; [`resolve`]: worker names → workers.
 //! - [`engine`]: the job table, deadlines, worker loss, cancellation; [`scheduler`]: who may run;
 //!   [`deliver`]: request/reply delivery with retries.
+//! - [`sweep`]: a sweep's targets resolved at admission.
 //! - [`ingest`]: results stream → Redis; [`store`]: the Redis store.
 //! - [`lease`]: the leader lease; [`leader`]: standby and leader terms (only the leader runs the
 //!   engine and ingest; every replica serves the API); [`status`]: `podperf status`.
@@ -28,6 +29,7 @@ pub mod scheduler;
 pub mod setup;
 pub mod status;
 pub mod store;
+pub mod sweep;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -5,8 +5,10 @@ use podperf_protocol::api::{ApiError, ErrorCode};
 use podperf_protocol::job::*;
 use podperf_protocol::now_ms;
 use podperf_protocol::run::*;
+use podperf_protocol::sweep::{SweepParams, SweepTargets};
 use podperf_protocol::worker::{Tool, WorkerInfo};
 use podperf_report::report;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::api::{parse, store_error, Api};
@@ -26,7 +28,10 @@ fn pair_params(req: &MatrixRequest) -> Vec<(u32, JobParams)> {
             count: req.ping_count,
             ..PingParams::default()
         };
-        out.push((sample, JobParams::Ping(ping)));
+        // A mesh measures RTT and loss with one sweep per source instead ([`mesh_sweeps`]).
+        if !req.mesh {
+            out.push((sample, JobParams::Ping(ping)));
+        }
         let tcp = Iperf3Params {
             duration_s: req.iperf3_duration_s,
             ..Iperf3Params::default()
@@ -52,14 +57,43 @@ fn validate(req: &MatrixRequest) -> Reply<()> {
     for (_, p) in pair_params(req) {
         p.validate()?;
     }
+    if req.mesh {
+        let checked = SweepParams {
+            targets: SweepTargets::All,
+            ..sweep_params(req, vec![])
+        };
+        checked.validate().map_err(|e| {
+            ApiError::new(ErrorCode::InvalidParam, e.message).with_field("ping_count")
+        })?;
+    }
     Ok(())
+}
+
+/// A mesh's RTT/loss sweep toward `targets`: `ping_count` requests each, 200 ms apart (as ping).
+fn sweep_params(req: &MatrixRequest, targets: Vec<String>) -> SweepParams {
+    SweepParams {
+        targets: SweepTargets::Workers(targets),
+        count: req.ping_count,
+        interval_ms: PingParams::default().interval_ms,
+        resolved: vec![],
+    }
 }
 
 /// Whether a worker can take part (it needs every tool the run uses).
 fn capable(w: &WorkerInfo, req: &MatrixRequest) -> bool {
-    w.has_tool(Tool::Ping)
+    w.has_tool(if req.mesh { Tool::Fping } else { Tool::Ping })
         && w.has_tool(Tool::Iperf3)
         && (!req.traceroute || w.has_tool(Tool::Traceroute))
+}
+
+/// fping's sending time at 1 ms per request over every target, in whole seconds (rounded up).
+fn params_count_seconds(p: &SweepParams) -> u64 {
+    let targets = match &p.targets {
+        SweepTargets::Workers(w) => w.len() as u64,
+        SweepTargets::All => 0,
+    };
+    let requests = u64::from(p.count) * targets;
+    requests.div_ceil(1000)
 }
 
 /// Seconds one pair takes when all goes well.
@@ -116,7 +150,11 @@ impl Api {
         plan: &[Planned],
         now: u64,
     ) -> Reply<(Vec<NewJob>, Vec<RunPair>)> {
-        let mut jobs = Vec::new();
+        let (mut jobs, sweeps) = if req.mesh {
+            self.mesh_sweeps(req, plan, now)?
+        } else {
+            Default::default()
+        };
         let mut pairs = Vec::new();
         let per_pair = pair_seconds(req);
         for p in plan {
@@ -143,6 +181,14 @@ impl Api {
                 });
                 jobs.push(job);
             }
+            for (sample, job_id) in sweeps.get(&p.source.worker_id).into_iter().flatten() {
+                run_jobs.push(RunJob {
+                    job_id: *job_id,
+                    kind: JobKind::Sweep,
+                    protocol: None,
+                    sample: *sample,
+                });
+            }
             pairs.push(RunPair {
                 class: p.class,
                 source: p.source.worker_id.clone(),
@@ -158,6 +204,47 @@ impl Api {
             });
         }
         Ok((jobs, pairs))
+    }
+
+    /// A mesh's sweeps, queued before every other job of the run (they share nodes, so they all
+    /// run at once): per source and sample one sweep toward the source's mesh targets. Returns
+    /// the jobs and, per source worker, its (sample, job id)s.
+    #[allow(clippy::type_complexity)]
+    fn mesh_sweeps(
+        &self,
+        req: &MatrixRequest,
+        plan: &[Planned],
+        now: u64,
+    ) -> Reply<(Vec<NewJob>, HashMap<String, Vec<(u32, Uuid)>>)> {
+        let mut targets: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for p in plan {
+            let t = targets.entry(p.source.worker_id.as_str()).or_default();
+            t.push(p.target.worker_id.clone());
+        }
+        let (mut jobs, mut ids) = (Vec::new(), HashMap::<String, Vec<(u32, Uuid)>>::new());
+        for (source, targets) in targets {
+            let params = sweep_params(req, targets);
+            let timeout_s = (JobParams::Sweep(params.clone())
+                .nominal_duration()
+                .as_secs()
+                + params_count_seconds(&params)
+                + 60)
+                .min(u64::from(bounds::TIMEOUT_S_MAX)) as u32;
+            for sample in 0..req.samples {
+                let spec = JobSpec {
+                    source: source.to_string(),
+                    target: None,
+                    params: JobParams::Sweep(params.clone()),
+                    timeout_s: Some(timeout_s),
+                };
+                let job = self.admit(&spec, &[], now)?;
+                ids.entry(source.to_string())
+                    .or_default()
+                    .push((sample, job.job_id));
+                jobs.push(job);
+            }
+        }
+        Ok((jobs, ids))
     }
 
     pub(crate) async fn get_run(&self, payload: &[u8]) -> Reply<RunReport> {

@@ -33,12 +33,30 @@ impl Claim {
                 shared: vec![],
                 server,
             },
-            JobKind::Ping | JobKind::Traceroute => Claim {
+            JobKind::Ping | JobKind::Traceroute | JobKind::Sweep => Claim {
                 exclusive: vec![],
                 shared: dedup(nodes),
                 server: None,
             },
             JobKind::Noop => Claim::default(),
+        }
+    }
+
+    /// A sweep shares its source node and every target's node (latency probes share nodes).
+    pub fn for_sweep<'a>(
+        source_node: &'a str,
+        target_nodes: impl Iterator<Item = &'a str>,
+    ) -> Claim {
+        let mut nodes: Vec<String> = std::iter::once(source_node)
+            .chain(target_nodes)
+            .map(str::to_string)
+            .collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        Claim {
+            exclusive: vec![],
+            shared: nodes,
+            server: None,
         }
     }
 
@@ -177,6 +195,18 @@ mod tests {
             Some("10.0.0.9:5201".into()),
         );
         assert_eq!(pick(&mut locks, [&a, &b]), vec![0]);
+    }
+
+    #[test]
+    fn sweeps_share_every_node_they_touch_but_not_with_bandwidth() {
+        let mut locks = Locks::default();
+        let a = Claim::for_sweep("n1", ["n2", "n3", "n2"].into_iter());
+        let b = Claim::for_sweep("n2", ["n1", "n3"].into_iter());
+        assert_eq!(a.shared, ["n1", "n2", "n3"]);
+        assert_eq!(pick(&mut locks, [&a, &b, &bw("n3", "n4")]), vec![0, 1]);
+        locks.release(&a);
+        locks.release(&b);
+        assert!(locks.is_idle());
     }
 
     #[test]

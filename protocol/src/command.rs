@@ -34,6 +34,14 @@ impl JobAssignment {
         if self.params.needs_target() && self.target.is_none() {
             return Err(FieldError::new("target", "this kind needs a target"));
         }
+        if let JobParams::Sweep(p) = &self.params {
+            if p.resolved.is_empty() {
+                return Err(FieldError::new(
+                    "params.resolved",
+                    "a sweep needs the targets the dispatcher resolved",
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -32,6 +32,8 @@ pub enum JobParams {
     Traceroute(TracerouteParams),
     Iperf3(Iperf3Params),
     Noop(NoopParams),
+    /// One source, many targets, with fping ([`crate::sweep`]).
+    Sweep(crate::sweep::SweepParams),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,6 +43,7 @@ pub enum JobKind {
     Traceroute,
     Iperf3,
     Noop,
+    Sweep,
 }
 
 impl JobKind {
@@ -50,6 +53,7 @@ impl JobKind {
             JobKind::Traceroute => "traceroute",
             JobKind::Iperf3 => "iperf3",
             JobKind::Noop => "noop",
+            JobKind::Sweep => "sweep",
         }
     }
 }
@@ -205,7 +209,7 @@ impl FieldError {
     }
 }
 
-fn check<T: PartialOrd + std::fmt::Display>(
+pub(crate) fn check<T: PartialOrd + std::fmt::Display>(
     field: &str,
     value: T,
     min: T,
@@ -227,6 +231,7 @@ impl JobParams {
             JobParams::Traceroute(_) => JobKind::Traceroute,
             JobParams::Iperf3(_) => JobKind::Iperf3,
             JobParams::Noop(_) => JobKind::Noop,
+            JobParams::Sweep(_) => JobKind::Sweep,
         }
     }
 
@@ -238,6 +243,7 @@ impl JobParams {
             JobParams::Traceroute(_) => Some(Tool::Traceroute),
             JobParams::Iperf3(_) => Some(Tool::Iperf3),
             JobParams::Noop(_) => None,
+            JobParams::Sweep(_) => Some(Tool::Fping),
         }
     }
 
@@ -253,12 +259,16 @@ impl JobParams {
             JobParams::Traceroute(p) => Duration::from_secs(u64::from(p.max_hops) * 3),
             JobParams::Iperf3(p) => Duration::from_secs(u64::from(p.duration_s) + 3),
             JobParams::Noop(p) => Duration::from_millis(u64::from(p.sleep_ms)),
+            JobParams::Sweep(p) => {
+                Duration::from_millis(u64::from(p.count) * u64::from(p.interval_ms))
+            }
         }
     }
 
-    /// Whether the job aims at a target (everything but `noop`).
+    /// Whether the job aims at a single target (everything but `noop` and `sweep`, which
+    /// carries its targets in its parameters).
     pub fn needs_target(&self) -> bool {
-        !matches!(self, JobParams::Noop(_))
+        !matches!(self, JobParams::Noop(_) | JobParams::Sweep(_))
     }
 
     /// Checks every parameter against [`bounds`].
@@ -291,6 +301,7 @@ impl JobParams {
                 }
             }
             JobParams::Noop(p) => check("sleep_ms", p.sleep_ms, 0, NOOP_SLEEP_MS_MAX),
+            JobParams::Sweep(p) => p.validate(),
         }
     }
 }
@@ -307,6 +318,12 @@ impl JobSpec {
             return Err(FieldError::new(
                 "target",
                 format!("a {kind} job needs a target"),
+            ));
+        }
+        if matches!(self.params, JobParams::Sweep(_)) && self.target.is_some() {
+            return Err(FieldError::new(
+                "target",
+                "a sweep takes its targets in params.targets",
             ));
         }
         if let Some(Target::Worker(w)) = &self.target {

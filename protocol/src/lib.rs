@@ -10,16 +10,20 @@
 //! - [`result`]: the typed measurement results (ping, traceroute, iperf3, noop).
 //! - [`api`]: the dispatcher's service API requests, replies and error codes.
 //! - [`status`]: `podperf status`: the dispatcher replicas, reachability, queue depth, budgets.
+//! - [`sweep`]: fping sweeps (one source, many targets): parameters, resolved targets, result.
+//! - [`health`]: a sweep round's node × node grid and the health findings (`podperf health`).
 //! - [`run`]: matrix runs: request, planned pairs, the report's types (`podperf-report` computes it).
 
 pub mod api;
 pub mod command;
+pub mod health;
 pub mod job;
 pub mod names;
 pub mod outcome;
 pub mod result;
 pub mod run;
 pub mod status;
+pub mod sweep;
 pub mod worker;
 
 /// Milliseconds since the Unix epoch; every timestamp on the wire uses it (`*_at_ms`).

@@ -20,6 +20,8 @@ pub enum ProbeResult {
     Iperf3(Iperf3Result),
     /// A no-op job, which measures the control plane itself.
     Noop(NoopResult),
+    /// Per-target loss and round trips from one `fping` sweep.
+    Sweep(crate::sweep::SweepResult),
 }
 
 /// What a no-op job did.

@@ -44,10 +44,11 @@ pub enum Tool {
     Ping,
     Traceroute,
     Iperf3,
+    Fping,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 3] = [Tool::Ping, Tool::Traceroute, Tool::Iperf3];
+    pub const ALL: [Tool; 4] = [Tool::Ping, Tool::Traceroute, Tool::Iperf3, Tool::Fping];
 
     /// The program name looked up on `PATH`.
     pub fn program(self) -> &'static str {
@@ -55,6 +56,7 @@ impl Tool {
             Tool::Ping => "ping",
             Tool::Traceroute => "traceroute",
             Tool::Iperf3 => "iperf3",
+            Tool::Fping => "fping",
         }
     }
 }

@@ -25,6 +25,7 @@ pub fn record(state: JobState, result: Option<ProbeResult>) -> JobRecord {
             ..Iperf3Params::default()
         }),
         Some(ProbeResult::Noop(_)) | None => JobParams::Noop(NoopParams::default()),
+        Some(ProbeResult::Sweep(_)) => JobParams::Sweep(Default::default()),
     };
     JobRecord {
         job_id: Uuid::new_v4(),

@@ -1,4 +1,5 @@
-//! `podperf-report`: a matrix run's report, computed from its jobs' records.
+//! `podperf-report`: a matrix run's report, a sweep round's grid and its health findings, computed
+//! from jobs' records.
 //!
 //! The report's types ([`RunReport`], [`Spread`], `Figures`, `ClassReport`, `OverlayCost`) travel
 //! on the wire, so they are contract and live in [`podperf_protocol::run`]; this crate holds only
@@ -11,11 +12,16 @@
 //! - `samples.rs` — the samples of one pair or path class, collected from its jobs' records, and
 //!   their figures.
 //! - `matrix.rs` — [`report`]: the run's progress and its figures per pair and per path class.
+//! - `grid.rs` — [`grid`]: a sweep round's node × node grid per path class.
+//! - `health.rs` — [`health`]: the node at fault (cannot send, unreachable, isolated, slow,
+//!   lossy) from a grid.
 //! - `overlay.rs` — [`overlay_cost`]: pod across nodes against node ↔ node.
 //!
 //! [`RunReport`]: podperf_protocol::run::RunReport
 //! [`Spread`]: podperf_protocol::run::Spread
 
+mod grid;
+mod health;
 mod matrix;
 mod overlay;
 mod samples;
@@ -24,6 +30,8 @@ mod stats;
 #[cfg(test)]
 mod fixtures;
 
+pub use grid::{grid, loss_percent, SourceInfo};
+pub use health::{health, LOSSY_EXCESS_PERCENT, LOSSY_MIN_LOST, SLOW_EXCESS_MS, SLOW_RATIO};
 pub use matrix::report;
 pub use overlay::overlay_cost;
 /// The threshold is part of the wire contract (it defines `Spread::wide`), so it is defined in

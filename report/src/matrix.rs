@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use podperf_protocol::api::JobRecord;
+use podperf_protocol::job::JobKind;
 use podperf_protocol::outcome::JobState;
 use podperf_protocol::run::{
     ClassReport, PairReport, PathClass, RunProgress, RunRecord, RunReport,
@@ -27,6 +28,12 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
         for rec in pair.jobs.iter().filter_map(|j| by_id.get(&j.job_id)) {
             done += u32::from(rec.state.is_terminal());
             succeeded += u32::from(rec.state == JobState::Succeeded);
+            if rec.params.kind() == JobKind::Sweep {
+                // One sweep serves every pair of its source: take this pair's target only.
+                samples.add_sweep_target(rec, &pair.target);
+                class.1.add_sweep_target(rec, &pair.target);
+                continue;
+            }
             samples.add(rec);
             class.1.add(rec);
         }

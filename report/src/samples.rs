@@ -53,6 +53,26 @@ impl Samples {
         }
     }
 
+    /// Adds one target's part of a sweep (a mesh run measures RTT and loss with one sweep per
+    /// source): its RTT and loss; a sweep that ended otherwise, or a target that never answered,
+    /// counts as failed (as a ping without replies does).
+    pub(crate) fn add_sweep_target(&mut self, rec: &JobRecord, target_worker: &str) {
+        if !rec.state.is_terminal() {
+            return;
+        }
+        let Some(ProbeResult::Sweep(s)) = &rec.result else {
+            self.failed += 1;
+            return;
+        };
+        match s.targets.iter().find(|t| t.worker_id == target_worker) {
+            Some(t) if t.received > 0 => {
+                self.rtt.extend(t.rtt_avg_ms);
+                self.loss.push(t.loss_percent);
+            }
+            _ => self.failed += 1,
+        }
+    }
+
     /// The median and spread of each figure; the hop count is the (upper) median of the samples.
     pub(crate) fn figures(&self) -> Figures {
         let mut hops = self.hops.clone();
@@ -82,6 +102,39 @@ mod tests {
             s.add(r);
         }
         s.figures()
+    }
+
+    #[test]
+    fn a_sweep_feeds_the_pair_of_its_target_only() {
+        use podperf_protocol::sweep::{SweepResult, SweepTargetResult};
+        let t = |w: &str, received: u32, rtt: Option<f64>| SweepTargetResult {
+            worker_id: w.into(),
+            node: "n2".into(),
+            ip: "10.0.0.2".parse().unwrap(),
+            host_network: false,
+            sent: 4,
+            received,
+            loss_percent: 100.0 * f64::from(4 - received) / 4.0,
+            rtt_min_ms: rtt,
+            rtt_avg_ms: rtt,
+            rtt_max_ms: rtt,
+            duplicates: 0,
+        };
+        let targets = vec![t("b", 3, Some(0.2)), t("c", 0, None)];
+        let rec = record(
+            JobState::Succeeded,
+            Some(ProbeResult::Sweep(SweepResult { targets })),
+        );
+        let mut b = Samples::default();
+        b.add_sweep_target(&rec, "b");
+        let f = b.figures();
+        assert_eq!(f.rtt_avg_ms.unwrap().median, 0.2);
+        assert_eq!((f.loss_percent.unwrap().median, f.jobs_failed), (25.0, 0));
+        let mut c = Samples::default();
+        c.add_sweep_target(&rec, "c");
+        c.add_sweep_target(&record(JobState::TimedOut, None), "c");
+        let f = c.figures();
+        assert_eq!((f.rtt_avg_ms, f.jobs_failed), (None, 2));
     }
 
     #[test]

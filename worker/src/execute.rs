@@ -126,6 +126,9 @@ async fn run_probe(
 }
 
 fn probe_argv(env: &JobEnv, job: &JobAssignment) -> Option<(&'static str, Vec<String>)> {
+    if let JobParams::Sweep(p) = &job.params {
+        return Some(("fping", probe::sweep::argv(p, Some(env.source_ip))));
+    }
     let target = job.target.as_ref()?;
     let ctx = ProbeContext {
         source_ip: Some(env.source_ip),
@@ -136,7 +139,7 @@ fn probe_argv(env: &JobEnv, job: &JobAssignment) -> Option<(&'static str, Vec<St
         JobParams::Ping(p) => ("ping", probe::ping::argv(p, &ctx)),
         JobParams::Traceroute(p) => ("traceroute", probe::traceroute::argv(p, &ctx)),
         JobParams::Iperf3(p) => ("iperf3", probe::iperf3::argv(p, &ctx)),
-        JobParams::Noop(_) => return None,
+        JobParams::Noop(_) | JobParams::Sweep(_) => return None,
     })
 }
 
@@ -177,6 +180,7 @@ fn interpret(job: &JobAssignment, f: Finished, raw_cap: usize) -> (RunOutcome, O
             JobParams::Ping(p) => probe::ping::interpret(&f.output, p),
             JobParams::Traceroute(p) => probe::traceroute::interpret(&f.output, p),
             JobParams::Iperf3(p) => probe::iperf3::interpret(&f.output, p),
+            JobParams::Sweep(p) => probe::sweep::interpret(&f.output, p),
             JobParams::Noop(_) => unreachable!("noop runs no tool"),
         }),
     };

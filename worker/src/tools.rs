@@ -54,6 +54,7 @@ fn is_executable(p: &Path) -> bool {
 async fn version_of(tool: Tool, path: &Path) -> Option<String> {
     let flag = match tool {
         Tool::Ping => "-V",
+        Tool::Fping => "-v",
         Tool::Traceroute | Tool::Iperf3 => "--version",
     };
     let run = tokio::process::Command::new(path)
@@ -100,6 +101,7 @@ mod tests {
             parse_version("iperf 3.12 (cJSON 1.7.15)\nLinux host 6.1.0 x86_64").as_deref(),
             Some("3.12")
         );
+        assert_eq!(parse_version("fping: Version 5.1").as_deref(), Some("5.1"));
         assert_eq!(parse_version(""), None);
     }
 }

@@ -3,12 +3,14 @@
 //! [`Exporter`](crate::export::Exporter).
 
 mod cancel;
+mod health;
 mod job;
 mod jobs;
 mod matrix;
 mod run;
 mod runs;
 mod status;
+mod sweep;
 mod watch;
 mod workers;
 
@@ -43,6 +45,12 @@ pub enum Command {
     /// The dispatcher replicas (which one leads), NATS and Redis reachability, the queue depth
     /// and each store's use against its budget (exit 1 when NATS or Redis does not answer).
     Status(status::Status),
+    /// One full-mesh latency round now (an fping sweep per worker, all at once): the node × node
+    /// RTT/loss grid per path class.
+    Sweep(sweep::Sweep),
+    /// Run a sweep round and name what is wrong (cannot send, unreachable, isolated, slow, lossy);
+    /// exit 3 when something is found.
+    Health(health::Health),
 }
 
 impl Command {
@@ -57,6 +65,8 @@ impl Command {
             Command::Matrix(c) => c.run(ctx).await,
             Command::Runs(c) => c.run(ctx).await,
             Command::Status(c) => c.run(ctx).await,
+            Command::Sweep(c) => c.run(ctx).await,
+            Command::Health(c) => c.run(ctx).await,
         }
     }
 }

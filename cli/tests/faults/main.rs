@@ -18,12 +18,14 @@
 //! - [`bad_input`]: hostile API requests, forged jobs, forged results.
 //! - [`limits`]: back-pressure, the worker's concurrency limit, the raw-output cap.
 //! - [`underlay`]: 6 a testbed node's underlay link down (needs root and `ip netns`).
+//! - [`health`]: `podperf health` names a lossy and an isolated testbed node (root, `ip netns`).
 
 mod bad_input;
 mod budgets;
 mod cluster;
 mod ha;
 mod harness;
+mod health;
 mod limits;
 mod scenarios;
 #[path = "../support/testbed.rs"]

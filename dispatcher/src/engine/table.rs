@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use podperf_protocol::command::JobAssignment;
+use podperf_protocol::job::JobParams;
 use podperf_protocol::names::job_subject;
 use podperf_protocol::now_ms;
 use podperf_protocol::outcome::{FailureReason, JobState};
@@ -82,7 +83,12 @@ impl Engine {
         let target = job.resolved.as_ref();
         let server = target.map(|t| format!("{}:{}", t.ip, t.port));
         let target_node = target.map(|t| t.node.as_str());
-        let claim = Claim::for_job(job.params.kind(), &job.source_node, target_node, server);
+        let claim = match &job.params {
+            JobParams::Sweep(p) => {
+                Claim::for_sweep(&job.source_node, p.resolved.iter().map(|t| t.node.as_str()))
+            }
+            _ => Claim::for_job(job.params.kind(), &job.source_node, target_node, server),
+        };
         let fire_at = job.deadline_at_ms + self.cfg.deadline_grace.as_millis() as u64;
         let in_ms = Duration::from_millis(fire_at.saturating_sub(now_ms()));
         let deadline = Some(self.deadlines.insert(job.job_id, in_ms));

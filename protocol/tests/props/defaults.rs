@@ -23,6 +23,9 @@ fn param_default(kind: &str, field: &str) -> Option<Value> {
         ("iperf3", "bitrate_bps") => return None,
         ("iperf3", "reverse") => json!(false),
         ("noop", "sleep_ms") => json!(0),
+        ("sweep", "targets") => json!("all"),
+        ("sweep", "count") => json!(5),
+        ("sweep", "interval_ms") => json!(100),
         _ => panic!("no default known for {kind}.{field}"),
     };
     Some(v)

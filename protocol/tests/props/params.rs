@@ -4,6 +4,7 @@ use podperf_protocol::job::{
     bounds, Iperf3Params, JobParams, NoopParams, PingParams, TracerouteParams, TracerouteProtocol,
     TransportProtocol,
 };
+use podperf_protocol::sweep::{SweepParams, SweepTargets};
 use proptest::prelude::*;
 
 /// Any parameters, in or out of bounds.
@@ -43,6 +44,21 @@ pub fn any_params() -> impl Strategy<Value = JobParams> {
                 })
             }),
         small().prop_map(|sleep_ms| JobParams::Noop(NoopParams { sleep_ms })),
+        (small(), small(), sweep_targets()).prop_map(|(count, interval_ms, targets)| {
+            JobParams::Sweep(SweepParams {
+                targets,
+                count,
+                interval_ms,
+                resolved: vec![],
+            })
+        }),
+    ]
+}
+
+fn sweep_targets() -> impl Strategy<Value = SweepTargets> {
+    prop_oneof![
+        Just(SweepTargets::All),
+        prop::collection::vec("w[0-9]{1,3}", 0..3).prop_map(SweepTargets::Workers),
     ]
 }
 
@@ -66,10 +82,25 @@ pub fn model_valid(p: &JobParams) -> bool {
                 }
         }
         JobParams::Noop(p) => p.sleep_ms <= NOOP_SLEEP_MS_MAX,
+        JobParams::Sweep(p) => {
+            use podperf_protocol::sweep::bounds::*;
+            (1..=SWEEP_COUNT_MAX).contains(&p.count)
+                && (SWEEP_INTERVAL_MS_MIN..=SWEEP_INTERVAL_MS_MAX).contains(&p.interval_ms)
+                && match &p.targets {
+                    SweepTargets::All => true,
+                    SweepTargets::Workers(w) => {
+                        !w.is_empty()
+                            && w.len() <= SWEEP_TARGETS_MAX
+                            && w.iter().all(|n| !n.is_empty())
+                    }
+                }
+                && p.resolved.len() <= SWEEP_TARGETS_MAX
+        }
     }
 }
 
-pub const PARAM_FIELDS: [&str; 9] = [
+pub const PARAM_FIELDS: [&str; 10] = [
+    "params.targets.workers",
     "params.count",
     "params.interval_ms",
     "params.size_bytes",

@@ -10,6 +10,7 @@ use podperf_protocol::result::ProbeResult;
 
 pub mod iperf3;
 pub mod ping;
+pub mod sweep;
 pub mod traceroute;
 
 /// Addresses a probe needs, resolved by the dispatcher.
@@ -68,5 +69,6 @@ pub fn expected_duration(params: &podperf_protocol::job::JobParams) -> Duration 
         JobParams::Traceroute(p) => traceroute::timeout(p),
         JobParams::Iperf3(p) => iperf3::timeout(p),
         JobParams::Noop(p) => Duration::from_millis(u64::from(p.sleep_ms)),
+        JobParams::Sweep(p) => sweep::timeout(p),
     }
 }

@@ -1,0 +1,254 @@
+//! `podperf health`: names the node at fault from a sweep round's grid (Madalert-style).
+//!
+//! - A node pair is *down* when none of its requests got a reply.
+//! - A node whose pairs to **most** (more than half, at least two) other nodes are down *cannot
+//!   send*; one most others cannot reach is *unreachable*; both, *isolated*. A down pair neither
+//!   of whose nodes is named is named on its own (`unreachable` with the `peer` that cannot
+//!   reach it). With two nodes a fault cannot be pinned on either: only pairs are named.
+//! - *lossy*: the node's pairs (both directions) lose far more than the pairs without it
+//!   ([`LOSSY_EXCESS_PERCENT`] points and twice as much, at least [`LOSSY_MIN_LOST`] packets).
+//! - *slow*: the median RTT of the node's pairs of a path class is [`SLOW_RATIO`] times the median
+//!   of the class's pairs without it, and [`SLOW_EXCESS_MS`] more.
+//!
+//! Comparing a node with the pairs *without* it (leave-one-out) keeps one bad node from moving
+//! the baseline it is judged by, which matters in small clusters where it touches most pairs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use podperf_protocol::health::{Finding, FindingKind, GridCell, HealthReport, SweepGrid};
+
+/// Loss (percentage points) a node must show above the rest to be *lossy*.
+pub const LOSSY_EXCESS_PERCENT: f64 = 5.0;
+/// Fewest lost packets that make a node *lossy* (one lost reply is noise).
+pub const LOSSY_MIN_LOST: u32 = 3;
+/// How many times the rest's median RTT a node must show to be *slow*.
+pub const SLOW_RATIO: f64 = 3.0;
+/// And by how much at least (scheduling noise on an idle path is well below it).
+pub const SLOW_EXCESS_MS: f64 = 1.0;
+/// Above this many nodes the slow baseline is the class median with the node in (leave-one-out
+/// would cost nodes × pairs).
+const LEAVE_ONE_OUT_MAX_NODES: usize = 200;
+
+type Pairs = BTreeMap<(String, String), (u32, u32)>;
+/// An entry of [`Pairs`]: (src, dst) → (sent, received).
+type Pair<'a> = (&'a (String, String), &'a (u32, u32));
+
+/// The findings of one sweep round.
+pub fn health(grid: &SweepGrid) -> HealthReport {
+    let pairs = node_pairs(&grid.cells);
+    let mut nodes: BTreeSet<String> = BTreeSet::new();
+    for c in &grid.cells {
+        nodes.insert(c.src_node.clone());
+        nodes.insert(c.dst_node.clone());
+    }
+    let silent: BTreeSet<&str> = grid
+        .failed
+        .iter()
+        .map(|f| f.node.as_str())
+        .filter(|n| *n != "?" && !pairs.keys().any(|(s, _)| s == n))
+        .collect();
+    nodes.extend(silent.iter().map(|n| n.to_string()));
+    let mut findings = reachability(&nodes, &pairs, &silent);
+    let named: BTreeSet<String> = findings.iter().map(|f| f.node.clone()).collect();
+    findings.extend(down_pairs(&pairs, &named));
+    findings.extend(lossy(&nodes, &pairs, &named));
+    findings.extend(slow(&nodes, &grid.cells, &named));
+    findings.sort_by(|a, b| (&a.node, a.finding, &a.peer).cmp(&(&b.node, b.finding, &b.peer)));
+    HealthReport {
+        healthy: findings.is_empty(),
+        nodes: nodes.len() as u32,
+        findings,
+    }
+}
+
+/// (sent, received) per ordered pair of distinct nodes, over every path class.
+fn node_pairs(cells: &[GridCell]) -> Pairs {
+    let mut pairs = Pairs::new();
+    for c in cells.iter().filter(|c| c.src_node != c.dst_node) {
+        let e = pairs
+            .entry((c.src_node.clone(), c.dst_node.clone()))
+            .or_default();
+        e.0 += c.sent;
+        e.1 += c.received;
+    }
+    pairs
+}
+
+fn is_down(&(sent, received): &(u32, u32)) -> bool {
+    sent > 0 && received == 0
+}
+
+/// More than half of at least two.
+fn most(down: usize, total: usize) -> bool {
+    total >= 2 && 2 * down > total
+}
+
+fn reachability(nodes: &BTreeSet<String>, pairs: &Pairs, silent: &BTreeSet<&str>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for n in nodes {
+        let count = |f: &dyn Fn(&(String, String)) -> bool| {
+            let mine: Vec<_> = pairs.iter().filter(|(k, _)| f(k)).collect();
+            (mine.iter().filter(|(_, v)| is_down(v)).count(), mine.len())
+        };
+        let (mut out_down, mut out_total) = count(&|(s, _)| s == n);
+        if silent.contains(n.as_str()) {
+            // Its sweeps brought back nothing: it reached nobody.
+            (out_down, out_total) = (nodes.len() - 1, nodes.len() - 1);
+        }
+        let (in_down, in_total) = count(&|(_, d)| d == n);
+        let (cannot_send, unreachable) = (most(out_down, out_total), most(in_down, in_total));
+        let (kind, down, total, what) = match (cannot_send, unreachable) {
+            (true, true) => (
+                FindingKind::Isolated,
+                out_down + in_down,
+                out_total + in_total,
+                "reaches and is reached by",
+            ),
+            (true, false) => (FindingKind::CannotSend, out_down, out_total, "reaches"),
+            (false, true) => (FindingKind::Unreachable, in_down, in_total, "is reached by"),
+            (false, false) => continue,
+        };
+        let reached = total - down;
+        out.push(Finding {
+            finding: kind,
+            node: n.clone(),
+            peer: None,
+            path: None,
+            value: 100.0 * down as f64 / total as f64,
+            baseline: 0.0,
+            message: format!(
+                "{n} {}: {what} {reached} of {total} node pairs",
+                kind.as_str().replace('_', " ")
+            ),
+        });
+    }
+    out
+}
+
+fn down_pairs(pairs: &Pairs, named: &BTreeSet<String>) -> Vec<Finding> {
+    pairs
+        .iter()
+        .filter(|((s, d), v)| is_down(v) && !named.contains(s) && !named.contains(d))
+        .map(|((s, d), _)| Finding {
+            finding: FindingKind::Unreachable,
+            node: d.clone(),
+            peer: Some(s.clone()),
+            path: None,
+            value: 100.0,
+            baseline: 0.0,
+            message: format!("{d} unreachable from {s}"),
+        })
+        .collect()
+}
+
+fn lossy(nodes: &BTreeSet<String>, pairs: &Pairs, named: &BTreeSet<String>) -> Vec<Finding> {
+    let live: Vec<Pair> = pairs
+        .iter()
+        .filter(|((s, d), v)| !is_down(v) && !named.contains(s) && !named.contains(d))
+        .collect();
+    let (sent, lost) = sum(live.iter().map(|(_, v)| **v));
+    let mut out = Vec::new();
+    for n in nodes.iter().filter(|n| !named.contains(*n)) {
+        let (n_sent, n_lost) = sum(live
+            .iter()
+            .filter(|((s, d), _)| s == n || d == n)
+            .map(|(_, v)| **v));
+        let (r_sent, r_lost) = (sent - n_sent, lost - n_lost);
+        if n_sent == 0 || r_sent == 0 || n_lost < LOSSY_MIN_LOST {
+            continue;
+        }
+        let value = 100.0 * f64::from(n_lost) / f64::from(n_sent);
+        let baseline = 100.0 * f64::from(r_lost) / f64::from(r_sent);
+        if value >= baseline + LOSSY_EXCESS_PERCENT && value >= 2.0 * baseline {
+            out.push(Finding {
+                finding: FindingKind::Lossy,
+                node: n.clone(),
+                peer: None,
+                path: None,
+                value,
+                baseline,
+                message: format!("{n} lossy: {value:.1} % loss vs {baseline:.1} % elsewhere"),
+            });
+        }
+    }
+    out
+}
+
+/// (sent, lost) summed.
+fn sum(v: impl Iterator<Item = (u32, u32)>) -> (u32, u32) {
+    v.fold((0, 0), |(s, l), (sent, rcv)| {
+        (s + sent, l + sent.saturating_sub(rcv))
+    })
+}
+
+fn slow(nodes: &BTreeSet<String>, cells: &[GridCell], named: &BTreeSet<String>) -> Vec<Finding> {
+    let mut worst: BTreeMap<String, Finding> = BTreeMap::new();
+    let paths: BTreeSet<_> = cells.iter().map(|c| c.path).collect();
+    for path in paths {
+        let class: Vec<(&GridCell, f64)> = cells
+            .iter()
+            .filter(|c| {
+                c.path == path && !named.contains(&c.src_node) && !named.contains(&c.dst_node)
+            })
+            .filter_map(|c| Some((c, c.rtt_avg_ms?)))
+            .collect();
+        let everyone = median(class.iter().map(|(_, r)| *r).collect());
+        for n in nodes.iter().filter(|n| !named.contains(*n)) {
+            let touches = |c: &GridCell| c.src_node == *n || c.dst_node == *n;
+            let Some(value) = median(
+                class
+                    .iter()
+                    .filter(|(c, _)| touches(c))
+                    .map(|(_, r)| *r)
+                    .collect(),
+            ) else {
+                continue;
+            };
+            let baseline = if nodes.len() > LEAVE_ONE_OUT_MAX_NODES {
+                everyone
+            } else {
+                median(
+                    class
+                        .iter()
+                        .filter(|(c, _)| !touches(c))
+                        .map(|(_, r)| *r)
+                        .collect(),
+                )
+            };
+            let Some(baseline) = baseline else { continue };
+            if value < SLOW_RATIO * baseline || value - baseline < SLOW_EXCESS_MS {
+                continue;
+            }
+            let f = Finding {
+                finding: FindingKind::Slow,
+                node: n.clone(),
+                peer: None,
+                path: Some(path),
+                value,
+                baseline,
+                message: format!(
+                    "{n} slow: {} RTT {value:.2} ms vs {baseline:.2} ms median",
+                    path.as_str()
+                ),
+            };
+            let ratio = |f: &Finding| f.value / f.baseline.max(f64::MIN_POSITIVE);
+            if worst.get(n).is_none_or(|w| ratio(&f) > ratio(w)) {
+                worst.insert(n.clone(), f);
+            }
+        }
+    }
+    worst.into_values().collect()
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}

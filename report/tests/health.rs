@@ -1,0 +1,163 @@
+//! `podperf health`'s classification on synthetic sweep rounds: each fault named once, with the
+//! right name, and nothing named on a healthy cluster.
+
+use podperf_protocol::health::{FailedSweep, FindingKind, GridCell, SweepGrid, SweepPath};
+use podperf_report::{health, loss_percent};
+
+const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
+
+/// A full mesh of `nodes` (pod_cross_node, 10 requests per pair), each pair's (received, rtt)
+/// given by `link(src, dst)`.
+fn mesh(nodes: &[&str], link: impl Fn(&str, &str) -> (u32, f64)) -> SweepGrid {
+    let mut cells = Vec::new();
+    for s in nodes {
+        for d in nodes.iter().filter(|d| *d != s) {
+            let (received, rtt) = link(s, d);
+            cells.push(GridCell {
+                path: SweepPath::PodCrossNode,
+                src_node: s.to_string(),
+                dst_node: d.to_string(),
+                pairs: 1,
+                sent: 10,
+                received,
+                loss_percent: loss_percent(10, received),
+                rtt_min_ms: (received > 0).then_some(rtt),
+                rtt_avg_ms: (received > 0).then_some(rtt),
+                rtt_max_ms: (received > 0).then_some(rtt),
+            });
+        }
+    }
+    SweepGrid {
+        sweeps: nodes.len() as u32,
+        cells,
+        failed: vec![],
+    }
+}
+
+/// (finding, node, peer) of each finding.
+fn named(grid: &SweepGrid) -> Vec<(FindingKind, String, Option<String>)> {
+    let r = health(grid);
+    assert_eq!(r.healthy, r.findings.is_empty());
+    r.findings
+        .into_iter()
+        .map(|f| (f.finding, f.node, f.peer))
+        .collect()
+}
+
+fn node(kind: FindingKind, n: &str) -> (FindingKind, String, Option<String>) {
+    (kind, n.to_string(), None)
+}
+
+#[test]
+fn a_healthy_cluster_names_nothing() {
+    // A little jitter and one lost reply somewhere are not faults.
+    let g = mesh(&NODES, |s, d| {
+        let rcv = if (s, d) == ("n2", "n3") { 9 } else { 10 };
+        (rcv, if s == "n4" { 0.3 } else { 0.11 })
+    });
+    assert_eq!(named(&g), []);
+    assert_eq!(health(&g).nodes, 4);
+}
+
+#[test]
+fn a_node_with_its_link_down_is_isolated() {
+    let g = mesh(&NODES, |s, d| {
+        if s == "n3" || d == "n3" {
+            (0, 0.0)
+        } else {
+            (10, 0.1)
+        }
+    });
+    assert_eq!(named(&g), [node(FindingKind::Isolated, "n3")]);
+    let f = &health(&g).findings[0];
+    assert_eq!(
+        f.message,
+        "n3 isolated: reaches and is reached by 0 of 6 node pairs"
+    );
+}
+
+#[test]
+fn one_way_faults_are_cannot_send_and_unreachable() {
+    let g = mesh(&NODES, |s, _| if s == "n1" { (0, 0.0) } else { (10, 0.1) });
+    assert_eq!(named(&g), [node(FindingKind::CannotSend, "n1")]);
+    let g = mesh(&NODES, |_, d| if d == "n2" { (0, 0.0) } else { (10, 0.1) });
+    assert_eq!(named(&g), [node(FindingKind::Unreachable, "n2")]);
+}
+
+#[test]
+fn a_node_whose_sweeps_failed_cannot_send() {
+    let mut g = mesh(&NODES, |_, _| (10, 0.1));
+    g.cells.retain(|c| c.src_node != "n4");
+    g.failed.push(FailedSweep {
+        worker_id: "w4".into(),
+        node: "n4".into(),
+        state: "timed_out".into(),
+        message: None,
+    });
+    assert_eq!(named(&g), [node(FindingKind::CannotSend, "n4")]);
+}
+
+#[test]
+fn a_single_pair_is_named_as_a_pair() {
+    let g = mesh(&NODES, |s, d| {
+        if (s, d) == ("n1", "n4") {
+            (0, 0.0)
+        } else {
+            (10, 0.1)
+        }
+    });
+    assert_eq!(
+        named(&g),
+        [(FindingKind::Unreachable, "n4".into(), Some("n1".into()))]
+    );
+}
+
+#[test]
+fn with_two_nodes_only_pairs_can_be_named() {
+    let g = mesh(&["n1", "n2"], |_, _| (0, 0.0));
+    assert_eq!(
+        named(&g),
+        [
+            (FindingKind::Unreachable, "n1".into(), Some("n2".into())),
+            (FindingKind::Unreachable, "n2".into(), Some("n1".into())),
+        ]
+    );
+}
+
+#[test]
+fn random_loss_on_one_node_makes_it_lossy_and_only_it() {
+    // 30 % drop on n2's interface: ~50 % of its round trips lost, both directions.
+    for nodes in [&NODES[..3], &NODES[..]] {
+        let g = mesh(nodes, |s, d| {
+            if s == "n2" || d == "n2" {
+                (5, 0.1)
+            } else {
+                (10, 0.1)
+            }
+        });
+        assert_eq!(named(&g), [node(FindingKind::Lossy, "n2")], "{nodes:?}");
+        let f = &health(&g).findings[0];
+        assert_eq!((f.value, f.baseline), (50.0, 0.0));
+    }
+}
+
+#[test]
+fn a_slow_node_is_named_with_its_path_and_the_median() {
+    let g = mesh(&NODES, |s, d| {
+        if s == "n3" || d == "n3" {
+            (10, 6.1)
+        } else {
+            (10, 0.11)
+        }
+    });
+    let r = health(&g);
+    assert_eq!(named(&g), [node(FindingKind::Slow, "n3")]);
+    assert_eq!(r.findings[0].path, Some(SweepPath::PodCrossNode));
+    assert_eq!(
+        r.findings[0].message,
+        "n3 slow: pod_cross_node RTT 6.10 ms vs 0.11 ms median"
+    );
+    // 3× slower but by less than a millisecond is noise on an idle path.
+    let g = mesh(&NODES, |s, _| (10, if s == "n3" { 0.5 } else { 0.11 }));
+    assert_eq!(named(&g), []);
+}
