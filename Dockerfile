@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# podperf: one image with the binaries (podperf-worker, podperf-dispatcher, podperf, and podperf-web
-# when the workspace has it) and every tool the workers run.
+# podperf: one image with the binaries (podperf-worker, podperf-dispatcher, podperf, podperf-web)
+# and every tool the workers run.
 #   docker build -t registry.example.com/podperf/podperf:0.1.0 .      (needs NET_RAW in RUN steps:
 #   podman build --cap-add NET_RAW …; scripts/build-image.sh does all of it, also offline)
 #
@@ -17,8 +17,8 @@ FROM ${BUILDER_IMAGE} AS build
 ARG BINARIES=source
 WORKDIR /src
 COPY . .
-# /out gets every podperf* binary: the three the image needs (the build fails without one of them)
-# and podperf-web if it was built. podperf-bench (a developer harness) is left out.
+# /out gets every podperf* binary the image needs (the build fails without one of them);
+# podperf-bench (a developer harness) is left out.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/cargo-target \
     set -eu; mkdir -p /out; \
@@ -30,7 +30,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     esac; \
     find "$from" -maxdepth 1 -type f -name 'podperf*' -perm -u+x ! -name podperf-bench \
       -exec install -m 0755 -t /out {} +; \
-    for b in podperf podperf-worker podperf-dispatcher; do \
+    for b in podperf podperf-worker podperf-dispatcher podperf-web; do \
       [ -x "/out/$b" ] || { echo "$b missing from $from" >&2; exit 1; }; \
     done; \
     ls -l /out
