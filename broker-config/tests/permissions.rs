@@ -307,6 +307,8 @@ async fn web_can_call_the_api_and_follow_the_feeds_and_nothing_more() {
         web.client.flush().await.unwrap();
         web.expect_violation(subject).await;
     }
+}
+
 /// The dispatcher replicas' lease bucket and their `podperf.dispatch.>` requests: the dispatcher
 /// credential creates, renews (compare-and-set) and deletes the lease and reaches the leader; a
 /// worker or cli credential can do neither.

@@ -321,6 +321,8 @@ pub fn render(params: &JobParams) -> String {
             format!("-m {}{proto}", p.max_hops)
         }
         JobParams::Noop(p) => format!("sleep_ms={}", p.sleep_ms),
+        // Not a v1 kind (a job the v2 API or the CLI made); shown in fping's flags.
+        JobParams::Sweep(p) => format!("-c {} -p {}", p.count, p.interval_ms),
     }
 }
 
@@ -331,6 +333,7 @@ pub fn task_type(params: &JobParams) -> &'static str {
         JobParams::Iperf3(_) => "iperf",
         JobParams::Traceroute(_) => "traceroute",
         JobParams::Noop(_) => "noop",
+        JobParams::Sweep(_) => "sweep",
     }
 }
 
