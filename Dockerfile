@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# podperf: one image with the three binaries (podperf-worker, podperf-dispatcher, podperf).
+# podperf: one image with the binaries (podperf-worker, podperf-dispatcher, podperf, podperf-web).
 #   docker build -t registry.example.com/podperf/podperf:0.1.0 .
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -8,7 +8,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bins \
  && install -D -m 0755 -t /out target/release/podperf target/release/podperf-worker \
-      target/release/podperf-dispatcher
+      target/release/podperf-dispatcher target/release/podperf-web
 
 FROM debian:bookworm-slim
 # The tools the worker runs. ping and traceroute get cap_net_raw as file capabilities, so the

@@ -338,6 +338,7 @@ cmd_supervise() { # run
   cp "$REPO/broker-config/auth.conf" "$STATE_DIR/auth.conf" # includes are relative to the config"
   spawn nats "$INFRA_NS" PODPERF_WORKER_PASSWORD="$PODPERF_WORKER_PASSWORD" \
     PODPERF_DISPATCHER_PASSWORD="$PODPERF_DISPATCHER_PASSWORD" PODPERF_CLI_PASSWORD="$PODPERF_CLI_PASSWORD" \
+    PODPERF_WEB_PASSWORD="$PODPERF_WEB_PASSWORD" \
     PODPERF_ADMIN_PASSWORD="$PODPERF_ADMIN_PASSWORD" -- "$nats" -c "$STATE_DIR/nats.conf"
   local nats_pid=$!
   spawn redis "$INFRA_NS" -- "$redis" --bind "$INFRA_IP" --port "$REDIS_PORT" --dir "$STATE_DIR" \
@@ -480,7 +481,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
       printf '%s=%q\n' "$v" "${!v}"
     done
     # NATS runs with authentication on (broker-config/auth.conf): one random password per role.
-    for v in WORKER DISPATCHER CLI ADMIN; do
+    for v in WORKER DISPATCHER CLI WEB ADMIN; do
       printf 'PODPERF_%s_PASSWORD=%q\n' "$v" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     done
     printf 'UNDERLAY_CIDR=%q\nCLUSTER_CIDR=%q\nNAMESPACES=%q\nCREATED_AT=%q\n' \

@@ -212,6 +212,32 @@ async fn the_live_stream_yields_the_jobs_started_event_and_its_result() {
     assert_eq!(result.status, OutcomeStatus::Succeeded, "{result:?}");
 }
 
+/// `done_notices()` yields each job's stored record once its terminal state is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn done_notices_carry_the_stored_terminal_record() {
+    let mut env = Env::start().await;
+    env.worker("pod-a").await;
+
+    let mut done = env.client.done_notices().await.unwrap();
+    let id = env.client.submit_one(noop("pod-a", 0)).await.unwrap();
+    let rec = tokio::time::timeout(SOON, async {
+        loop {
+            let rec = done.next().await.expect("the notices stay open");
+            if rec.job_id == id {
+                return rec;
+            }
+        }
+    })
+    .await
+    .expect("the job's done notice came");
+    assert_eq!(rec.state, JobState::Succeeded, "{rec:?}");
+    assert_eq!(
+        rec,
+        env.client.get(id).await.unwrap(),
+        "the notice is the stored record"
+    );
+}
+
 /// `workers()` reads page after page: more workers than one page holds, all listed once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_reads_every_page_of_a_fleet_larger_than_one() {

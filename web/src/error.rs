@@ -22,12 +22,12 @@ pub struct AppError {
 }
 
 /// The body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// What went wrong, for programs: `bad_request`, `invalid_param`, `unknown_worker`, …
     pub code: String,

@@ -13,6 +13,7 @@
 //! - `hub.rs` — the live-event hub behind `GET /api/v2/events`.
 //! - `api/` — REST v2, one file per resource; `api/health.rs` — `/healthz`, `/readyz`.
 //! - `v1/` — the published design's v1 API (its envelope, its `task_param` parser).
+//! - `openapi.rs` — the OpenAPI document (utoipa), snapshot-tested against `web/openapi.json`.
 //! - `ui/` — the web UI's routes.
 
 pub mod api;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod openapi;
 pub mod state;
 pub mod ui;
 pub mod v1;
@@ -31,6 +33,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{middleware, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -99,6 +102,12 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let token = CancellationToken::new();
     let state = AppState::new(client, config, token.clone());
+    // Answers are small: send them at once rather than wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -149,3 +149,34 @@ async fn a_full_queue_is_429_and_no_dispatcher_or_store_is_503() {
     assert_eq!(res.status(), 200, "the process itself is up");
     web.stop();
 }
+
+/// A `?wait=` in flight when the server shuts down is answered 503 `shutting_down` (the job goes
+/// on), and the server returns without waiting for the job.
+#[tokio::test]
+async fn shutdown_answers_a_wait_in_flight() {
+    let mut c = Cluster::start(ClusterOpts::default()).await;
+    c.add_worker(WorkerSpec::new("pod-a", "node-1", "127.0.0.114"));
+    c.wait_workers(&["pod-a"], Duration::from_secs(20)).await;
+    let mut web = Web::serve(c, config()).await;
+    let req = web
+        .request(Method::POST, "/api/v2/jobs?wait=60s")
+        .json(&noop(30_000));
+    let pending = tokio::spawn(req.send());
+    podperf_testkit::eventually(Duration::from_secs(10), "the job runs", || async {
+        let (_, list) = web.get("/api/v2/jobs?state=running").await;
+        (!list["jobs"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    web.stop();
+    let res = tokio::time::timeout(Duration::from_secs(10), pending)
+        .await
+        .expect("answered at once")
+        .unwrap()
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "shutting_down", "{body}");
+    let served = web.served.take().unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), served).await;
+    ended.expect("the server returned").unwrap().unwrap();
+}

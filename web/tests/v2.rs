@@ -143,6 +143,7 @@ async fn every_call_but_the_probes_needs_a_valid_token() {
         (Method::POST, "/api/v2/jobs"),
         (Method::GET, "/api/v2/runs"),
         (Method::GET, "/api/v2/events"),
+        (Method::GET, "/api/v2/openapi.json"),
         (Method::GET, "/"),
     ];
     for token in [None, Some("wrong"), Some("test-token-1x")] {

@@ -44,6 +44,13 @@ impl Filter {
     }
 }
 
+#[utoipa::path(get, path = "/api/v2/events", operation_id = "events", tag = "v2",
+    params(("job" = Option<uuid::Uuid>, Query, description = "follow one job (first event: `job`, its record)"),
+           ("run" = Option<uuid::Uuid>, Query, description = "follow one run (first event: `run_progress`)")),
+    responses((status = 200, content_type = "text/event-stream",
+               description = "events `job_event`, `job_result`, `job_done`, `worker_joined`, `worker_left`, `run_progress`, `lagged`"),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 429, description = "too many event streams open", body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn events(
     State(s): State<AppState>,
     Params(q): Params<EventsQuery>,

@@ -11,16 +11,21 @@ use crate::error::{AppError, Result};
 use crate::state::AppState;
 
 /// `ok`, as the published design's server answered.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "probes", security(()),
+    responses((status = 200, description = "the process answers", body = String, content_type = "text/plain")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ready {
     pub nats: &'static str,
     pub dispatcher: &'static str,
 }
 
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "probes", security(()),
+    responses((status = 200, body = Ready),
+              (status = 503, description = "NATS not connected, the job feed not followed, or no dispatcher", body = crate::error::ErrorBody)))]
 pub async fn readyz(State(s): State<AppState>) -> Result<Json<Ready>> {
     let unready = |code: &str, msg: &str| AppError::new(StatusCode::SERVICE_UNAVAILABLE, code, msg);
     if s.client.nats().connection_state() != async_nats::connection::State::Connected {

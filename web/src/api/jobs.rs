@@ -32,6 +32,14 @@ pub struct SubmitQuery {
 
 /// `POST /api/v2/jobs`: 202 `{"job_ids": [...]}`; with `?wait=`, 200 and the record (one spec)
 /// or `{"jobs": [records]}` (a batch) once every job is terminal, 504 `wait_timeout` if not by then.
+#[utoipa::path(post, path = "/api/v2/jobs", operation_id = "submit_jobs", tag = "v2",
+    params(("wait" = Option<String>, Query, description = "wait this long (e.g. `30s`, at most 1h) for the terminal state")),
+    request_body(content = serde_json::Value, description = "one JobSpec (`{source, target, params: {kind, …}, timeout_s}`) or SubmitRequest `{jobs: [JobSpec]}`"),
+    responses((status = 202, description = "SubmitReply `{job_ids: [uuid]}`", body = serde_json::Value),
+              (status = 200, description = "with `wait`: the JobRecord (one spec) or `{jobs: [JobRecord]}` (a batch)", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+              (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn submit(
     State(s): State<AppState>,
     Params(q): Params<SubmitQuery>,
@@ -104,6 +112,13 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v2/jobs?state=&worker=&limit=`: newest first.
+#[utoipa::path(get, path = "/api/v2/jobs", operation_id = "list_jobs", tag = "v2",
+    params(("state" = Option<String>, Query, description = "queued, dispatched, running, succeeded, failed, timed_out, worker_lost, cancelled"),
+           ("worker" = Option<String>, Query, description = "a worker id (source or target)"),
+           ("since_ms" = Option<u64>, Query), ("until_ms" = Option<u64>, Query),
+           ("limit" = Option<u32>, Query, description = "default 100, max 1000")),
+    responses((status = 200, description = "ListJobsReply `{jobs: [JobRecord]}`", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     Params(q): Params<ListQuery>,
@@ -127,12 +142,22 @@ pub async fn list(
 }
 
 /// `GET /api/v2/jobs/{id}`.
+#[utoipa::path(get, path = "/api/v2/jobs/{id}", operation_id = "get_job", tag = "v2",
+    params(("id" = uuid::Uuid, Path, description = "job id")),
+    responses((status = 200, description = "JobRecord", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn get(State(s): State<AppState>, Id(id): Id) -> Result<Json<JobRecord>> {
     Ok(Json(s.client.get(id).await?))
 }
 
 /// `POST /api/v2/jobs/{id}/cancel`: the record once the cancellation is stored (unchanged when
 /// the job had already ended).
+#[utoipa::path(post, path = "/api/v2/jobs/{id}/cancel", operation_id = "cancel_job", tag = "v2",
+    params(("id" = uuid::Uuid, Path, description = "job id")),
+    responses((status = 200, description = "JobRecord", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn cancel(State(s): State<AppState>, Id(id): Id) -> Result<Json<JobRecord>> {
     Ok(Json(s.client.cancel(id).await?))
 }

@@ -21,4 +21,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/runs", post(runs::start).get(runs::list))
         .route("/api/v2/runs/{id}", get(runs::get))
         .route("/api/v2/events", get(events::events))
+        .route("/api/v2/openapi.json", get(crate::openapi::openapi_json))
 }

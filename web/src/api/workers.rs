@@ -19,6 +19,11 @@ pub struct WorkersQuery {
 }
 
 /// Ordered by node then pod name: `{"workers": [...], "total": n}`.
+#[utoipa::path(get, path = "/api/v2/workers", operation_id = "list_workers", tag = "v2",
+    params(("offset" = Option<u32>, Query, description = "workers to skip"),
+           ("limit" = Option<u32>, Query, description = "at most this many (max 1000); without offset and limit, every worker")),
+    responses((status = 200, description = "ListWorkersReply: `{workers: [WorkerView], total}`", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     Params(q): Params<WorkersQuery>,

@@ -33,6 +33,11 @@ pub struct ClientV1 {
     pub update_time: String,
 }
 
+/// The live workers as the old system listed its client pods.
+#[utoipa::path(get, path = "/api/v1/external/clients", operation_id = "v1_clients", tag = "v1",
+    responses((status = 200, description = "`{status: 0, msg: \"\", data: [{ID, PodName, PodUID, PodIP, NodeName, NodeIP, ClientStatus (1 free, 2 busy), RegisterTime, UpdateTime}]}`", body = serde_json::Value),
+              (status = 401, description = "`{status: -1, msg}`", body = serde_json::Value),
+              (status = 503, description = "`{status: -1, msg}`", body = serde_json::Value)))]
 pub async fn list(State(s): State<AppState>) -> Response {
     match clients(&s).await {
         Ok(list) => super::ok(list).into_response(),

@@ -28,6 +28,16 @@ pub struct TaskRequest {
     pub task_param: String,
 }
 
+/// Creates tasks (all or none): `task_param` is parsed with an allow-list of flags per type.
+#[utoipa::path(post, path = "/api/v1/external/task/create", operation_id = "v1_task_create", tag = "v1",
+    request_body(content = serde_json::Value, description = "`[{src_pod_uid, src_pod_ip, dst_pod_uid, dst_pod_ip, task_type (ping | iperf | traceroute), task_param}]`"),
+    responses((status = 200, description = "`{status: 0, msg: \"\", data: [task id]}`", body = serde_json::Value),
+              (status = 400, description = "`{status: -1, msg}` naming the refused flag, type or field; nothing runs", body = serde_json::Value),
+              (status = 401, description = "`{status: -1, msg}`", body = serde_json::Value),
+              (status = 409, description = "`{status: -1, msg}`", body = serde_json::Value),
+              (status = 422, description = "`{status: -1, msg}`: no live worker has that pod UID / IP", body = serde_json::Value),
+              (status = 429, description = "`{status: -1, msg}`", body = serde_json::Value),
+              (status = 503, description = "`{status: -1, msg}`", body = serde_json::Value)))]
 pub async fn create(
     State(s): State<AppState>,
     body: Result<Body<Vec<TaskRequest>>, AppError>,
@@ -142,6 +152,14 @@ pub struct TaskV1 {
     pub update_time: String,
 }
 
+/// A task's status and the tool's raw output.
+#[utoipa::path(get, path = "/api/v1/external/task", operation_id = "v1_task", tag = "v1",
+    params(("task_id" = String, Query, description = "a task id from task/create")),
+    responses((status = 200, description = "`{status: 0, msg: \"\", data: {ID, TaskID, SrcPodUID, SrcPodIP, DstPodUID, DstPodIP, TaskParam, TaskType, TaskStatus (1 created, 2 running, 3 finished, 4 failed), TaskResult, CreateTime, UpdateTime}}`", body = serde_json::Value),
+              (status = 400, description = "`{status: -1, msg}`", body = serde_json::Value),
+              (status = 401, description = "`{status: -1, msg}`", body = serde_json::Value),
+              (status = 404, description = "`{status: -1, msg}`", body = serde_json::Value),
+              (status = 503, description = "`{status: -1, msg}`", body = serde_json::Value)))]
 pub async fn get(State(s): State<AppState>, q: Result<Params<TaskQuery>, AppError>) -> Response {
     let task = async {
         let Params(q) = q?;
