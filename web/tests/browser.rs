@@ -211,6 +211,11 @@ async fn the_ui_in_a_real_browser() {
     b.screenshot("matrix-progress").await;
     eventually_finished(&b).await;
     b.wait_js(
+        "the finished run's report is drawn",
+        "return document.getElementById('run-heatmap').dataset.final === 'true'",
+    )
+    .await;
+    b.wait_js(
         "the comparison table lists the cross-node class",
         "return document.querySelector('#comparison tr[data-class=pod_cross_node]')",
     )

@@ -86,6 +86,7 @@ export async function render(main, params, { signal }) {
   grid.addEventListener('change', drawHeat);
   let seq = 0; // only the latest report is drawn
   const load = async () => {
+    if (heatBox.dataset.final) return; // the finished run's report is drawn: it cannot change
     const mine = ++seq;
     const got = await api.get('/api/v2/runs/' + encodeURIComponent(id), signal);
     if (mine !== seq) return;
@@ -106,6 +107,7 @@ export async function render(main, params, { signal }) {
         h('label', {}, 'metric ', metric), h('label', {}, 'grid ', grid)), h('div', { class: 'heat-box' }));
     }
     drawHeat();
+    if (report.progress.finished) heatBox.dataset.final = 'true';
   };
   const progress = (p) => {
     bar.max = Math.max(p.jobs, 1);
