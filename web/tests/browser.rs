@@ -53,7 +53,7 @@ async fn the_ui_in_a_real_browser() {
     let b = Browser::start().await;
 
     // The page and its scripts come with a CSP that forbids inline script.
-    let res = web.http.get(web.url("/")).send().await.unwrap();
+    let res = web.http.get(web.url("/ui/")).send().await.unwrap();
     let csp = res.headers()["content-security-policy"]
         .to_str()
         .unwrap()
@@ -62,7 +62,7 @@ async fn the_ui_in_a_real_browser() {
     assert!(!csp.contains("unsafe-inline"), "{csp}");
 
     // The token form first; then the overview.
-    b.client.goto(&web.base).await.unwrap();
+    b.client.goto(&web.url("/ui/")).await.unwrap();
     b.wait_js(
         "the token form shows",
         "return !document.getElementById('login').hidden",
@@ -129,7 +129,10 @@ async fn the_ui_in_a_real_browser() {
     .await;
 
     // Run a test: a ping from the form, followed to its end, with its chart.
-    b.client.goto(&format!("{}/#/run", web.base)).await.unwrap();
+    b.client
+        .goto(&format!("{}/ui/#/run", web.base))
+        .await
+        .unwrap();
     b.find("#run-form").await;
     let a = web.worker_id("pod-a");
     let pb = web.worker_id("pod-b");
@@ -160,7 +163,7 @@ async fn the_ui_in_a_real_browser() {
 
     // Jobs: the list, filtered by worker and state, and one job opened.
     b.client
-        .goto(&format!("{}/#/jobs", web.base))
+        .goto(&format!("{}/ui/#/jobs", web.base))
         .await
         .unwrap();
     b.wait_js(
@@ -190,7 +193,7 @@ async fn the_ui_in_a_real_browser() {
 
     // Matrix: a mesh run from the form: progress, the comparison table, the heatmap.
     b.client
-        .goto(&format!("{}/#/matrix", web.base))
+        .goto(&format!("{}/ui/#/matrix", web.base))
         .await
         .unwrap();
     b.find("#matrix-form").await;

@@ -79,7 +79,7 @@ async fn overview_with_1000_workers_and_heatmap_at_100_nodes() {
     .await;
     let web = Web::serve(cluster, common::config()).await;
     let b = Browser::start().await;
-    b.client.goto(&web.base).await.unwrap();
+    b.client.goto(&web.url("/ui/")).await.unwrap();
     b.js(&format!(
         "sessionStorage.setItem('podperf-token', {TOKEN:?}); return 1"
     ))

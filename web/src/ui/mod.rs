@@ -1,8 +1,9 @@
 //! The web UI: one page and its plain JavaScript modules, CSS and nothing else, embedded in the
 //! binary (`include_str!`); no build step, no third-party code.
 //!
-//! The page and the assets hold no data, so they are served without a token ([`public_routes`]):
-//! a browser cannot send a header when it navigates. The page asks for the token, keeps it in
+//! The page (`/ui/`) and the assets hold no data, so they are served without a token
+//! ([`public_routes`]): a browser cannot send a header when it navigates. `/` is behind the token
+//! like the API and redirects to `/ui/`. The page asks for the token, keeps it in
 //! `sessionStorage` (or `localStorage` when the user ticks "remember") and sends it as
 //! `Authorization: Bearer` with every API call; the live events come through `fetch` streaming of
 //! `/api/v2/events` (an `EventSource` cannot send the header). Every data the page shows is read
@@ -21,7 +22,7 @@
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -52,15 +53,18 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("jobs.js", include_str!("../../assets/js/jobs.js")),
 ];
 
-/// Pages behind the token: none (the page holds no data; the API it calls is behind the token).
+/// Behind the token: `/`, which sends the browser on to the page (`/ui/`). A browser cannot
+/// send the token when it navigates, so the page itself is public; `/` stays as closed as the
+/// API for every other client.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/", get(|| async { Redirect::to("/ui/") }))
 }
 
-/// The page and its assets, served without a token, with the CSP.
+/// The page and its assets, served without a token (they hold no data), with the CSP.
 pub fn public_routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(index))
+        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        .route("/ui/", get(index))
         .route("/ui/app.css", get(css))
         .route("/ui/js/{file}", get(script))
         .layer(SetResponseHeaderLayer::overriding(
