@@ -60,6 +60,12 @@ async fn the_ui_in_a_real_browser() {
         .to_string();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
+    // `/` is as closed as the API; with the token it leads to the page.
+    let res = web.http.get(web.url("/")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = web.request(reqwest::Method::GET, "/").send().await.unwrap();
+    assert_eq!(res.url().path(), "/ui/");
+    assert!(res.text().await.unwrap().contains("/ui/js/app.js"));
 
     // The token form first; then the overview.
     b.client.goto(&web.url("/ui/")).await.unwrap();

@@ -59,7 +59,7 @@ export function heatmap(report, m, grid) {
   const n = Math.max(rows.length, cols.length, 1);
   const size = Math.max(10, Math.min(40, Math.floor(800 / n)));
   const font = Math.min(11, size - 1);
-  const labelW = 8 + font * 0.62 * Math.max(4, ...rows.concat(cols).map((x) => Math.min(x.length, 28)));
+  const labelW = 14 + font * 0.72 * Math.max(4, ...rows.concat(cols).map((x) => Math.min(x.length, 28)));
   const W = Math.max(labelW + cols.length * size + 10, labelW + 420), H = labelW + rows.length * size + 60;
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, id: 'heatmap',
     'data-rows': rows.length, 'data-cols': cols.length, role: 'img', 'aria-label': m.label + ' heatmap' });
