@@ -59,3 +59,61 @@ async fn http_overhead_of_a_waited_noop() {
         pct(&http, 0.5) - pct(&direct, 0.5)
     );
 }
+
+/// Events/s one podperf-web delivers to 100 connected SSE clients: a batch of noops, timed from
+/// the submit until every client has seen every job's `job_done` (each job makes three events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_fan_out_to_100_clients() {
+    if std::env::var_os("PODPERF_LONG_TESTS").is_none() {
+        eprintln!("skipped: set PODPERF_LONG_TESTS=1 to measure");
+        return;
+    }
+    const CLIENTS: usize = 100;
+    const JOBS: usize = 300;
+    let mut conf = common::config();
+    conf.max_event_streams = CLIENTS;
+    let mut c = podperf_testkit::Cluster::start(Default::default()).await;
+    c.add_worker(podperf_testkit::WorkerSpec::new("pod-a", "node-1", "127.0.0.143").max_jobs(64));
+    c.wait_workers(&["pod-a"], Duration::from_secs(20)).await;
+    let web = Web::serve(c, conf).await;
+    let mut readers = Vec::new();
+    for _ in 0..CLIENTS {
+        let res = web
+            .request(reqwest::Method::GET, "/api/v2/events")
+            .send()
+            .await
+            .unwrap();
+        let mut r = common::sse::SseReader::new(res);
+        assert_eq!(
+            r.next(Duration::from_secs(10)).await.unwrap().name,
+            "comment"
+        );
+        readers.push(r);
+    }
+    let t = Instant::now();
+    let batch = serde_json::json!({"jobs": vec![noop(0); JOBS]});
+    let (st, _) = web.post("/api/v2/jobs", &batch).await;
+    assert_eq!(st, 202);
+    let counts = futures::future::join_all(readers.into_iter().map(|mut r| async move {
+        let (mut done, mut events) = (0, 0);
+        while done < JOBS {
+            let ev = r
+                .next(Duration::from_secs(60))
+                .await
+                .expect("the stream goes on");
+            assert_ne!(ev.name, "lagged", "a client fell behind");
+            events += 1;
+            done += usize::from(ev.name == "job_done");
+        }
+        events
+    }))
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    let delivered: usize = counts.iter().sum();
+    println!(
+        "SSE fan-out: {JOBS} noops, {CLIENTS} clients, {delivered} events delivered in {secs:.2} s \
+         = {:.0} events/s (the jobs themselves: ≤ {:.0} jobs/s)",
+        delivered as f64 / secs,
+        JOBS as f64 / secs
+    );
+}
