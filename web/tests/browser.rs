@@ -155,6 +155,26 @@ async fn the_ui_in_a_real_browser() {
     b.wait_js("the RTT chart has a point per reply", "const c = document.getElementById('ping-chart'); return c && c.querySelectorAll('circle.dot').length === 4").await;
     b.screenshot("run-ping").await;
 
+    // A traceroute from the same form: its hops as a table.
+    b.find("#kind")
+        .await
+        .select_by_value("traceroute")
+        .await
+        .unwrap();
+    let hops = b.find("#param-max_hops").await;
+    hops.clear().await.unwrap();
+    hops.send_keys("3").await.unwrap();
+    b.find("#run-submit").await.click().await.unwrap();
+    b.wait_js(
+        "the traceroute's hops table",
+        "const s = document.querySelector('#job-state [data-state]'); \
+         return s && s.dataset.state === 'succeeded' && document.querySelectorAll('#hops tbody tr').length",
+    )
+    .await;
+    b.screenshot("run-traceroute").await;
+    b.find("#kind").await.select_by_value("ping").await.unwrap();
+    let count = b.find("#param-count").await;
+
     // An out-of-bounds count is refused in the page, naming the field; nothing is sent.
     count.clear().await.unwrap();
     count.send_keys("1001").await.unwrap();
@@ -187,9 +207,13 @@ async fn the_ui_in_a_real_browser() {
         .select_by_value(&a)
         .await
         .unwrap();
-    b.wait_js("only pod-a's succeeded ping is left", "const r = [...document.querySelectorAll('table.jobs tbody tr')]; return r.length === 1 && r[0].textContent.includes('ping')").await;
+    b.wait_js("only pod-a's succeeded traceroute and ping are left, newest first", "const r = [...document.querySelectorAll('table.jobs tbody tr')]; return r.length === 2 && r[0].textContent.includes('traceroute') && r[1].textContent.includes('ping')").await;
     b.screenshot("jobs").await;
-    b.find("table.jobs tbody tr a").await.click().await.unwrap();
+    b.find("table.jobs tbody tr:last-child a")
+        .await
+        .click()
+        .await
+        .unwrap();
     b.wait_js("the job page shows the ping", "const s = document.querySelector('#job-state [data-state]'); return s && s.dataset.state === 'succeeded' && document.getElementById('ping-chart')").await;
     assert_eq!(
         b.js("return document.getElementById('job-source').textContent")
