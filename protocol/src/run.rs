@@ -206,6 +206,9 @@ pub struct PairReport {
     pub target_ip: IpAddr,
     #[serde(flatten)]
     pub figures: Figures,
+    /// The pair's jobs (every kind and sample), so a report links to each measurement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub job_ids: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

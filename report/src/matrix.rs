@@ -46,6 +46,7 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
             source_ip: pair.source_ip,
             target_ip: pair.target_ip,
             figures: samples.figures(),
+            job_ids: pair.jobs.iter().map(|j| j.job_id).collect(),
         });
     }
     let classes: Vec<ClassReport> = classes
@@ -150,6 +151,11 @@ mod tests {
         );
         assert_eq!(r.pairs[3].figures.jobs_failed, 1);
         assert_eq!(r.pairs[2].figures.hops, Some(1));
+        for (pair, planned) in r.pairs.iter().zip(&run.pairs) {
+            let ids: Vec<Uuid> = planned.jobs.iter().map(|j| j.job_id).collect();
+            assert!(!ids.is_empty());
+            assert_eq!(pair.job_ids, ids, "each pair links to its own jobs");
+        }
         let classes: Vec<_> = r.classes.iter().map(|c| (c.class, c.pairs)).collect();
         assert_eq!(
             classes,

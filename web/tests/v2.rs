@@ -144,7 +144,6 @@ async fn every_call_but_the_probes_needs_a_valid_token() {
         (Method::GET, "/api/v2/runs"),
         (Method::GET, "/api/v2/events"),
         (Method::GET, "/api/v2/openapi.json"),
-        (Method::GET, "/"),
     ];
     for token in [None, Some("wrong"), Some("test-token-1x")] {
         web.token = token.map(String::from);
@@ -180,4 +179,12 @@ async fn every_call_but_the_probes_needs_a_valid_token() {
     let (st, ready) = web.get("/readyz").await;
     assert_eq!(st, 200, "{ready}");
     assert_eq!(ready["dispatcher"], "answers");
+    // Nor does `/`: it sends a browser on to the page, which holds no data and asks for the token.
+    let res = web.http.get(web.url("/")).send().await.unwrap();
+    assert_eq!(
+        (res.status().as_u16(), res.url().path()),
+        (200, "/ui/"),
+        "GET / should end at the UI page"
+    );
+    assert!(res.text().await.unwrap().contains("podperf"));
 }
