@@ -515,7 +515,7 @@ cmd_supervise() { # run
   if wait_for "nats-server" 15 "$nats_pid" tcp_ready "$INFRA_NS" "$INFRA_IP" "$NATS_PORT" &&
     wait_for "redis-server" 15 "$redis_pid" tcp_ready "$INFRA_NS" "$INFRA_IP" "$REDIS_PORT"; then
     if [ -n "${IMAGE:-}" ]; then
-      FIELDS=()
+      FIELDS=([metadata.name]=podperf-dispatcher-testbed)
       SECRETS=([PODPERF_WORKER_PASSWORD]=$PODPERF_WORKER_PASSWORD [PODPERF_CLI_PASSWORD]=$PODPERF_CLI_PASSWORD
         [PODPERF_DISPATCHER_PASSWORD]=$PODPERF_DISPATCHER_PASSWORD [PODPERF_REDIS_PASSWORD]="")
       OVERRIDES=([PODPERF_NATS_URL]=$NATS_URL [PODPERF_REDIS_URL]=$REDIS_URL

@@ -229,7 +229,21 @@ async fn nats_outage(ips: [&str; 2], n: usize, down: Duration) {
     let listed = sys
         .wait_workers(&["pod-a", "pod-b"], Duration::from_secs(30))
         .await;
-    let probe = sys.submit_ok(noops("pod-a", 1, 0)).await;
+    // The workers' liveness keys may expire across the restart (their age counts while the server
+    // is down) and come back with the next heartbeat: until then a submit is refused
+    // `worker_offline`, which is the right answer, so the first new job is the first one accepted.
+    let probe = eventually(
+        Duration::from_secs(30),
+        "a new job is accepted after the restart",
+        || async {
+            match sys.submit(noops("pod-a", 1, 0)).await {
+                Err(e) if e.code() == Some(ErrorCode::WorkerOffline) => None,
+                other => Some(other),
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("submit refused: {e}\n{}", sys.logs()));
     sys.wait_terminal(&probe, Duration::from_secs(30)).await;
     let first_new_job = restarted.elapsed();
     sys.wait_terminal(&ids, Duration::from_secs(90)).await;
