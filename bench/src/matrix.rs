@@ -36,6 +36,7 @@ fn info(node: usize, pod: usize) -> WorkerInfo {
         host_network: false,
         tools: vec![],
         iperf3_port: 5201,
+        sockperf_port: 11111,
         max_concurrent_jobs: 8,
         started_at_ms: 0,
         version: String::new(),

@@ -127,12 +127,14 @@ mod tests {
         let mut root = Cli::command().bin_name("podperf");
         root.build();
         let mut text = String::new();
-        let paths: [&[&str]; 11] = [
+        let paths: [&[&str]; 13] = [
             &["workers"],
             &["run"],
             &["run", "ping"],
             &["run", "traceroute"],
             &["run", "iperf3"],
+            &["run", "latency"],
+            &["run", "mtu"],
             &["job"],
             &["jobs"],
             &["cancel"],

@@ -53,8 +53,8 @@ fn is_executable(p: &Path) -> bool {
 
 async fn version_of(tool: Tool, path: &Path) -> Option<String> {
     let flag = match tool {
-        Tool::Ping => "-V",
-        Tool::Traceroute | Tool::Iperf3 => "--version",
+        Tool::Ping | Tool::Tracepath => "-V",
+        Tool::Traceroute | Tool::Iperf3 | Tool::Sockperf => "--version",
     };
     let run = tokio::process::Command::new(path)
         .arg(flag)

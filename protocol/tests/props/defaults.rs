@@ -23,6 +23,10 @@ fn param_default(kind: &str, field: &str) -> Option<Value> {
         ("iperf3", "bitrate_bps") => return None,
         ("iperf3", "reverse") => json!(false),
         ("noop", "sleep_ms") => json!(0),
+        ("latency", "protocol") => json!("tcp"),
+        ("latency", "duration_s") => json!(5),
+        ("latency", "message_size_bytes") => json!(64),
+        ("mtu", "max_hops") => json!(30),
         _ => panic!("no default known for {kind}.{field}"),
     };
     Some(v)
@@ -49,6 +53,11 @@ fn matrix_default(field: &str) -> Value {
     r#"{"kind":"ping","interval_ms":1000}"#,
     r#"{"kind":"ping","count":5,"interval_ms":1000,"size_bytes":56}"#
  ; "ping, interval given")]
+#[test_case(
+    r#"{"kind":"latency"}"#,
+    r#"{"kind":"latency","protocol":"tcp","duration_s":5,"message_size_bytes":64}"#
+ ; "latency, all omitted")]
+#[test_case(r#"{"kind":"mtu"}"#, r#"{"kind":"mtu","max_hops":30}"# ; "mtu, all omitted")]
 #[test_case(
     r#"{"kind":"traceroute"}"#,
     r#"{"kind":"traceroute","max_hops":30,"protocol":"udp"}"#

@@ -1,8 +1,8 @@
 //! Job parameters in and out of bounds, and an independent model of the bounds.
 
 use podperf_protocol::job::{
-    bounds, Iperf3Params, JobParams, NoopParams, PingParams, TracerouteParams, TracerouteProtocol,
-    TransportProtocol,
+    bounds, Iperf3Params, JobParams, LatencyParams, MtuParams, NoopParams, PingParams,
+    TracerouteParams, TracerouteProtocol, TransportProtocol,
 };
 use proptest::prelude::*;
 
@@ -43,6 +43,19 @@ pub fn any_params() -> impl Strategy<Value = JobParams> {
                 })
             }),
         small().prop_map(|sleep_ms| JobParams::Noop(NoopParams { sleep_ms })),
+        (
+            small(),
+            small(),
+            prop_oneof![Just(TransportProtocol::Tcp), Just(TransportProtocol::Udp)]
+        )
+            .prop_map(|(duration_s, message_size_bytes, protocol)| {
+                JobParams::Latency(LatencyParams {
+                    protocol,
+                    duration_s,
+                    message_size_bytes,
+                })
+            }),
+        any::<u8>().prop_map(|max_hops| JobParams::Mtu(MtuParams { max_hops })),
     ]
 }
 
@@ -66,10 +79,16 @@ pub fn model_valid(p: &JobParams) -> bool {
                 }
         }
         JobParams::Noop(p) => p.sleep_ms <= NOOP_SLEEP_MS_MAX,
+        JobParams::Latency(p) => {
+            (1..=LATENCY_DURATION_S_MAX).contains(&p.duration_s)
+                && (LATENCY_MESSAGE_SIZE_BYTES_MIN..=LATENCY_MESSAGE_SIZE_BYTES_MAX)
+                    .contains(&p.message_size_bytes)
+        }
+        JobParams::Mtu(p) => (1..=MTU_MAX_HOPS_MAX).contains(&p.max_hops),
     }
 }
 
-pub const PARAM_FIELDS: [&str; 9] = [
+pub const PARAM_FIELDS: [&str; 10] = [
     "params.count",
     "params.interval_ms",
     "params.size_bytes",
@@ -79,4 +98,5 @@ pub const PARAM_FIELDS: [&str; 9] = [
     "params.bitrate_bps",
     "params.sleep_ms",
     "params.protocol",
+    "params.message_size_bytes",
 ];
