@@ -14,7 +14,7 @@ FROM debian:bookworm-slim
 # The tools the worker runs. ping and traceroute get cap_net_raw as file capabilities, so the
 # non-root user can open raw sockets when the pod adds NET_RAW (and drops everything else).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iputils-ping traceroute iperf3 libcap2-bin ca-certificates \
+ && apt-get install -y --no-install-recommends iputils-ping traceroute iperf3 sockperf iputils-tracepath libcap2-bin ca-certificates \
  && setcap cap_net_raw+ep "$(readlink -f /usr/bin/ping)" \
  && setcap cap_net_raw+ep "$(readlink -f /usr/bin/traceroute)" \
  && apt-get purge -y libcap2-bin && apt-get autoremove -y \
@@ -24,4 +24,6 @@ COPY --from=build /out/ /usr/local/bin/
 USER 10001:10001
 # iperf3 server of a pod-network worker (5202 for the hostNetwork one).
 EXPOSE 5201
+# sockperf server (TCP and UDP; 11112 for the hostNetwork one).
+EXPOSE 11111 11111/udp
 CMD ["podperf-worker"]

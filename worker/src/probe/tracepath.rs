@@ -53,10 +53,18 @@ pub fn header_bytes(target: IpAddr) -> u32 {
     }
 }
 
+/// The largest IP packet there is (loopback's MTU, 65536, is larger).
+const IP_PACKET_MAX: u32 = 65_535;
+
+/// The packet size the DF ping checks for a path MTU: the MTU, or the largest IP packet.
+pub fn checked_packet_bytes(mtu: u32) -> u32 {
+    mtu.min(IP_PACKET_MAX)
+}
+
 /// The DF ping at `mtu`: `ping -n -4|-6 -c 3 -i 0.2 -s (MTU − headers) -W 2 -M do [-I SOURCE]
 /// TARGET`; `None` when the MTU is too small to carry a ping.
 pub fn df_ping_argv(mtu: u32, ctx: &ProbeContext) -> Option<Vec<String>> {
-    let size = mtu.checked_sub(header_bytes(ctx.target_ip))?;
+    let size = checked_packet_bytes(mtu).checked_sub(header_bytes(ctx.target_ip))?;
     let params = podperf_protocol::job::PingParams {
         count: DF_PING_COUNT,
         interval_ms: 200,
@@ -190,7 +198,7 @@ pub fn interpret(out: &ToolOutput, target: IpAddr) -> ProbeOutcome {
 /// black hole at that MTU.
 pub fn with_df_ping(mut result: MtuResult, ping: &PingResult) -> MtuResult {
     result.df_ping = Some(DfPing {
-        packet_bytes: result.path_mtu_bytes,
+        packet_bytes: checked_packet_bytes(result.path_mtu_bytes),
         transmitted: ping.transmitted,
         received: ping.received,
         errors: ping.errors,
