@@ -112,6 +112,8 @@ async fn wall_time(fig: &mut Figure, opts: &Opts, rounds: usize) -> anyhow::Resu
         iperf3_duration_s: 1,
         udp: false,
         traceroute: false,
+        latency: false,
+        mtu: false,
         ..MatrixRequest::default()
     };
     let t0 = Instant::now();

@@ -55,7 +55,11 @@ fn a_worker_is_listed_after_start_and_gone_within_ttl_after_sigkill() {
     assert_eq!(a["pod_ip"], "127.0.0.11");
     assert_eq!(a["node_name"], "node-1");
     assert_eq!(a["host_network"], false);
-    assert_eq!(a["tools"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        a["tools"].as_array().unwrap().len(),
+        5,
+        "ping, traceroute, iperf3, sockperf, tracepath"
+    );
     assert!(a["last_seen_at_ms"].as_u64().unwrap() > 0);
 
     c.workers[0].proc.sigkill();

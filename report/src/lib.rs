@@ -17,6 +17,7 @@
 //! [`Spread`]: podperf_protocol::run::Spread
 
 mod matrix;
+mod mtu;
 mod overlay;
 mod samples;
 mod stats;
@@ -25,6 +26,7 @@ mod stats;
 mod fixtures;
 
 pub use matrix::report;
+pub use mtu::mtu_problems;
 pub use overlay::overlay_cost;
 /// The threshold is part of the wire contract (it defines `Spread::wide`), so it is defined in
 /// `podperf-protocol`; re-exported here beside the logic that applies it.
