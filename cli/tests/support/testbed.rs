@@ -65,6 +65,11 @@ impl Testbed {
     /// Brings up `nodes` × `pods` with a fresh run id starting with `tag` (one letter per test
     /// file, so parallel runs are told apart in `testbed.sh status`).
     pub fn up(nodes: u32, pods: u32, tag: char) -> Testbed {
+        Self::up_with(nodes, pods, tag, &[])
+    }
+
+    /// [`up`](Self::up) with more `testbed.sh up` options (e.g. `--pod-mtu 1500`).
+    pub fn up_with(nodes: u32, pods: u32, tag: char, extra: &[&str]) -> Testbed {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -88,6 +93,7 @@ impl Testbed {
                 &pods.to_string(),
             ])
             .args(["--run-id", &tb.run_id, "--timeout", "60"])
+            .args(extra)
             .arg("--bin-dir")
             .arg(&bin_dir)
             .output()
