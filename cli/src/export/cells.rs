@@ -76,7 +76,13 @@ pub fn latency(p50: &Option<Spread>, p99: &Option<Spread>) -> String {
     match (p50, p99) {
         (Some(a), Some(b)) => {
             let mark = if a.wide || b.wide { " ~" } else { "" };
-            format!("{:.3} / {:.3} ms{mark}", a.median, b.median)
+            // Microseconds matter here: three significant digits of the p50, for both.
+            let d = if a.median > 0.0 && a.median < 1.0 {
+                ((-a.median.log10()).floor() as usize + 3).min(6)
+            } else {
+                3
+            };
+            format!("{:.d$} / {:.d$} ms{mark}", a.median, b.median)
         }
         _ => "-".into(),
     }

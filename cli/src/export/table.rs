@@ -151,7 +151,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("0.042 / 0.100 ms") && text.contains("1500 BLACK HOLE"),
+            text.contains("0.0421 / 0.1000 ms") && text.contains("1500 BLACK HOLE"),
             "{text}"
         );
         assert!(text.contains("MTU PROBLEM (pod_mtu_exceeds_underlay): pod MTU 1500"));
