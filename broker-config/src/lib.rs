@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - `tests/permissions.rs`: each role's credential against a real nats-server running
-//!   `auth.conf`: what it may do and what it may not.
+//!   `auth.conf` (worker, dispatcher, cli, web, admin): what it may do and what it may not.
 //! - `tests/binaries.rs`: the real dispatcher, workers and CLI, each with its own credential.
 //! - `tests/manifests.rs`: the worker DaemonSets' env against what the worker binary reads; the
 //!   copies of the configs in `k8s/nats/`; the example credential files.
@@ -13,10 +13,11 @@
 use std::path::{Path, PathBuf};
 
 /// The users of `auth.conf`, with the password each gets in the tests.
-pub const USERS: [(&str, &str); 4] = [
+pub const USERS: [(&str, &str); 5] = [
     ("worker", "test-worker-pw"),
     ("dispatcher", "test-dispatcher-pw"),
     ("cli", "test-cli-pw"),
+    ("web", "test-web-pw"),
     ("admin", "test-admin-pw"),
 ];
 

@@ -1,4 +1,4 @@
-//! The real podperf-dispatcher, two podperf-workers and the podperf CLI, each logged in with its
+//! The real podperf-dispatcher, two podperf-workers, the podperf CLI and podperf-web, each logged in with its
 //! own credential against `auth.conf`: the permission sets are sufficient, not just restrictive.
 //! Needs `cargo build --workspace --bins` first.
 
@@ -85,6 +85,27 @@ fn real_binaries_work_with_their_own_credentials() {
     );
     println!("$ podperf run ping --from pod-a --to pod-b --count 2\n{stdout}");
 
+    // podperf-web with its credential: ready (the job feed followed, the API answers), and a job
+    // submitted and waited for over HTTP.
+    let port = free_port();
+    let mut cmd = Command::new(workspace_bin("podperf-web"));
+    as_user(&mut cmd, &nats, "web");
+    cmd.env("PODPERF_WEB_LISTEN", format!("127.0.0.1:{port}"))
+        .env_remove("PODPERF_WEB_TOKEN");
+    let web = ChildGuard::spawn(cmd, "podperf-web");
+    wait_until(Duration::from_secs(20), "podperf-web is ready", || {
+        http(port, "GET /readyz", "").starts_with("HTTP/1.1 200")
+    });
+    let spec =
+        r#"{"source":"pod-a","target":{"worker":"pod-b"},"params":{"kind":"ping","count":1}}"#;
+    let answer = http(port, "POST /api/v2/jobs?wait=20s", spec);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains(r#""state":"succeeded""#),
+        "{answer}\n--- podperf-web ---\n{}\n{}",
+        web.log(),
+        logs()
+    );
+
     // Nothing anyone did was refused (a silently refused ack or flow-control reply shows here).
     let log = nats.log();
     assert!(
@@ -99,4 +120,24 @@ fn real_binaries_work_with_their_own_credentials() {
         !out.status.success(),
         "the worker credential listed workers"
     );
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` (`request` = `METHOD /path`), the whole answer as text
+/// ("" when the connection fails).
+fn http(port: u16, request: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let req = format!(
+        "{request} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut answer = String::new();
+    if conn.write_all(req.as_bytes()).is_ok() {
+        let _ = conn.read_to_string(&mut answer);
+    }
+    answer
 }

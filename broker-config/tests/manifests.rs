@@ -200,6 +200,7 @@ fn every_config_variable_has_an_example_and_a_secret_key() {
         read("k8s/base/nats/statefulset.yaml"),
         read("k8s/base/redis/statefulset.yaml"),
         read("k8s/base/dispatcher/deployment.yaml"),
+        read("k8s/base/web/deployment.yaml"),
         read("k8s/base/workers/worker-a.yaml"),
     ] {
         for key in text.split("key: ").skip(1) {
@@ -213,4 +214,47 @@ fn every_config_variable_has_an_example_and_a_secret_key() {
             );
         }
     }
+}
+
+/// podperf-web: two replicas, non-root, probes on /healthz and /readyz, a token from the Secret
+/// (it listens beyond loopback), only variables the binary reads; a ClusterIP Service on 8080.
+#[test]
+fn web_deployment_and_service() {
+    let text = read("k8s/base/web/deployment.yaml");
+    let d: Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(d["kind"], "Deployment");
+    assert_eq!(d["spec"]["replicas"], 2);
+    let pod = &d["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    let c = &pod["containers"][0];
+    assert_eq!(c["command"][0], "podperf-web");
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    let mut reads: BTreeSet<String> = clap_env_names(&read("web/src/main.rs"))
+        .into_iter()
+        .collect();
+    reads.extend(clap_env_names(&read("connect/src/lib.rs")));
+    reads.insert("RUST_LOG".into());
+    let env = env_of(c);
+    for (name, _, _) in &env {
+        assert!(reads.contains(name), "podperf-web does not read {name}");
+    }
+    let user = env.iter().find(|(n, _, _)| n == "PODPERF_NATS_USER");
+    assert_eq!(user.and_then(|(_, v, _)| v.as_deref()), Some("web"));
+    let token = c["env"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "PODPERF_WEB_TOKEN")
+        .expect("a token: podperf-web refuses 0.0.0.0 without one");
+    assert_eq!(
+        token["valueFrom"]["secretKeyRef"]["key"],
+        "PODPERF_WEB_TOKEN"
+    );
+
+    let s: Value = serde_yaml::from_str(&read("k8s/base/web/service.yaml")).unwrap();
+    assert_eq!(s["spec"]["type"], "ClusterIP");
+    assert_eq!(s["spec"]["ports"][0]["port"], 8080);
+    assert!(read("k8s/base/kustomization.yaml").contains("web/deployment.yaml"));
 }

@@ -232,3 +232,79 @@ async fn cli_can_call_the_api_and_follow_results() {
     cli.expect_violation("podperf.jobs.>").await;
     let _ = password("cli");
 }
+
+/// podperf-web's credential: the API and the live feeds on its own inbox; nothing a worker or the
+/// dispatcher does, no JetStream API, no other role's replies.
+#[tokio::test]
+async fn web_can_call_the_api_and_follow_the_feeds_and_nothing_more() {
+    let nats = server();
+    let admin = connect(&nats, "admin").await.client;
+    create_bucket_and_stream(&admin).await;
+    let mut watched = admin.subscribe("podperf.>").await.unwrap();
+    let dispatcher = connect(&nats, "dispatcher").await.client;
+    let mut api = dispatcher.subscribe("podperf.api.>").await.unwrap();
+    dispatcher.flush().await.unwrap();
+    admin.flush().await.unwrap();
+
+    let mut web = connect(&nats, "web").await;
+    let mut results = web.client.subscribe("podperf.results.>").await.unwrap();
+    let mut done = web.client.subscribe("podperf.done.>").await.unwrap();
+    web.client.flush().await.unwrap();
+    let responder = tokio::spawn(async move {
+        let msg = api.next().await.expect("an API request");
+        let reply = msg.reply.expect("a reply subject");
+        assert!(reply.starts_with("_INBOX_web."), "{reply}");
+        dispatcher
+            .publish(reply, r#"{"ok":[]}"#.into())
+            .await
+            .unwrap();
+        dispatcher
+            .publish("podperf.done.j1", "rec".into())
+            .await
+            .unwrap();
+        dispatcher.flush().await.unwrap();
+    });
+    let reply = web
+        .client
+        .request("podperf.api.workers.list", "{}".into())
+        .await
+        .expect("the API answers");
+    assert_eq!(&reply.payload[..], br#"{"ok":[]}"#);
+    responder.await.unwrap();
+    assert_eq!(&done.next().await.unwrap().payload[..], b"rec");
+    admin
+        .publish("podperf.results.j1", "r".into())
+        .await
+        .unwrap();
+    admin.flush().await.unwrap();
+    assert_eq!(&results.next().await.unwrap().payload[..], b"r");
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), watched.next()).await {
+    }
+    assert!(web.errors.try_recv().is_err(), "web hit a permission error");
+
+    for subject in [
+        "podperf.results.x",
+        "podperf.events.x",
+        "podperf.jobs.x",
+        "podperf.done.x",
+        "$KV.podperf-workers.fake",
+        "$JS.API.STREAM.DELETE.PODPERF_RESULTS",
+        "$JS.API.STREAM.INFO.KV_podperf-workers",
+    ] {
+        web.client.publish(subject, "{}".into()).await.unwrap();
+        web.client.flush().await.unwrap();
+        web.expect_violation(subject).await;
+    }
+    assert_silent(&mut watched, "web published").await;
+    for subject in [
+        "podperf.jobs.>",
+        "podperf.api.>",
+        "_INBOX_cli.>",
+        "_INBOX.>",
+        ">",
+    ] {
+        let _sub = web.client.subscribe(subject).await.unwrap();
+        web.client.flush().await.unwrap();
+        web.expect_violation(subject).await;
+    }
+}

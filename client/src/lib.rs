@@ -232,4 +232,23 @@ impl Client {
     pub async fn live(&self, filter: LiveFilter) -> Result<LiveStream> {
         LiveStream::subscribe(&self.nats, filter).await
     }
+
+    /// Follows the dispatcher's done notices of every job: each job's record once its terminal
+    /// state is stored (whoever ended it: its worker, a cancel, the deadline). Subscribed when
+    /// this returns; a notice that is not a record is skipped.
+    pub async fn done_notices(&self) -> Result<impl futures::Stream<Item = JobRecord> + Unpin> {
+        let subject = format!("{}>", podperf_protocol::names::DONE_PREFIX);
+        let sub = self
+            .nats
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| Error::nats(format!("subscribe {subject}"), e))?;
+        self.nats
+            .flush()
+            .await
+            .map_err(|e| Error::nats("flush", e))?;
+        Ok(sub.filter_map(|msg| {
+            futures::future::ready(serde_json::from_slice::<JobRecord>(&msg.payload).ok())
+        }))
+    }
 }

@@ -65,6 +65,7 @@ pub const DONE_PREFIX: &str = "podperf.done.";
 pub const WORKER_INBOX_PREFIX: &str = "_INBOX_worker";
 pub const DISPATCHER_INBOX_PREFIX: &str = "_INBOX_dispatcher";
 pub const CLI_INBOX_PREFIX: &str = "_INBOX_cli";
+pub const WEB_INBOX_PREFIX: &str = "_INBOX_web";
 
 /// A worker id becomes a subject token and a KV key: 1–128 of `[A-Za-z0-9_-]`.
 pub fn is_valid_worker_id(id: &str) -> bool {

@@ -33,6 +33,7 @@ pub fn inbox_prefix(user: &str) -> &'static str {
         "worker" => WORKER_INBOX_PREFIX,
         "dispatcher" => DISPATCHER_INBOX_PREFIX,
         "cli" => CLI_INBOX_PREFIX,
+        "web" => WEB_INBOX_PREFIX,
         _ => "_INBOX",
     }
 }

@@ -65,10 +65,10 @@ impl Testbed {
     /// Brings up `nodes` × `pods` with a fresh run id starting with `tag` (one letter per test
     /// file, so parallel runs are told apart in `testbed.sh status`).
     pub fn up(nodes: u32, pods: u32, tag: char) -> Testbed {
-        Self::up_with(nodes, pods, tag, &[])
+        Testbed::up_with(nodes, pods, tag, &[])
     }
 
-    /// [`up`](Self::up) with more `testbed.sh up` options (e.g. `--pod-mtu 1500`).
+    /// As [`Testbed::up`], with more `testbed.sh up` arguments (e.g. `--image TAG`).
     pub fn up_with(nodes: u32, pods: u32, tag: char, extra: &[&str]) -> Testbed {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -1,0 +1,163 @@
+//! `/api/v2/jobs`: submit (one spec or a batch, optionally waiting for the end), list, get, cancel.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use podperf_protocol::api::{
+    JobRecord, ListJobsReply, ListJobsRequest, SubmitReply, SubmitRequest,
+};
+use podperf_protocol::job::JobSpec;
+use podperf_protocol::outcome::JobState;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::error::{AppError, Result};
+use crate::extract::{parse_wait, Body, Id, Params};
+use crate::state::AppState;
+
+/// The submit body: one job spec, or `{"jobs": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SubmitBody {
+    Batch(SubmitRequest),
+    One(Box<JobSpec>),
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubmitQuery {
+    /// Wait this long (`30s`) for the terminal state and answer with the record(s).
+    pub wait: Option<String>,
+}
+
+/// `POST /api/v2/jobs`: 202 `{"job_ids": [...]}`; with `?wait=`, 200 and the record (one spec)
+/// or `{"jobs": [records]}` (a batch) once every job is terminal, 504 `wait_timeout` if not by then.
+#[utoipa::path(post, path = "/api/v2/jobs", operation_id = "submit_jobs", tag = "v2",
+    params(("wait" = Option<String>, Query, description = "wait this long (e.g. `30s`, at most 1h) for the terminal state")),
+    request_body(content = serde_json::Value, description = "one JobSpec (`{source, target, params: {kind, …}, timeout_s}`) or SubmitRequest `{jobs: [JobSpec]}`"),
+    responses((status = 202, description = "SubmitReply `{job_ids: [uuid]}`", body = serde_json::Value),
+              (status = 200, description = "with `wait`: the JobRecord (one spec) or `{jobs: [JobRecord]}` (a batch)", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+              (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
+pub async fn submit(
+    State(s): State<AppState>,
+    Params(q): Params<SubmitQuery>,
+    body: Body<serde_json::Value>,
+) -> Result<Response> {
+    let wait = q
+        .wait
+        .as_deref()
+        .map(|w| parse_wait(w, s.config.max_wait))
+        .transpose()?;
+    let (jobs, one) = parse_submit(body.0)?;
+    let ids = s.client.submit(jobs).await?;
+    let Some(limit) = wait else {
+        return Ok((StatusCode::ACCEPTED, Json(SubmitReply { job_ids: ids })).into_response());
+    };
+    let give_up = tokio::time::Instant::now() + limit;
+    let mut records = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let left = give_up.saturating_duration_since(tokio::time::Instant::now());
+        records.push(wait_one(&s, *id, left.max(std::time::Duration::from_millis(1))).await?);
+    }
+    if one {
+        Ok(Json(records.remove(0)).into_response())
+    } else {
+        Ok(Json(ListJobsReply { jobs: records }).into_response())
+    }
+}
+
+/// The jobs of a body and whether it was a single spec; the serde error of the shape it is
+/// closest to (a body with `jobs` is a batch).
+fn parse_submit(body: serde_json::Value) -> Result<(Vec<JobSpec>, bool)> {
+    let batch = body.get("jobs").is_some();
+    let bad = |e: serde_json::Error| AppError::bad_request(format!("the body is not valid: {e}"));
+    if batch {
+        let req: SubmitRequest = serde_json::from_value(body).map_err(bad)?;
+        Ok((req.jobs, false))
+    } else {
+        let spec: JobSpec = serde_json::from_value(body).map_err(bad)?;
+        Ok((vec![spec], true))
+    }
+}
+
+async fn wait_one(s: &AppState, id: Uuid, limit: std::time::Duration) -> Result<JobRecord> {
+    let waited = tokio::select! {
+        _ = s.shutdown.cancelled() => return Err(AppError::shutting_down()),
+        r = s.client.wait(id, limit) => r,
+    };
+    waited.map_err(|e| match e.kind() {
+        podperf_client::ErrorKind::Timeout => AppError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "wait_timeout",
+            format!("job {id} is not finished after {limit:?} (it goes on; GET /api/v2/jobs/{id})"),
+        ),
+        _ => e.into(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `queued`, `dispatched`, `running`, `succeeded`, `failed`, `timed_out`, `worker_lost`,
+    /// `cancelled`.
+    pub state: Option<String>,
+    /// A worker id (source or target).
+    pub worker: Option<String>,
+    pub since_ms: Option<u64>,
+    pub until_ms: Option<u64>,
+    /// At most this many (default 100, max 1000).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v2/jobs?state=&worker=&limit=`: newest first.
+#[utoipa::path(get, path = "/api/v2/jobs", operation_id = "list_jobs", tag = "v2",
+    params(("state" = Option<String>, Query, description = "queued, dispatched, running, succeeded, failed, timed_out, worker_lost, cancelled"),
+           ("worker" = Option<String>, Query, description = "a worker id (source or target)"),
+           ("since_ms" = Option<u64>, Query), ("until_ms" = Option<u64>, Query),
+           ("limit" = Option<u32>, Query, description = "default 100, max 1000")),
+    responses((status = 200, description = "ListJobsReply `{jobs: [JobRecord]}`", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
+pub async fn list(
+    State(s): State<AppState>,
+    Params(q): Params<ListQuery>,
+) -> Result<Json<ListJobsReply>> {
+    let state = match q.state.as_deref().filter(|st| !st.is_empty()) {
+        None => None,
+        Some(st) => Some(JobState::parse(st).ok_or_else(|| {
+            let all: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+            AppError::invalid_param("state", format!("{st:?} is not one of {}", all.join(", ")))
+        })?),
+    };
+    let req = ListJobsRequest {
+        state,
+        worker: q.worker.filter(|w| !w.is_empty()),
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
+        limit: q.limit,
+    };
+    let jobs = s.client.list(&req).await?;
+    Ok(Json(ListJobsReply { jobs }))
+}
+
+/// `GET /api/v2/jobs/{id}`.
+#[utoipa::path(get, path = "/api/v2/jobs/{id}", operation_id = "get_job", tag = "v2",
+    params(("id" = uuid::Uuid, Path, description = "job id")),
+    responses((status = 200, description = "JobRecord", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
+pub async fn get(State(s): State<AppState>, Id(id): Id) -> Result<Json<JobRecord>> {
+    Ok(Json(s.client.get(id).await?))
+}
+
+/// `POST /api/v2/jobs/{id}/cancel`: the record once the cancellation is stored (unchanged when
+/// the job had already ended).
+#[utoipa::path(post, path = "/api/v2/jobs/{id}/cancel", operation_id = "cancel_job", tag = "v2",
+    params(("id" = uuid::Uuid, Path, description = "job id")),
+    responses((status = 200, description = "JobRecord", body = serde_json::Value),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
+pub async fn cancel(State(s): State<AppState>, Id(id): Id) -> Result<Json<JobRecord>> {
+    Ok(Json(s.client.cancel(id).await?))
+}

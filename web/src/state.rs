@@ -1,0 +1,36 @@
+//! What every handler shares: the dispatcher client, the configuration, the live-event hub, the
+//! cap on event streams and the shutdown token.
+
+use std::sync::Arc;
+
+use podperf_client::Client;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WebConfig;
+use crate::hub::Hub;
+
+/// Cheap to clone (everything is shared).
+#[derive(Clone)]
+pub struct AppState {
+    pub client: Client,
+    pub config: Arc<WebConfig>,
+    pub hub: Hub,
+    /// One permit per open event stream.
+    pub streams: Arc<Semaphore>,
+    /// Cancelled when the server shuts down: event streams and `?wait=` requests end on it.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(client: Client, config: WebConfig, shutdown: CancellationToken) -> Self {
+        let hub = Hub::start(client.clone(), config.poll_interval, shutdown.clone());
+        AppState {
+            streams: Arc::new(Semaphore::new(config.max_event_streams)),
+            client,
+            config: Arc::new(config),
+            hub,
+            shutdown,
+        }
+    }
+}
