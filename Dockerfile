@@ -77,4 +77,6 @@ RUN set -eu; \
 USER 10001:10001
 # iperf3 server of a pod-network worker (5202 for the hostNetwork one).
 EXPOSE 5201
+# sockperf server (TCP and UDP; 11112 for the hostNetwork one).
+EXPOSE 11111 11111/udp
 CMD ["podperf-worker"]

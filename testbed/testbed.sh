@@ -4,6 +4,8 @@
 # node (host network) running inside it. See testbed/README.md.
 #
 #   testbed.sh up   [--nodes N] [--pods M] [--run-id ID] [--bin-dir DIR] [--timeout S] [--no-wait]
+#                   [--pod-mtu BYTES]   (pod interfaces' MTU, default 1450; 1500 = the classic
+#                                        misconfiguration over the 1500 underlay: VXLAN carries 1450)
 #                   [--image TAG]   (workers and dispatcher as containers of TAG, flags from k8s/base/)
 #   testbed.sh exec [--run-id ID] [--in infra|underlay|node-N|pod-N-M|host-N] -- CMD...
 #   testbed.sh run  [up options] [--keep-logs] -- CMD...   (up, wait, CMD in infra, down; CMD's status)
@@ -29,6 +31,7 @@ NATS_PORT=4222
 REDIS_PORT=6379
 WEB_PORT=8080 # podperf-web, on the infra namespace's loopback (no token: loopback only)
 POD_MTU=1450
+VXLAN_MTU_MAX=1450 # the underlay's 1500 minus VXLAN's 50: the kernel refuses a larger flannel.1
 VXLAN_VNI=1
 VXLAN_PORT=8472
 POD_IPERF3_PORT=5201
@@ -48,7 +51,7 @@ now_ms() {
 }
 
 usage() {
-  sed -n '2,16p' "$SELF" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$SELF" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -239,7 +242,7 @@ link add cni0 mtu $POD_MTU type bridge
 addr add 10.244.$n.1/24 dev cni0
 link set cni0 up
 link add flannel.1 type vxlan id $VXLAN_VNI local $UNDERLAY_NET.$((10 + n)) dev eth0 dstport $VXLAN_PORT nolearning
-link set flannel.1 address ${macs[n]} mtu $POD_MTU
+link set flannel.1 address ${macs[n]} mtu $((POD_MTU < VXLAN_MTU_MAX ? POD_MTU : VXLAN_MTU_MAX))
 addr add 10.244.$n.0/32 dev flannel.1
 link set flannel.1 up"
     fdb=""
@@ -620,6 +623,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
       --bin-dir) bin_dir=${2:?}; explicit_bin=1; shift 2 ;;
       --timeout) timeout=${2:?}; shift 2 ;;
       --no-wait) wait_workers=0; shift ;;
+      --pod-mtu) POD_MTU=${2:?}; shift 2 ;;
       --image) image=${2:?}; shift 2 ;;
       --keep-logs) KEEP_LOGS=1; shift ;;
       -h | --help) usage ;;
@@ -631,6 +635,9 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
   fi
   if ! [[ $pods =~ ^[0-9]+$ ]] || [ "$pods" -gt $MAX_PODS ]; then die "--pods must be 0..$MAX_PODS"; fi
   [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout must be whole seconds"
+  if ! [[ $POD_MTU =~ ^[0-9]+$ ]] || [ "$POD_MTU" -lt 1280 ] || [ "$POD_MTU" -gt 9000 ]; then
+    die "--pod-mtu must be 1280..9000"
+  fi
   need_root
   local t
   for t in ip bridge nats-server redis-server; do command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs it)"; done

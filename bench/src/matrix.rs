@@ -36,6 +36,7 @@ fn info(node: usize, pod: usize) -> WorkerInfo {
         host_network: false,
         tools: vec![],
         iperf3_port: 5201,
+        sockperf_port: 11111,
         max_concurrent_jobs: 8,
         started_at_ms: 0,
         version: String::new(),
@@ -111,6 +112,8 @@ async fn wall_time(fig: &mut Figure, opts: &Opts, rounds: usize) -> anyhow::Resu
         iperf3_duration_s: 1,
         udp: false,
         traceroute: false,
+        latency: false,
+        mtu: false,
         ..MatrixRequest::default()
     };
     let t0 = Instant::now();

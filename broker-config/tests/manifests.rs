@@ -119,12 +119,23 @@ fn worker_daemonsets_env_matches_what_the_worker_reads() {
         } else {
             assert_eq!(value("PODPERF_HOST_NETWORK"), None, "{file}");
         }
+        let sockperf = value("PODPERF_SOCKPERF_PORT").unwrap_or_else(|| "11111".into());
+        if host_network {
+            assert_ne!(
+                sockperf, "11111",
+                "{file}: the host worker must not take the default"
+            );
+        }
         let ports = worker_container(&ds)["ports"].as_sequence().expect("ports");
         assert!(
-            ports
-                .iter()
-                .all(|p| p["containerPort"].as_u64().map(|n| n.to_string()) == Some(port.clone())),
-            "{file}: containerPort != iperf3 port {port}"
+            ports.iter().all(|p| {
+                let want = match p["name"].as_str() {
+                    Some(n) if n.starts_with("sockperf") => &sockperf,
+                    _ => &port,
+                };
+                p["containerPort"].as_u64().map(|n| n.to_string()).as_ref() == Some(want)
+            }),
+            "{file}: containerPort != iperf3 port {port} / sockperf port {sockperf}"
         );
     }
 }

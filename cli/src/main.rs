@@ -127,12 +127,14 @@ mod tests {
         let mut root = Cli::command().bin_name("podperf");
         root.build();
         let mut text = String::new();
-        let paths: [&[&str]; 14] = [
+        let paths: [&[&str]; 16] = [
             &["workers"],
             &["run"],
             &["run", "ping"],
             &["run", "traceroute"],
             &["run", "iperf3"],
+            &["run", "latency"],
+            &["run", "mtu"],
             &["job"],
             &["jobs"],
             &["cancel"],

@@ -120,6 +120,8 @@ pub fn result(r: &ProbeResult) -> String {
         ProbeResult::Iperf3(i) => iperf3(i),
         ProbeResult::Noop(n) => format!("noop (slept {} ms)", n.slept_ms),
         ProbeResult::Sweep(s) => sweep(s),
+        ProbeResult::Latency(l) => latency(l),
+        ProbeResult::Mtu(m) => mtu(m),
     }
 }
 
@@ -138,6 +140,47 @@ fn sweep(s: &podperf_protocol::sweep::SweepResult) -> String {
         "sweep: {answered}/{} targets answered{range}",
         s.targets.len()
     )
+}
+
+/// `latency (tcp, full round trip) p50 0.012 ms, p90 …, 81234 transactions/s (120000 observations)`.
+fn latency(r: &podperf_protocol::result::LatencyResult) -> String {
+    let proto = match r.protocol {
+        podperf_protocol::job::TransportProtocol::Tcp => "tcp",
+        podperf_protocol::job::TransportProtocol::Udp => "udp",
+    };
+    format!(
+        "round trip ({proto}, {} B): p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, \
+         min {:.3} / avg {:.3} / max {:.3} ms; {:.0} transactions/s ({} observations)",
+        r.message_size_bytes,
+        r.rtt_p50_ms,
+        r.rtt_p90_ms,
+        r.rtt_p99_ms,
+        r.rtt_p99_9_ms,
+        r.rtt_min_ms,
+        r.rtt_avg_ms,
+        r.rtt_max_ms,
+        r.transactions_per_second,
+        r.observations
+    )
+}
+
+/// `path MTU 1400 (drops to 1400 at hop 2, 10.98.1.1); DF ping at 1400: 3/3 passed`.
+fn mtu(r: &podperf_protocol::result::MtuResult) -> String {
+    let mut s = format!("path MTU {}", r.path_mtu_bytes);
+    for d in &r.drops {
+        let at = d.address.map(|a| format!(", {a}")).unwrap_or_default();
+        s.push_str(&format!(" (drops to {} at hop {}{at})", d.mtu_bytes, d.ttl));
+    }
+    if let Some(p) = &r.df_ping {
+        s.push_str(&format!(
+            "; DF ping at {}: {}/{} passed",
+            p.packet_bytes, p.received, p.transmitted
+        ));
+    }
+    if r.black_hole {
+        s.push_str(" — MTU BLACK HOLE: full-size packets with DF set are lost");
+    }
+    s
 }
 
 /// One line about a job's outcome: the result, or the state with its reason.

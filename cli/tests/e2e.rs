@@ -2,6 +2,8 @@
 //! and real ping/traceroute/iperf3 between loopback addresses.
 
 mod common;
+#[path = "e2e/depth.rs"]
+mod depth;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/sweep.rs"]

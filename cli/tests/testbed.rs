@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use podperf_testkit::workspace_bin;
 use serde_json::Value;
@@ -164,6 +165,17 @@ fn testbed_2x2_end_to_end_and_nothing_left_after_down() {
             "{c:#}"
         );
     }
+    // Path MTU: 1450 through the VXLAN overlay, 1500 on the underlay; no MTU problem here.
+    assert_eq!(class("pod_cross_node")["path_mtu_bytes"], 1450, "{r:#}");
+    assert_eq!(class("node_to_node")["path_mtu_bytes"], 1500, "{r:#}");
+    assert!(r.get("mtu_problems").is_none(), "{r:#}");
+    // Latency (full round trips): p50 ≤ p99, and same node faster than across nodes.
+    let p50 = |name: &str| class(name)["latency_p50_ms"]["median"].as_f64().unwrap();
+    for name in ["pod_same_node", "pod_cross_node", "node_to_node"] {
+        let p99 = class(name)["latency_p99_ms"]["median"].as_f64().unwrap();
+        assert!(0.0 < p50(name) && p50(name) <= p99, "{name}: {r:#}");
+    }
+    assert!(p50("pod_same_node") < p50("pod_cross_node"), "{r:#}");
     let hops = |name: &str| class(name)["hops"].as_u64().unwrap();
     assert!(hops("pod_cross_node") > hops("pod_same_node"), "{r:#}");
     let pairs = r["pairs"].as_array().expect("pairs");
@@ -280,4 +292,42 @@ fn testbed_4x4_comes_up_with_every_worker_and_goes_away() {
         text(&out.stderr)
     );
     assert!(lines_with(&["ip", "netns", "list"], &prefix).is_empty());
+}
+
+/// `testbed.sh up --pod-mtu 1500`: pod interfaces of 1500 over a VXLAN that carries 1450 (the
+/// classic misconfiguration). The matrix names the problem (the default testbed, above, has none).
+#[test]
+fn a_pod_mtu_of_1500_over_vxlan_is_named_by_the_matrix() {
+    if !testbed_usable() {
+        return;
+    }
+    let mut tb = Testbed::up_with(2, 1, 'm', &["--pod-mtu", "1500"]);
+    tb.wait_pods(
+        &["host-0", "host-1", "pod-0-0", "pod-1-0"],
+        Duration::from_secs(30),
+    );
+    let args = [
+        "matrix",
+        "--samples",
+        "1",
+        "--duration",
+        "1",
+        "--count",
+        "2",
+        "--no-latency",
+        "--no-traceroute",
+    ];
+    let r = tb.podperf(&args);
+    let problems = r["mtu_problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["kind"] == "pod_mtu_exceeds_underlay"
+                && p["pod_path_mtu_bytes"] == 1500
+                && p["node_path_mtu_bytes"] == 1500),
+        "{r:#}"
+    );
+    assert!(tb.down().status.success());
 }

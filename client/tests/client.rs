@@ -282,6 +282,7 @@ fn worker_info(id: &str) -> WorkerInfo {
         host_network: false,
         tools: Vec::new(),
         iperf3_port: 5201,
+        sockperf_port: 11111,
         max_concurrent_jobs: 4,
         started_at_ms: podperf_protocol::now_ms(),
         version: "test".into(),

@@ -7,7 +7,7 @@ use async_nats::service::ServiceExt;
 use async_nats::Client;
 use futures::StreamExt;
 use podperf_protocol::api::*;
-use podperf_protocol::job::{JobParams, JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
+use podperf_protocol::job::{JobKind, JobParams, JobSpec, Target, DEFAULT_QUEUE_ALLOWANCE_S};
 use podperf_protocol::names::{endpoint, ADOPT_SUBJECT, API_PREFIX, CANCEL_SUBJECT, SERVICE_NAME};
 use podperf_protocol::now_ms;
 use podperf_protocol::worker::WorkerInfo;
@@ -190,9 +190,13 @@ impl Api {
             Some(Target::Worker(name)) => {
                 let w = self.members.resolve(name, known);
                 let i = &w.map_err(|e| e.with_field("target.worker"))?.info;
+                let port = match spec.params.kind() {
+                    JobKind::Latency => i.sockperf_port,
+                    _ => i.iperf3_port,
+                };
                 Some(crate::store::ResolvedTarget {
                     ip: i.pod_ip,
-                    port: i.iperf3_port,
+                    port,
                     worker: Some(i.worker_id.clone()),
                     node: i.node_name.clone(),
                 })
@@ -206,9 +210,13 @@ impl Api {
                     return Err(ApiError::new(ErrorCode::AddressNotAllowed, msg)
                         .with_field("target.address"));
                 }
+                let port = match spec.params.kind() {
+                    JobKind::Latency => podperf_protocol::worker::DEFAULT_SOCKPERF_PORT,
+                    _ => self.cfg.default_iperf3_port,
+                };
                 Some(crate::store::ResolvedTarget {
                     ip: *ip,
-                    port: self.cfg.default_iperf3_port,
+                    port,
                     worker: None,
                     node: format!("addr:{ip}"),
                 })

@@ -198,6 +198,7 @@ mod tests {
             host_network: host,
             tools: vec![],
             iperf3_port: 5201,
+            sockperf_port: 11111,
             max_concurrent_jobs: 1,
             started_at_ms: 0,
             version: "0".into(),

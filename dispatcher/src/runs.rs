@@ -17,11 +17,15 @@ use crate::store::NewJob;
 
 type Reply<T> = Result<T, ApiError>;
 
-/// The jobs of one pair: per sample a ping, a TCP iperf3 (and a UDP one); one traceroute first.
+/// The jobs of one pair: one traceroute and one mtu first; per sample a ping, a TCP iperf3 (and a
+/// UDP one), a TCP latency test (and a UDP one).
 fn pair_params(req: &MatrixRequest) -> Vec<(u32, JobParams)> {
     let mut out = Vec::new();
     if req.traceroute {
         out.push((0, JobParams::Traceroute(TracerouteParams::default())));
+    }
+    if req.mtu {
+        out.push((0, JobParams::Mtu(MtuParams::default())));
     }
     for sample in 0..req.samples {
         let ping = PingParams {
@@ -44,6 +48,20 @@ fn pair_params(req: &MatrixRequest) -> Vec<(u32, JobParams)> {
                 ..tcp
             };
             out.push((sample, JobParams::Iperf3(udp)));
+        }
+        if req.latency {
+            let tcp = LatencyParams {
+                duration_s: req.latency_duration_s,
+                ..LatencyParams::default()
+            };
+            out.push((sample, JobParams::Latency(tcp.clone())));
+            if req.udp {
+                let udp = LatencyParams {
+                    protocol: TransportProtocol::Udp,
+                    ..tcp
+                };
+                out.push((sample, JobParams::Latency(udp)));
+            }
         }
     }
     out
@@ -84,6 +102,8 @@ fn capable(w: &WorkerInfo, req: &MatrixRequest) -> bool {
     w.has_tool(if req.mesh { Tool::Fping } else { Tool::Ping })
         && w.has_tool(Tool::Iperf3)
         && (!req.traceroute || w.has_tool(Tool::Traceroute))
+        && (!req.latency || w.has_tool(Tool::Sockperf))
+        && (!req.mtu || w.has_tool(Tool::Tracepath))
 }
 
 /// fping's sending time at 1 ms per request over every target, in whole seconds (rounded up).
@@ -171,6 +191,7 @@ impl Api {
                 let job = self.admit(&spec, &[], now)?;
                 let protocol = match &params {
                     JobParams::Iperf3(i) => Some(i.protocol),
+                    JobParams::Latency(l) => Some(l.protocol),
                     _ => None,
                 };
                 run_jobs.push(RunJob {

@@ -1,6 +1,7 @@
-//! Which queued jobs may start now, perfSONAR-style: a bandwidth job holds its source and target
-//! nodes exclusively (and its iperf3 server); ping/traceroute share nodes with each other but not
-//! with a bandwidth job; `noop` is free. Pure logic, no I/O.
+//! Which queued jobs may start now, perfSONAR-style: a bandwidth job (and a `latency` job, which
+//! loads the path as much) holds its source and target nodes exclusively (and its server);
+//! ping/traceroute/mtu share nodes with each other but not with a bandwidth job; `noop` is free.
+//! Pure logic, no I/O.
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,12 +29,12 @@ impl Claim {
             .map(str::to_string)
             .collect();
         match kind {
-            JobKind::Iperf3 => Claim {
+            JobKind::Iperf3 | JobKind::Latency => Claim {
                 exclusive: dedup(nodes),
                 shared: vec![],
                 server,
             },
-            JobKind::Ping | JobKind::Traceroute | JobKind::Sweep => Claim {
+            JobKind::Ping | JobKind::Traceroute | JobKind::Sweep | JobKind::Mtu => Claim {
                 exclusive: vec![],
                 shared: dedup(nodes),
                 server: None,

@@ -20,6 +20,12 @@ pub mod bounds {
     /// 100 Gbit/s.
     pub const IPERF3_BITRATE_BPS_MAX: u64 = 100_000_000_000;
     pub const NOOP_SLEEP_MS_MAX: u32 = 600_000;
+    pub const LATENCY_DURATION_S_MAX: u32 = 60;
+    /// sockperf's smallest message (its header).
+    pub const LATENCY_MESSAGE_SIZE_BYTES_MIN: u32 = 14;
+    /// Fits one UDP datagram.
+    pub const LATENCY_MESSAGE_SIZE_BYTES_MAX: u32 = 65_000;
+    pub const MTU_MAX_HOPS_MAX: u8 = 64;
     /// Longest deadline a job may ask for, from submission.
     pub const TIMEOUT_S_MAX: u32 = 3600;
 }
@@ -34,6 +40,10 @@ pub enum JobParams {
     Noop(NoopParams),
     /// One source, many targets, with fping ([`crate::sweep`]).
     Sweep(crate::sweep::SweepParams),
+    /// Request/response latency with `sockperf ping-pong`.
+    Latency(LatencyParams),
+    /// Path MTU with `tracepath`, then a DF ping at the MTU found.
+    Mtu(MtuParams),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,6 +54,8 @@ pub enum JobKind {
     Iperf3,
     Noop,
     Sweep,
+    Latency,
+    Mtu,
 }
 
 impl JobKind {
@@ -54,6 +66,8 @@ impl JobKind {
             JobKind::Iperf3 => "iperf3",
             JobKind::Noop => "noop",
             JobKind::Sweep => "sweep",
+            JobKind::Latency => "latency",
+            JobKind::Mtu => "mtu",
         }
     }
 }
@@ -156,6 +170,44 @@ pub struct NoopParams {
     pub sleep_ms: u32,
 }
 
+/// `sockperf ping-pong -i target -p port [--tcp] -t duration -m message_size --full-rtt`: a
+/// request/response loop (one message in flight) reporting the *full* round trip. An omitted
+/// field takes its value from [`Default`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LatencyParams {
+    pub protocol: TransportProtocol,
+    /// Test length, 1..=60 s (sockperf spends the first 0.4 s warming up, unmeasured).
+    pub duration_s: u32,
+    /// Bytes per message, 14..=65000.
+    pub message_size_bytes: u32,
+}
+
+impl Default for LatencyParams {
+    fn default() -> Self {
+        LatencyParams {
+            protocol: TransportProtocol::Tcp,
+            duration_s: 5,
+            message_size_bytes: 64,
+        }
+    }
+}
+
+/// `tracepath -n -m max_hops target`, then `ping -M do` at the path MTU found. An omitted field
+/// takes its value from [`Default`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MtuParams {
+    /// 1..=64.
+    pub max_hops: u8,
+}
+
+impl Default for MtuParams {
+    fn default() -> Self {
+        MtuParams { max_hops: 30 }
+    }
+}
+
 /// Where a probe is aimed: another worker (the dispatcher resolves its IP), or an address that
 /// must lie in the operator's allow-listed CIDRs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +284,8 @@ impl JobParams {
             JobParams::Iperf3(_) => JobKind::Iperf3,
             JobParams::Noop(_) => JobKind::Noop,
             JobParams::Sweep(_) => JobKind::Sweep,
+            JobParams::Latency(_) => JobKind::Latency,
+            JobParams::Mtu(_) => JobKind::Mtu,
         }
     }
 
@@ -244,6 +298,8 @@ impl JobParams {
             JobParams::Iperf3(_) => Some(Tool::Iperf3),
             JobParams::Noop(_) => None,
             JobParams::Sweep(_) => Some(Tool::Fping),
+            JobParams::Latency(_) => Some(Tool::Sockperf),
+            JobParams::Mtu(_) => Some(Tool::Tracepath),
         }
     }
 
@@ -262,6 +318,9 @@ impl JobParams {
             JobParams::Sweep(p) => {
                 Duration::from_millis(u64::from(p.count) * u64::from(p.interval_ms))
             }
+            JobParams::Latency(p) => Duration::from_secs(u64::from(p.duration_s) + 2),
+            // tracepath probes each hop a few times; then a 3-request DF ping.
+            JobParams::Mtu(p) => Duration::from_secs(u64::from(p.max_hops) * 2 + 3),
         }
     }
 
@@ -302,6 +361,16 @@ impl JobParams {
             }
             JobParams::Noop(p) => check("sleep_ms", p.sleep_ms, 0, NOOP_SLEEP_MS_MAX),
             JobParams::Sweep(p) => p.validate(),
+            JobParams::Latency(p) => {
+                check("duration_s", p.duration_s, 1, LATENCY_DURATION_S_MAX)?;
+                check(
+                    "message_size_bytes",
+                    p.message_size_bytes,
+                    LATENCY_MESSAGE_SIZE_BYTES_MIN,
+                    LATENCY_MESSAGE_SIZE_BYTES_MAX,
+                )
+            }
+            JobParams::Mtu(p) => check("max_hops", p.max_hops, 1, MTU_MAX_HOPS_MAX),
         }
     }
 }
@@ -361,6 +430,12 @@ mod tests {
     #[test_case(JobParams::Iperf3(Iperf3Params { duration_s: 61, ..Default::default() }), "params.duration_s")]
     #[test_case(JobParams::Iperf3(Iperf3Params { parallel: 17, ..Default::default() }), "params.parallel")]
     #[test_case(JobParams::Iperf3(Iperf3Params { bitrate_bps: Some(1), ..Default::default() }), "params.bitrate_bps")]
+    #[test_case(JobParams::Latency(LatencyParams { duration_s: 0, ..Default::default() }), "params.duration_s")]
+    #[test_case(JobParams::Latency(LatencyParams { duration_s: 61, ..Default::default() }), "params.duration_s")]
+    #[test_case(JobParams::Latency(LatencyParams { message_size_bytes: 13, ..Default::default() }), "params.message_size_bytes")]
+    #[test_case(JobParams::Latency(LatencyParams { message_size_bytes: 65_001, ..Default::default() }), "params.message_size_bytes")]
+    #[test_case(JobParams::Mtu(MtuParams { max_hops: 0 }), "params.max_hops")]
+    #[test_case(JobParams::Mtu(MtuParams { max_hops: 65 }), "params.max_hops")]
     fn out_of_bounds_names_the_field(params: JobParams, field: &str) {
         assert_eq!(spec(params).validate().unwrap_err().field, field);
     }
@@ -372,6 +447,8 @@ mod tests {
             JobParams::Traceroute(TracerouteParams::default()),
             JobParams::Iperf3(Iperf3Params::default()),
             JobParams::Noop(NoopParams::default()),
+            JobParams::Latency(LatencyParams::default()),
+            JobParams::Mtu(MtuParams::default()),
         ] {
             spec(p).validate().unwrap();
         }

@@ -22,6 +22,95 @@ pub enum ProbeResult {
     Noop(NoopResult),
     /// Per-target loss and round trips from one `fping` sweep.
     Sweep(crate::sweep::SweepResult),
+    /// Request/response round trips from `sockperf ping-pong --full-rtt`.
+    Latency(LatencyResult),
+    /// The path MTU from `tracepath`, checked with a DF ping.
+    Mtu(MtuResult),
+}
+
+/// The summary of one `sockperf ping-pong` run. Every time is the **full round trip** (sockperf's
+/// `--full-rtt`; without it sockperf prints half of it), in milliseconds, over the measured part of
+/// the run (sockperf's "valid duration", after its warm-up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyResult {
+    /// TCP or UDP.
+    pub protocol: TransportProtocol,
+    /// Bytes per message.
+    pub message_size_bytes: u32,
+    /// Always true: the times are whole round trips, not sockperf's default half.
+    pub full_round_trip: bool,
+    /// Measured length of the run (without warm-up), seconds.
+    pub duration_s: f64,
+    /// Round trips measured.
+    pub observations: u64,
+    /// Round trips completed per second (observations / duration).
+    pub transactions_per_second: f64,
+    pub rtt_min_ms: f64,
+    pub rtt_avg_ms: f64,
+    pub rtt_p50_ms: f64,
+    pub rtt_p90_ms: f64,
+    pub rtt_p99_ms: f64,
+    /// The 99.9th percentile.
+    pub rtt_p99_9_ms: f64,
+    pub rtt_max_ms: f64,
+    /// Standard deviation of the round trips, when printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_std_dev_ms: Option<f64>,
+    /// Messages sockperf counted as dropped (UDP).
+    #[serde(default)]
+    pub dropped_messages: u64,
+}
+
+/// The path MTU toward a target, where it drops, and whether packets of that size really pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MtuResult {
+    /// The address traced, as the job gave it.
+    pub target: String,
+    /// The MTU of the whole path (tracepath's `Resume: pmtu N`), in bytes.
+    pub path_mtu_bytes: u32,
+    /// The MTU of the first link, on the source itself (tracepath's `[LOCALHOST] pmtu N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_mtu_bytes: Option<u32>,
+    /// Whether tracepath reached the target.
+    pub reached: bool,
+    /// Hops to the target (tracepath's `hops N`), when reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hops: Option<u32>,
+    /// Every point where the MTU dropped, in path order.
+    #[serde(default)]
+    pub drops: Vec<MtuDrop>,
+    /// The check with DF set at `path_mtu_bytes`; absent when the path was not reached (or
+    /// `ping` is missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub df_ping: Option<DfPing>,
+    /// Packets of the path MTU with DF set were all lost though the path is reachable: an MTU
+    /// black hole (an encapsulating hop drops them silently).
+    #[serde(default)]
+    pub black_hole: bool,
+}
+
+/// A hop that reported a smaller MTU (an ICMP "fragmentation needed").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MtuDrop {
+    /// The TTL of the probe that learnt it.
+    pub ttl: u8,
+    /// The hop that reported it, when printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+    /// The MTU from there on.
+    pub mtu_bytes: u32,
+}
+
+/// `ping -M do -s (MTU − headers)`: packets of exactly the path MTU, DF set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DfPing {
+    /// Size of each packet on the wire (IP header included) = the MTU checked.
+    pub packet_bytes: u32,
+    pub transmitted: u32,
+    pub received: u32,
+    /// ICMP errors instead of replies (e.g. "Frag needed").
+    pub errors: u32,
+    pub loss_percent: f64,
 }
 
 /// What a no-op job did.

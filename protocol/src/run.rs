@@ -56,6 +56,13 @@ pub struct MatrixRequest {
     pub udp_bitrate_bps: u64,
     /// Adds one traceroute per pair (hop count).
     pub traceroute: bool,
+    /// Adds a sockperf TCP ping-pong per sample (and a UDP one with `udp`): the latency
+    /// percentiles.
+    pub latency: bool,
+    /// Length of each latency test, seconds.
+    pub latency_duration_s: u32,
+    /// Adds one `mtu` job per pair (path MTU, DF black hole).
+    pub mtu: bool,
 }
 
 impl Default for MatrixRequest {
@@ -68,6 +75,9 @@ impl Default for MatrixRequest {
             udp: false,
             udp_bitrate_bps: 1_000_000_000,
             traceroute: true,
+            latency: true,
+            latency_duration_s: 1,
+            mtu: true,
         }
     }
 }
@@ -191,8 +201,44 @@ pub struct Figures {
     pub udp_jitter_ms: Option<Spread>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_lost_percent: Option<Spread>,
+    /// Full round trip, TCP ping-pong: the median over samples of each sample's p50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p50_ms: Option<Spread>,
+    /// Full round trip, TCP ping-pong: the median over samples of each sample's p99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<Spread>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_latency_p50_ms: Option<Spread>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp_latency_p99_ms: Option<Spread>,
+    /// The smallest path MTU measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_mtu_bytes: Option<u32>,
+    /// The largest first-link MTU seen at the source (its own interface): above the path MTU,
+    /// every new flow needs path-MTU discovery to work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_mtu_bytes: Option<u32>,
+    /// Some DF ping at the path MTU lost every packet: an MTU black hole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mtu_black_hole: bool,
     /// Jobs of this row that did not succeed.
     pub jobs_failed: u32,
+}
+
+/// VXLAN's encapsulation: what a pod path over a VXLAN overlay loses against its node path.
+pub const VXLAN_OVERHEAD_BYTES: u32 = 50;
+
+/// An overlay MTU fault the matrix found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MtuProblem {
+    /// `pod_mtu_exceeds_underlay` or `black_hole`.
+    pub kind: String,
+    /// What is wrong, in words.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_path_mtu_bytes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_path_mtu_bytes: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +285,9 @@ pub struct RunReport {
     pub pairs: Vec<PairReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlay_cost: Option<OverlayCost>,
+    /// Overlay MTU faults (empty when none was found or nothing was measured).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mtu_problems: Vec<MtuProblem>,
 }
 
 #[cfg(test)]

@@ -23,11 +23,22 @@ pub struct WorkerInfo {
     pub tools: Vec<ToolInfo>,
     /// Port of the worker's own `iperf3 -s`.
     pub iperf3_port: u16,
+    /// Port of the worker's own `sockperf server` (TCP and UDP); absent in the info of workers
+    /// older than the `latency` kind, which read as the default.
+    #[serde(default = "default_sockperf_port")]
+    pub sockperf_port: u16,
     /// Jobs it runs at once.
     pub max_concurrent_jobs: u32,
     pub started_at_ms: u64,
     /// podperf version of the worker binary.
     pub version: String,
+}
+
+/// sockperf's own default port.
+pub const DEFAULT_SOCKPERF_PORT: u16 = 11111;
+
+fn default_sockperf_port() -> u16 {
+    DEFAULT_SOCKPERF_PORT
 }
 
 impl WorkerInfo {
@@ -45,10 +56,21 @@ pub enum Tool {
     Traceroute,
     Iperf3,
     Fping,
+    /// `sockperf` (kind `latency`).
+    Sockperf,
+    /// `tracepath` from iputils (kind `mtu`).
+    Tracepath,
 }
 
 impl Tool {
-    pub const ALL: [Tool; 4] = [Tool::Ping, Tool::Traceroute, Tool::Iperf3, Tool::Fping];
+    pub const ALL: [Tool; 6] = [
+        Tool::Ping,
+        Tool::Traceroute,
+        Tool::Iperf3,
+        Tool::Fping,
+        Tool::Sockperf,
+        Tool::Tracepath,
+    ];
 
     /// The program name looked up on `PATH`.
     pub fn program(self) -> &'static str {
@@ -57,6 +79,8 @@ impl Tool {
             Tool::Traceroute => "traceroute",
             Tool::Iperf3 => "iperf3",
             Tool::Fping => "fping",
+            Tool::Sockperf => "sockperf",
+            Tool::Tracepath => "tracepath",
         }
     }
 }

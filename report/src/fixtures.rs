@@ -24,6 +24,11 @@ pub fn record(state: JobState, result: Option<ProbeResult>) -> JobRecord {
             protocol: r.protocol,
             ..Iperf3Params::default()
         }),
+        Some(ProbeResult::Latency(r)) => JobParams::Latency(podperf_protocol::job::LatencyParams {
+            protocol: r.protocol,
+            ..Default::default()
+        }),
+        Some(ProbeResult::Mtu(_)) => JobParams::Mtu(Default::default()),
         Some(ProbeResult::Noop(_)) | None => JobParams::Noop(NoopParams::default()),
         Some(ProbeResult::Sweep(_)) => JobParams::Sweep(Default::default()),
     };

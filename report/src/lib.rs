@@ -23,6 +23,7 @@
 mod grid;
 mod health;
 mod matrix;
+mod mtu;
 mod overlay;
 mod samples;
 mod stats;
@@ -33,6 +34,7 @@ mod fixtures;
 pub use grid::{grid, loss_percent, SourceInfo};
 pub use health::{health, LOSSY_EXCESS_PERCENT, LOSSY_MIN_LOST, SLOW_EXCESS_MS, SLOW_RATIO};
 pub use matrix::report;
+pub use mtu::mtu_problems;
 pub use overlay::overlay_cost;
 /// The threshold is part of the wire contract (it defines `Spread::wide`), so it is defined in
 /// `podperf-protocol`; re-exported here beside the logic that applies it.

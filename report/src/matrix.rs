@@ -71,6 +71,7 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
         },
         request: run.request.clone(),
         overlay_cost: overlay_cost(&classes),
+        mtu_problems: crate::mtu::mtu_problems(&classes),
         classes,
         pairs,
     }

@@ -20,6 +20,13 @@ pub(crate) struct Samples {
     udp_bps: Vec<f64>,
     jitter: Vec<f64>,
     udp_lost: Vec<f64>,
+    latency_p50: Vec<f64>,
+    latency_p99: Vec<f64>,
+    udp_latency_p50: Vec<f64>,
+    udp_latency_p99: Vec<f64>,
+    path_mtu: Vec<u32>,
+    local_mtu: Vec<u32>,
+    black_hole: bool,
     failed: u32,
 }
 
@@ -46,6 +53,19 @@ impl Samples {
                 self.udp_bps.push(r.receiver_bits_per_second);
                 self.jitter.extend(r.jitter_ms);
                 self.udp_lost.extend(r.lost_percent);
+            }
+            Some(ProbeResult::Latency(l)) if l.protocol == TransportProtocol::Tcp => {
+                self.latency_p50.push(l.rtt_p50_ms);
+                self.latency_p99.push(l.rtt_p99_ms);
+            }
+            Some(ProbeResult::Latency(l)) => {
+                self.udp_latency_p50.push(l.rtt_p50_ms);
+                self.udp_latency_p99.push(l.rtt_p99_ms);
+            }
+            Some(ProbeResult::Mtu(m)) => {
+                self.path_mtu.push(m.path_mtu_bytes);
+                self.local_mtu.extend(m.local_mtu_bytes);
+                self.black_hole |= m.black_hole;
             }
             // A traceroute that never reached the target has no hop count to report.
             Some(ProbeResult::Traceroute(t)) if t.reached => self.hops.push(t.hop_count() as u32),
@@ -86,6 +106,13 @@ impl Samples {
             udp_bits_per_second: spread(&self.udp_bps),
             udp_jitter_ms: spread(&self.jitter),
             udp_lost_percent: spread(&self.udp_lost),
+            latency_p50_ms: spread(&self.latency_p50),
+            latency_p99_ms: spread(&self.latency_p99),
+            udp_latency_p50_ms: spread(&self.udp_latency_p50),
+            udp_latency_p99_ms: spread(&self.udp_latency_p99),
+            path_mtu_bytes: self.path_mtu.iter().min().copied(),
+            local_mtu_bytes: self.local_mtu.iter().max().copied(),
+            mtu_black_hole: self.black_hole,
             jobs_failed: self.failed,
         }
     }

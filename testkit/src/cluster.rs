@@ -107,6 +107,8 @@ pub struct Worker {
     /// `POD_UID`, the worker's id; kept across restarts like a restarted container's.
     pub id: String,
     pub iperf3_port: u16,
+    /// Its sockperf server's port (TCP and UDP).
+    pub sockperf_port: u16,
     /// The process (the latest one after [`Cluster::start_worker`]).
     pub proc: ChildGuard,
 }
@@ -313,11 +315,13 @@ impl Cluster {
     pub fn add_worker(&mut self, spec: WorkerSpec) -> usize {
         let id = format!("uid-{}-{}", spec.pod, free_port());
         let iperf3_port = free_port();
-        let proc = self.spawn_worker(&spec, &id, iperf3_port);
+        let sockperf_port = free_port();
+        let proc = self.spawn_worker(&spec, &id, [iperf3_port, sockperf_port]);
         self.workers.push(Worker {
             spec,
             id,
             iperf3_port,
+            sockperf_port,
             proc,
         });
         self.workers.len() - 1
@@ -327,11 +331,12 @@ impl Cluster {
     /// keeps its pod UID.
     pub fn start_worker(&mut self, i: usize) {
         let w = &self.workers[i];
-        let proc = self.spawn_worker(&w.spec, &w.id, w.iperf3_port);
+        let proc = self.spawn_worker(&w.spec, &w.id, [w.iperf3_port, w.sockperf_port]);
         self.workers[i].proc = proc;
     }
 
-    fn spawn_worker(&self, s: &WorkerSpec, id: &str, iperf3_port: u16) -> ChildGuard {
+    /// `ports`: the iperf3 and the sockperf server's.
+    fn spawn_worker(&self, s: &WorkerSpec, id: &str, ports: [u16; 2]) -> ChildGuard {
         let mut cmd = self.command("podperf-worker");
         cmd.env("POD_UID", id)
             .env("POD_NAME", &s.pod)
@@ -339,7 +344,8 @@ impl Cluster {
             .env("POD_IP", &s.ip)
             .env("NODE_NAME", &s.node)
             .env("NODE_IP", &s.ip)
-            .env("PODPERF_IPERF3_PORT", iperf3_port.to_string())
+            .env("PODPERF_IPERF3_PORT", ports[0].to_string())
+            .env("PODPERF_SOCKPERF_PORT", ports[1].to_string())
             .env("PODPERF_SHUTDOWN_GRACE_S", "2")
             .env("PODPERF_HOST_NETWORK", s.host_network.to_string());
         if let Some(n) = s.max_jobs {

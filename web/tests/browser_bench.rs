@@ -54,6 +54,7 @@ async fn simulated_workers(cluster: &Cluster) {
                 })
                 .collect(),
             iperf3_port: 5201,
+            sockperf_port: 11111,
             max_concurrent_jobs: 8,
             started_at_ms: now,
             version: "0.1.0".into(),

@@ -22,6 +22,10 @@ pub struct WorkerConfig {
     pub iperf3_port: u16,
     /// Whether to run and supervise the iperf3 server at all.
     pub iperf3_server: bool,
+    /// Port of this worker's `sockperf server` (TCP and UDP, bound to the pod IP).
+    pub sockperf_port: u16,
+    /// Whether to run and supervise the sockperf servers at all.
+    pub sockperf_server: bool,
     /// How often the liveness key is refreshed (the bucket's TTL must be longer).
     pub heartbeat: Duration,
     /// Jobs run at once; more are refused with `at_capacity`.
@@ -39,6 +43,8 @@ impl WorkerConfig {
             identity,
             iperf3_port: 5201,
             iperf3_server: true,
+            sockperf_port: podperf_protocol::worker::DEFAULT_SOCKPERF_PORT,
+            sockperf_server: true,
             heartbeat: Duration::from_secs(1),
             max_concurrent_jobs: 8,
             shutdown_grace: Duration::from_secs(10),

@@ -100,28 +100,41 @@ async fn run_probe(
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> (RunOutcome, Option<String>) {
+    if let (JobParams::Mtu(p), Some(target)) = (&job.params, &job.target) {
+        let ctx = probe_context(env, target);
+        return run_mtu(p, &ctx, timeout, cancel, env.output_cap).await;
+    }
     let (program, args) = match probe_argv(env, job) {
         Some(pa) => pa,
         None => return noop(job, timeout, cancel).await,
     };
     match runner::run(program, &args, timeout, PARSE_CAP_BYTES, cancel).await {
         Ok(finished) => interpret(job, finished, env.output_cap),
-        Err(err) => {
-            let reason = match err {
-                runner::RunError::Spawn { ref source, .. }
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    FailureReason::ToolMissing
-                }
-                _ => FailureReason::ToolError,
-            };
-            let failed = ProbeOutcome::Failed {
-                reason,
-                message: err.to_string(),
-                result: None,
-            };
-            (RunOutcome::Probe(failed), None)
+        Err(err) => (RunOutcome::Probe(spawn_failed(err)), None),
+    }
+}
+
+fn spawn_failed(err: runner::RunError) -> ProbeOutcome {
+    let reason = match err {
+        runner::RunError::Spawn { ref source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            FailureReason::ToolMissing
         }
+        _ => FailureReason::ToolError,
+    };
+    ProbeOutcome::Failed {
+        reason,
+        message: err.to_string(),
+        result: None,
+    }
+}
+
+fn probe_context(env: &JobEnv, target: &podperf_protocol::command::ResolvedTarget) -> ProbeContext {
+    ProbeContext {
+        source_ip: Some(env.source_ip),
+        target_ip: target.ip,
+        target_port: target.port,
     }
 }
 
@@ -129,18 +142,74 @@ fn probe_argv(env: &JobEnv, job: &JobAssignment) -> Option<(&'static str, Vec<St
     if let JobParams::Sweep(p) = &job.params {
         return Some(("fping", probe::sweep::argv(p, Some(env.source_ip))));
     }
-    let target = job.target.as_ref()?;
-    let ctx = ProbeContext {
-        source_ip: Some(env.source_ip),
-        target_ip: target.ip,
-        target_port: target.port,
-    };
+    let ctx = probe_context(env, job.target.as_ref()?);
     Some(match &job.params {
         JobParams::Ping(p) => ("ping", probe::ping::argv(p, &ctx)),
         JobParams::Traceroute(p) => ("traceroute", probe::traceroute::argv(p, &ctx)),
         JobParams::Iperf3(p) => ("iperf3", probe::iperf3::argv(p, &ctx)),
-        JobParams::Noop(_) | JobParams::Sweep(_) => return None,
+        JobParams::Latency(p) => ("sockperf", probe::sockperf::argv(p, &ctx)),
+        JobParams::Noop(_) | JobParams::Sweep(_) | JobParams::Mtu(_) => return None,
     })
+}
+
+/// Kind `mtu`: tracepath, then — when it reached the target — the DF ping at the MTU it found,
+/// both within the job's one hard timeout. The raw output is both runs'.
+async fn run_mtu(
+    params: &podperf_protocol::job::MtuParams,
+    ctx: &ProbeContext,
+    timeout: Duration,
+    cancel: &CancellationToken,
+    raw_cap: usize,
+) -> (RunOutcome, Option<String>) {
+    use probe::tracepath;
+    let started = tokio::time::Instant::now();
+    let args = tracepath::argv(params, ctx);
+    let trace = match runner::run("tracepath", &args, timeout, PARSE_CAP_BYTES, cancel).await {
+        Ok(f) => f,
+        Err(err) => return (RunOutcome::Probe(spawn_failed(err)), None),
+    };
+    let mut raw = raw_text(&trace, raw_cap);
+    let result = match trace.ended {
+        Ended::TimedOut => return (RunOutcome::TimedOut, Some(raw)),
+        Ended::Cancelled => return (RunOutcome::Stopped, Some(raw)),
+        Ended::Exited => match tracepath::interpret(&trace.output, ctx.target_ip) {
+            ProbeOutcome::Succeeded(ProbeResult::Mtu(result)) => result,
+            other => return (RunOutcome::Probe(other), Some(raw)),
+        },
+    };
+    let Some(ping_args) = tracepath::df_ping_argv(result.path_mtu_bytes, ctx) else {
+        return (
+            RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Mtu(result))),
+            Some(raw),
+        );
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    let ping = match runner::run("ping", &ping_args, left, PARSE_CAP_BYTES, cancel).await {
+        Ok(f) => f,
+        Err(err) => {
+            // No ping: the MTU stands, unchecked.
+            tracing::warn!(cause = %err, "DF ping not run");
+            let done = ProbeOutcome::Succeeded(ProbeResult::Mtu(result));
+            return (RunOutcome::Probe(done), Some(raw));
+        }
+    };
+    raw.push_str("\n--- DF ping ---\n");
+    raw.push_str(&raw_text(&ping, raw_cap));
+    let outcome = match ping.ended {
+        Ended::TimedOut => RunOutcome::TimedOut,
+        Ended::Cancelled => RunOutcome::Stopped,
+        Ended::Exited => match probe::ping::parse(&ping.output.stdout) {
+            Ok(p) => RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Mtu(
+                tracepath::with_df_ping(result, &p),
+            ))),
+            Err(err) => RunOutcome::Probe(ProbeOutcome::Failed {
+                reason: FailureReason::InvalidOutput,
+                message: err.to_string(),
+                result: Some(ProbeResult::Mtu(result)),
+            }),
+        },
+    };
+    (outcome, Some(raw))
 }
 
 async fn noop(
@@ -181,7 +250,8 @@ fn interpret(job: &JobAssignment, f: Finished, raw_cap: usize) -> (RunOutcome, O
             JobParams::Traceroute(p) => probe::traceroute::interpret(&f.output, p),
             JobParams::Iperf3(p) => probe::iperf3::interpret(&f.output, p),
             JobParams::Sweep(p) => probe::sweep::interpret(&f.output, p),
-            JobParams::Noop(_) => unreachable!("noop runs no tool"),
+            JobParams::Latency(p) => probe::sockperf::interpret(&f.output, p),
+            JobParams::Noop(_) | JobParams::Mtu(_) => unreachable!("run apart"),
         }),
     };
     (outcome, Some(raw))

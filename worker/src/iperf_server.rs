@@ -1,4 +1,5 @@
-//! Supervises the worker's `iperf3 -s`, bound to its pod IP and port; restarts it if it dies.
+//! Supervises the worker's servers, bound to its pod IP: `iperf3 -s` and `sockperf server` (one
+//! for TCP, one for UDP, on the same port); restarts each if it dies.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -15,10 +16,29 @@ use crate::runner::tool_command;
 /// Lines of the server's stderr kept to explain why it exited.
 const STDERR_TAIL: usize = 5;
 
-/// The iperf3 server could not be started at all (the tool was found when the worker started).
+/// A server could not be started at all (the tool was found when the worker started).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot start the iperf3 server")]
-pub struct StartError(#[source] std::io::Error);
+#[error("cannot start the {program} server")]
+pub struct StartError {
+    program: &'static str,
+    #[source]
+    source: std::io::Error,
+}
+
+/// `sockperf server -i IP -p PORT [--tcp]`.
+pub fn sockperf_args(ip: IpAddr, port: u16, tcp: bool) -> Vec<String> {
+    let mut args = vec![
+        "server".to_string(),
+        "-i".into(),
+        ip.to_string(),
+        "-p".into(),
+        port.to_string(),
+    ];
+    if tcp {
+        args.push("--tcp".into());
+    }
+    args
+}
 
 /// Runs `iperf3 -s -B ip -p port` until `shutdown`, restarting it when it exits: after 200 ms,
 /// doubling up to every 5 s, back to 200 ms once a server has run for 10 s. Fails only when the
@@ -35,18 +55,27 @@ pub async fn supervise(
         "-p".into(),
         port.to_string(),
     ];
+    supervise_tool("iperf3", args, shutdown).await
+}
+
+/// Runs `program args` until `shutdown`, restarting it when it exits, as [`supervise`] does.
+pub async fn supervise_tool(
+    program: &'static str,
+    args: Vec<String>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let backoff = ExponentialBuilder::new()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))
         .without_max_times();
     let mut delays = backoff.build();
     loop {
-        let mut child = tool_command("iperf3", &args)
+        let mut child = tool_command(program, &args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(StartError)?;
-        tracing::info!(%ip, port, pid = child.id(), "iperf3 server started");
+            .map_err(|source| StartError { program, source })?;
+        tracing::info!(program, ?args, pid = child.id(), "server started");
         // iperf3 writes a line per stray connection (port scans, TCP probes): the pipe is read
         // all the time, or it would fill up and freeze the server.
         let tail = Arc::new(Mutex::new(VecDeque::new()));
@@ -56,7 +85,7 @@ pub async fn supervise(
             status = child.wait() => {
                 let _ = drain.await;
                 let stderr = Vec::from(tail.lock().unwrap().clone()).join(" | ");
-                tracing::warn!(?status, %stderr, "iperf3 server exited; restarting");
+                tracing::warn!(program, ?status, %stderr, "server exited; restarting");
             }
             _ = shutdown.cancelled() => {
                 let _ = child.kill().await;

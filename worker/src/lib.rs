@@ -1,5 +1,5 @@
 //! The podperf worker: registers itself in the liveness bucket, answers job requests on its own
-//! subject, runs `ping`/`traceroute`/`iperf3` with typed parameters, and publishes typed results.
+//! subject, runs `ping`/`traceroute`/`iperf3`/`sockperf`/`tracepath` with typed parameters, and publishes typed results.
 //!
 //! # Layout
 //! - [`config`]: the validated configuration.
@@ -8,7 +8,7 @@
 //! - [`execute`]: one job from `started` to its durable result.
 //! - [`probe`]: per-tool argv building and output parsing.
 //! - [`runner`]: process spawning with timeout, process group and output cap.
-//! - [`iperf_server`]: the supervised `iperf3 -s`.
+//! - [`iperf_server`]: the supervised `iperf3 -s` and `sockperf server` (TCP and UDP).
 //! - [`publish`]: JetStream publishing with retries until acknowledged.
 //! - [`tools`]: tool discovery.
 
@@ -65,6 +65,7 @@ pub async fn worker_info(config: &WorkerConfig) -> WorkerInfo {
         host_network: id.host_network,
         tools: tools::detect_all().await,
         iperf3_port: config.iperf3_port,
+        sockperf_port: config.sockperf_port,
         max_concurrent_jobs: config.max_concurrent_jobs,
         started_at_ms: now_ms(),
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -109,6 +110,18 @@ pub async fn run(
             "iperf3-server",
             iperf_server::supervise(info.pod_ip, config.iperf3_port, stop.clone()),
         );
+    }
+    if config.sockperf_server && info.has_tool(Tool::Sockperf) {
+        for (name, tcp) in [
+            ("sockperf-server-tcp", true),
+            ("sockperf-server-udp", false),
+        ] {
+            let args = iperf_server::sockperf_args(info.pod_ip, config.sockperf_port, tcp);
+            tasks.spawn(
+                name,
+                iperf_server::supervise_tool("sockperf", args, stop.clone()),
+            );
+        }
     }
     {
         let (intake, done) = (intake.clone(), done.clone());

@@ -12,7 +12,7 @@ use podperf_connect::{Fatal, NatsArgs};
 use podperf_protocol::names::is_valid_worker_id;
 use podperf_worker::{Identity, WorkerConfig};
 
-/// A podperf worker: runs ping, traceroute and iperf3 jobs sent by the dispatcher.
+/// A podperf worker: runs ping, traceroute, iperf3, latency (sockperf) and mtu (tracepath) jobs sent by the dispatcher.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -44,6 +44,13 @@ struct Args {
     /// Do not run an iperf3 server (iperf3 jobs toward this worker then fail).
     #[arg(long, env = "PODPERF_NO_IPERF3_SERVER")]
     no_iperf3_server: bool,
+    /// Port of this worker's sockperf server (TCP and UDP, for `latency` jobs); range 1..=65535.
+    #[arg(long, env = "PODPERF_SOCKPERF_PORT", default_value_t = 11111,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    sockperf_port: u16,
+    /// Do not run a sockperf server (latency jobs toward this worker then fail).
+    #[arg(long, env = "PODPERF_NO_SOCKPERF_SERVER")]
+    no_sockperf_server: bool,
     /// Liveness refresh period in milliseconds (keep it well below the bucket's TTL); range
     /// 100..=60000.
     #[arg(long, env = "PODPERF_HEARTBEAT_MS", default_value_t = 1000,
@@ -90,6 +97,8 @@ impl Args {
         let mut config = WorkerConfig::new(identity);
         config.iperf3_port = self.iperf3_port;
         config.iperf3_server = !self.no_iperf3_server;
+        config.sockperf_port = self.sockperf_port;
+        config.sockperf_server = !self.no_sockperf_server;
         config.heartbeat = Duration::from_millis(self.heartbeat_ms);
         config.max_concurrent_jobs = self.max_jobs;
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);

@@ -53,9 +53,9 @@ fn is_executable(p: &Path) -> bool {
 
 async fn version_of(tool: Tool, path: &Path) -> Option<String> {
     let flag = match tool {
-        Tool::Ping => "-V",
+        Tool::Ping | Tool::Tracepath => "-V",
         Tool::Fping => "-v",
-        Tool::Traceroute | Tool::Iperf3 => "--version",
+        Tool::Traceroute | Tool::Iperf3 | Tool::Sockperf => "--version",
     };
     let run = tokio::process::Command::new(path)
         .arg(flag)

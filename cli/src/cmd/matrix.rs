@@ -36,7 +36,7 @@ pub struct Matrix {
     /// Seconds per iperf3 test.
     #[arg(long, default_value_t = 5)]
     duration: u32,
-    /// Adds an iperf3 UDP test (jitter, loss).
+    /// Adds an iperf3 UDP test (jitter, loss) and a UDP latency test.
     #[arg(long)]
     udp: bool,
     /// UDP bitrate in bits/s (K, M, G suffixes).
@@ -45,6 +45,15 @@ pub struct Matrix {
     /// Skip the traceroute (hop count) per pair.
     #[arg(long)]
     no_traceroute: bool,
+    /// Skip the latency test (sockperf ping-pong, full round trip) per sample.
+    #[arg(long)]
+    no_latency: bool,
+    /// Seconds per latency test (1..=60).
+    #[arg(long, default_value_t = 1)]
+    latency_duration: u32,
+    /// Skip the path-MTU test (tracepath + DF ping) per pair.
+    #[arg(long)]
+    no_mtu: bool,
     /// Also print one row per measured pair.
     #[arg(long)]
     pairs: bool,
@@ -63,6 +72,9 @@ impl Matrix {
             udp: self.udp,
             udp_bitrate_bps: self.udp_bitrate,
             traceroute: !self.no_traceroute,
+            latency: !self.no_latency,
+            latency_duration_s: self.latency_duration,
+            mtu: !self.no_mtu,
         };
         if self.no_wait {
             let started = ctx.client.run_start(&req).await?;

@@ -1,4 +1,4 @@
-//! `podperf run ping|traceroute|iperf3`: one measurement; one submit, then one wait for its end.
+//! `podperf run ping|traceroute|iperf3|latency|mtu`: one measurement; one submit, then one wait for its end.
 
 use std::net::IpAddr;
 use std::process::ExitCode;
@@ -104,6 +104,44 @@ enum Probe {
         #[arg(long)]
         reverse: bool,
     },
+    /// Request/response latency with sockperf ping-pong: full round-trip percentiles (p50, p90,
+    /// p99, p99.9, min, max, avg in ms) and transactions per second.
+    Latency {
+        #[command(flatten)]
+        common: Common,
+        /// Ping-pong over TCP or UDP.
+        #[arg(long, value_enum, default_value_t = LatencyProto::Tcp)]
+        protocol: LatencyProto,
+        /// Seconds (1..=60; sockperf's first 0.4 s are a warm-up, not measured).
+        #[arg(long, default_value_t = 5)]
+        duration: u32,
+        /// Bytes per message (14..=65000).
+        #[arg(long, default_value_t = 64)]
+        message_size: u32,
+    },
+    /// Path MTU with tracepath (and where it drops), checked with a ping with DF set at that MTU.
+    Mtu {
+        #[command(flatten)]
+        common: Common,
+        /// 1..=64.
+        #[arg(long, default_value_t = 30)]
+        max_hops: u8,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LatencyProto {
+    Tcp,
+    Udp,
+}
+
+impl From<LatencyProto> for TransportProtocol {
+    fn from(p: LatencyProto) -> Self {
+        match p {
+            LatencyProto::Tcp => TransportProtocol::Tcp,
+            LatencyProto::Udp => TransportProtocol::Udp,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -189,6 +227,20 @@ impl Probe {
                     reverse,
                 }),
             ),
+            Probe::Latency {
+                common,
+                protocol,
+                duration,
+                message_size,
+            } => (
+                common,
+                JobParams::Latency(LatencyParams {
+                    protocol: protocol.into(),
+                    duration_s: duration,
+                    message_size_bytes: message_size,
+                }),
+            ),
+            Probe::Mtu { common, max_hops } => (common, JobParams::Mtu(MtuParams { max_hops })),
         };
         let target = match (common.to, common.to_address) {
             (Some(w), _) => Some(Target::Worker(w)),

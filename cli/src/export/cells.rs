@@ -58,7 +58,43 @@ pub fn header(r: &RunReport) -> Vec<&'static str> {
     if r.request.udp {
         h.extend(["UDP JITTER", "UDP LOSS"]);
     }
+    if r.request.latency {
+        h.push("LATENCY p50 / p99");
+        if r.request.udp {
+            h.push("UDP LATENCY p50 / p99");
+        }
+    }
+    if r.request.mtu {
+        h.push("PATH MTU");
+    }
     h
+}
+
+/// `p50 / p99 ms` (full round trips; the medians over the samples), ` ~` when either is too
+/// noisy to trust.
+pub fn latency(p50: &Option<Spread>, p99: &Option<Spread>) -> String {
+    match (p50, p99) {
+        (Some(a), Some(b)) => {
+            let mark = if a.wide || b.wide { " ~" } else { "" };
+            // Microseconds matter here: three significant digits of the p50, for both.
+            let d = if a.median > 0.0 && a.median < 1.0 {
+                ((-a.median.log10()).floor() as usize + 3).min(6)
+            } else {
+                3
+            };
+            format!("{:.d$} / {:.d$} ms{mark}", a.median, b.median)
+        }
+        _ => "-".into(),
+    }
+}
+
+/// The path MTU in bytes, flagged when full-size DF packets were lost.
+pub fn path_mtu(f: &Figures) -> String {
+    match (f.path_mtu_bytes, f.mtu_black_hole) {
+        (Some(m), true) => format!("{m} BLACK HOLE"),
+        (Some(m), false) => m.to_string(),
+        (None, _) => "-".into(),
+    }
 }
 
 pub fn class_row(r: &RunReport, c: &ClassReport) -> Vec<String> {
@@ -84,6 +120,15 @@ pub fn class_row(r: &RunReport, c: &ClassReport) -> Vec<String> {
                 .unwrap_or("-".into()),
         );
     }
+    if r.request.latency {
+        row.push(latency(&f.latency_p50_ms, &f.latency_p99_ms));
+        if r.request.udp {
+            row.push(latency(&f.udp_latency_p50_ms, &f.udp_latency_p99_ms));
+        }
+    }
+    if r.request.mtu {
+        row.push(path_mtu(f));
+    }
     if f.jobs_failed > 0 {
         row[0] = format!("{} ({} failed)", row[0], f.jobs_failed);
     }
@@ -107,6 +152,9 @@ pub fn footer(r: &RunReport) -> String {
                 parts.join(", ")
             );
         }
+    }
+    for m in &r.mtu_problems {
+        out += &format!("MTU PROBLEM ({}): {}\n", m.kind, m.message);
     }
     let p = &r.progress;
     out += &format!(

@@ -21,7 +21,8 @@ pub fn csv(r: &RunReport) -> String {
     let mut out = String::from(
         "path,pairs,tcp_bits_per_second,tcp_bits_per_second_min,tcp_bits_per_second_max,\
          tcp_retransmits,rtt_avg_ms,rtt_avg_ms_min,rtt_avg_ms_max,loss_percent,hops,\
-         udp_jitter_ms,udp_lost_percent,jobs_failed\n",
+         udp_jitter_ms,udp_lost_percent,jobs_failed,latency_p50_ms,latency_p99_ms,\
+         udp_latency_p50_ms,udp_latency_p99_ms,path_mtu_bytes,mtu_black_hole\n",
     );
     for c in &r.classes {
         let f = &c.figures;
@@ -41,6 +42,12 @@ pub fn csv(r: &RunReport) -> String {
             opt(&f.udp_jitter_ms, |s| s.median),
             opt(&f.udp_lost_percent, |s| s.median),
             f.jobs_failed.to_string(),
+            opt(&f.latency_p50_ms, |s| s.median),
+            opt(&f.latency_p99_ms, |s| s.median),
+            opt(&f.udp_latency_p50_ms, |s| s.median),
+            opt(&f.udp_latency_p99_ms, |s| s.median),
+            f.path_mtu_bytes.map(|m| m.to_string()).unwrap_or_default(),
+            f.mtu_black_hole.to_string(),
         ];
         out += &fields.join(",");
         out.push('\n');

@@ -124,6 +124,47 @@ mod tests {
     }
 
     #[test]
+    fn latency_and_path_mtu_columns_and_the_mtu_problem() {
+        use podperf_protocol::run::{MtuProblem, Spread};
+        let mut r = sample_report();
+        let s = |median| {
+            Some(Spread {
+                median,
+                min: median,
+                max: median,
+                samples: 1,
+                wide: false,
+            })
+        };
+        let f = &mut r.classes[1].figures;
+        (f.latency_p50_ms, f.latency_p99_ms) = (s(0.0421), s(0.1));
+        (f.path_mtu_bytes, f.mtu_black_hole) = (Some(1500), true);
+        r.mtu_problems.push(MtuProblem {
+            kind: "pod_mtu_exceeds_underlay".into(),
+            message: "pod MTU 1500 > node path MTU 1500 − 50".into(),
+            pod_path_mtu_bytes: Some(1500),
+            node_path_mtu_bytes: Some(1500),
+        });
+        let text = Table.run_report(&r, false);
+        assert!(
+            text.contains("LATENCY p50 / p99") && text.contains("PATH MTU"),
+            "{text}"
+        );
+        assert!(
+            text.contains("0.0421 / 0.1000 ms") && text.contains("1500 BLACK HOLE"),
+            "{text}"
+        );
+        assert!(text.contains("MTU PROBLEM (pod_mtu_exceeds_underlay): pod MTU 1500"));
+        r.request.latency = false;
+        r.request.mtu = false;
+        let text = Table.run_report(&r, false);
+        assert!(
+            !text.contains("LATENCY") && !text.contains("PATH MTU"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_report_is_the_class_table_then_the_footer() {
         let r = sample_report();
         let expect = format!("{}\n{}\n", class_table(&r), footer(&r));

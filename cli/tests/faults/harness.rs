@@ -340,13 +340,14 @@ impl Sys {
         counts
     }
 
-    /// Processes the workers started besides their own `iperf3 -s` servers: the tools of the
-    /// jobs they are running (empty when nothing runs).
+    /// Processes the workers started besides their own `iperf3 -s` and `sockperf server`
+    /// servers: the tools of the jobs they are running (empty when nothing runs).
     pub fn worker_tools_running(&self) -> Vec<podperf_testkit::Proc> {
         self.workers
             .iter()
             .flat_map(|w| podperf_testkit::descendants(w.proc.pid()))
             .filter(|p| !p.cmdline.starts_with("iperf3 -s "))
+            .filter(|p| !p.cmdline.starts_with("sockperf server "))
             .collect()
     }
 }

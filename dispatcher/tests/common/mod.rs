@@ -394,6 +394,7 @@ pub fn worker(id: &str, pod: &str, node: &str, ip: &str) -> WorkerInfo {
             })
             .collect(),
         iperf3_port: 5201,
+        sockperf_port: 11111,
         max_concurrent_jobs: 4,
         started_at_ms: now_ms(),
         version: "test".into(),

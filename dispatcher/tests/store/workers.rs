@@ -18,6 +18,7 @@ fn info(id: &str, pod: &str, iperf3: bool) -> WorkerInfo {
             version: None,
         }],
         iperf3_port: 5201,
+        sockperf_port: 11111,
         max_concurrent_jobs: 1,
         started_at_ms: 42,
         version: "t".into(),

@@ -26,6 +26,10 @@ fn param_default(kind: &str, field: &str) -> Option<Value> {
         ("sweep", "targets") => json!("all"),
         ("sweep", "count") => json!(5),
         ("sweep", "interval_ms") => json!(100),
+        ("latency", "protocol") => json!("tcp"),
+        ("latency", "duration_s") => json!(5),
+        ("latency", "message_size_bytes") => json!(64),
+        ("mtu", "max_hops") => json!(30),
         _ => panic!("no default known for {kind}.{field}"),
     };
     Some(v)
@@ -40,6 +44,9 @@ fn matrix_default(field: &str) -> Value {
         "udp" => json!(false),
         "udp_bitrate_bps" => json!(1_000_000_000u64),
         "traceroute" => json!(true),
+        "latency" => json!(true),
+        "latency_duration_s" => json!(1),
+        "mtu" => json!(true),
         _ => panic!("no default known for matrix.{field}"),
     }
 }
@@ -52,6 +59,11 @@ fn matrix_default(field: &str) -> Value {
     r#"{"kind":"ping","interval_ms":1000}"#,
     r#"{"kind":"ping","count":5,"interval_ms":1000,"size_bytes":56}"#
  ; "ping, interval given")]
+#[test_case(
+    r#"{"kind":"latency"}"#,
+    r#"{"kind":"latency","protocol":"tcp","duration_s":5,"message_size_bytes":64}"#
+ ; "latency, all omitted")]
+#[test_case(r#"{"kind":"mtu"}"#, r#"{"kind":"mtu","max_hops":30}"# ; "mtu, all omitted")]
 #[test_case(
     r#"{"kind":"traceroute"}"#,
     r#"{"kind":"traceroute","max_hops":30,"protocol":"udp"}"#
@@ -88,11 +100,11 @@ fn a_spec_with_omitted_fields_decodes_to_the_defaults() {
 }
 
 #[test_case("{}",
-            r#"{"mesh":false,"samples":3,"ping_count":20,"iperf3_duration_s":5,"udp":false,"udp_bitrate_bps":1000000000,"traceroute":true}"# ; "matrix, all omitted")]
+            r#"{"mesh":false,"samples":3,"ping_count":20,"iperf3_duration_s":5,"udp":false,"udp_bitrate_bps":1000000000,"traceroute":true,"latency":true,"latency_duration_s":1,"mtu":true}"# ; "matrix, all omitted")]
 #[test_case(r#"{"mesh":true,"traceroute":false}"#,
-            r#"{"mesh":true,"samples":3,"ping_count":20,"iperf3_duration_s":5,"udp":false,"udp_bitrate_bps":1000000000,"traceroute":false}"# ; "matrix, mesh and traceroute given")]
+            r#"{"mesh":true,"samples":3,"ping_count":20,"iperf3_duration_s":5,"udp":false,"udp_bitrate_bps":1000000000,"traceroute":false,"latency":true,"latency_duration_s":1,"mtu":true}"# ; "matrix, mesh and traceroute given")]
 #[test_case(r#"{"samples":7,"udp":true}"#,
-            r#"{"mesh":false,"samples":7,"ping_count":20,"iperf3_duration_s":5,"udp":true,"udp_bitrate_bps":1000000000,"traceroute":true}"# ; "matrix, samples and udp given")]
+            r#"{"mesh":false,"samples":7,"ping_count":20,"iperf3_duration_s":5,"udp":true,"udp_bitrate_bps":1000000000,"traceroute":true,"latency":true,"latency_duration_s":1,"mtu":true}"# ; "matrix, samples and udp given")]
 fn a_matrix_request_with_omitted_fields_decodes_to_the_defaults(input: &str, expected: &str) {
     let r: MatrixRequest = serde_json::from_str(input).unwrap();
     assert_eq!(serde_json::to_string(&r).unwrap(), expected);
@@ -128,6 +140,7 @@ fn any_matrix_request() -> impl Strategy<Value = MatrixRequest> {
                     udp,
                     udp_bitrate_bps,
                     traceroute,
+                    ..MatrixRequest::default()
                 }
             },
         )

@@ -1,8 +1,8 @@
 //! Job parameters in and out of bounds, and an independent model of the bounds.
 
 use podperf_protocol::job::{
-    bounds, Iperf3Params, JobParams, NoopParams, PingParams, TracerouteParams, TracerouteProtocol,
-    TransportProtocol,
+    bounds, Iperf3Params, JobParams, LatencyParams, MtuParams, NoopParams, PingParams,
+    TracerouteParams, TracerouteProtocol, TransportProtocol,
 };
 use podperf_protocol::sweep::{SweepParams, SweepTargets};
 use proptest::prelude::*;
@@ -52,6 +52,19 @@ pub fn any_params() -> impl Strategy<Value = JobParams> {
                 resolved: vec![],
             })
         }),
+        (
+            small(),
+            small(),
+            prop_oneof![Just(TransportProtocol::Tcp), Just(TransportProtocol::Udp)]
+        )
+            .prop_map(|(duration_s, message_size_bytes, protocol)| {
+                JobParams::Latency(LatencyParams {
+                    protocol,
+                    duration_s,
+                    message_size_bytes,
+                })
+            }),
+        any::<u8>().prop_map(|max_hops| JobParams::Mtu(MtuParams { max_hops })),
     ]
 }
 
@@ -96,10 +109,16 @@ pub fn model_valid(p: &JobParams) -> bool {
                 }
                 && p.resolved.len() <= SWEEP_TARGETS_MAX
         }
+        JobParams::Latency(p) => {
+            (1..=LATENCY_DURATION_S_MAX).contains(&p.duration_s)
+                && (LATENCY_MESSAGE_SIZE_BYTES_MIN..=LATENCY_MESSAGE_SIZE_BYTES_MAX)
+                    .contains(&p.message_size_bytes)
+        }
+        JobParams::Mtu(p) => (1..=MTU_MAX_HOPS_MAX).contains(&p.max_hops),
     }
 }
 
-pub const PARAM_FIELDS: [&str; 10] = [
+pub const PARAM_FIELDS: [&str; 11] = [
     "params.targets.workers",
     "params.count",
     "params.interval_ms",
@@ -110,4 +129,5 @@ pub const PARAM_FIELDS: [&str; 10] = [
     "params.bitrate_bps",
     "params.sleep_ms",
     "params.protocol",
+    "params.message_size_bytes",
 ];

@@ -323,6 +323,19 @@ pub fn render(params: &JobParams) -> String {
         JobParams::Noop(p) => format!("sleep_ms={}", p.sleep_ms),
         // Not a v1 kind (a job the v2 API or the CLI made); shown in fping's flags.
         JobParams::Sweep(p) => format!("-c {} -p {}", p.count, p.interval_ms),
+        // Kinds v1 never had: sockperf's and tracepath's own flags, for display only.
+        JobParams::Latency(p) => {
+            let udp = if p.protocol == TransportProtocol::Udp {
+                ""
+            } else {
+                " --tcp"
+            };
+            format!(
+                "-t {} -m {}{udp} --full-rtt",
+                p.duration_s, p.message_size_bytes
+            )
+        }
+        JobParams::Mtu(p) => format!("-m {}", p.max_hops),
     }
 }
 
@@ -334,6 +347,8 @@ pub fn task_type(params: &JobParams) -> &'static str {
         JobParams::Traceroute(_) => "traceroute",
         JobParams::Noop(_) => "noop",
         JobParams::Sweep(_) => "sweep",
+        JobParams::Latency(_) => "latency",
+        JobParams::Mtu(_) => "mtu",
     }
 }
 

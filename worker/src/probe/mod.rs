@@ -10,7 +10,9 @@ use podperf_protocol::result::ProbeResult;
 
 pub mod iperf3;
 pub mod ping;
+pub mod sockperf;
 pub mod sweep;
+pub mod tracepath;
 pub mod traceroute;
 
 /// Addresses a probe needs, resolved by the dispatcher.
@@ -19,7 +21,7 @@ pub struct ProbeContext {
     /// The worker's own IP: probes are bound to it (`ping -I`, `traceroute -s`, `iperf3 -B`).
     pub source_ip: Option<IpAddr>,
     pub target_ip: IpAddr,
-    /// The target's iperf3 server port.
+    /// The target's server port (iperf3's, or sockperf's for `latency`).
     pub target_port: u16,
 }
 
@@ -70,5 +72,7 @@ pub fn expected_duration(params: &podperf_protocol::job::JobParams) -> Duration 
         JobParams::Iperf3(p) => iperf3::timeout(p),
         JobParams::Noop(p) => Duration::from_millis(u64::from(p.sleep_ms)),
         JobParams::Sweep(p) => sweep::timeout(p),
+        JobParams::Latency(p) => sockperf::timeout(p),
+        JobParams::Mtu(p) => tracepath::timeout(p) + tracepath::df_ping_timeout(),
     }
 }

@@ -318,6 +318,7 @@ pub fn test_config(pod_ip: &str) -> WorkerConfig {
     };
     let mut config = WorkerConfig::new(identity);
     config.iperf3_port = podperf_testkit::free_port();
+    config.sockperf_port = podperf_testkit::free_port();
     config.heartbeat = Duration::from_millis(250);
     config.shutdown_grace = Duration::from_secs(1);
     config

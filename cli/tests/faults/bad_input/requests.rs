@@ -165,6 +165,46 @@ fn refused_batches() -> Vec<(&'static str, Vec<u8>, ErrorCode, Option<&'static s
             Some("jobs[0].params.bitrate_bps"),
         ),
         (
+            "latency too long",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "latency", "duration_s": 61}),
+            )]),
+            ErrorCode::InvalidParam,
+            Some("jobs[0].params.duration_s"),
+        ),
+        (
+            "latency message below sockperf's header",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "latency", "message_size_bytes": 13}),
+            )]),
+            ErrorCode::InvalidParam,
+            Some("jobs[0].params.message_size_bytes"),
+        ),
+        (
+            "latency with an extra flag field",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "latency", "flags": "--mps=max"}),
+            )]),
+            ErrorCode::BadRequest,
+            None,
+        ),
+        (
+            "mtu with too many hops",
+            body(vec![job(
+                "pod-a",
+                w("pod-b"),
+                json!({"kind": "mtu", "max_hops": 65}),
+            )]),
+            ErrorCode::InvalidParam,
+            Some("jobs[0].params.max_hops"),
+        ),
+        (
             "noop sleeps too long",
             body(vec![noop_with("pod-a", 600_001)]),
             ErrorCode::InvalidParam,
