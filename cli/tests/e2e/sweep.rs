@@ -137,5 +137,10 @@ fn a_mesh_matrix_measures_rtt_and_loss_with_one_sweep_per_source() {
         .map(|j| j["params"]["kind"].as_str().unwrap())
         .collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, ["iperf3", "iperf3", "sweep", "sweep"], "{jobs}");
+    // RTT and loss from one sweep per source (no ping job); bandwidth, latency and MTU per pair.
+    assert_eq!(
+        kinds,
+        ["iperf3", "iperf3", "latency", "latency", "mtu", "mtu", "sweep", "sweep"],
+        "{jobs}"
+    );
 }

@@ -322,8 +322,18 @@ async fn fencing_a_paused_leader_resumed_changes_nothing() {
         "jobs not announced exactly once: {twice:?}"
     );
     assert!(new.epoch > old.epoch);
+    // An overdue job times out; on a loaded machine its deadline may pass before the worker takes
+    // it, and then it fails as not delivered in time (`undeliverable`, or `refused` by the worker
+    // for its passed deadline) — one verdict either way, never a success.
     for id in &overdue {
-        assert_eq!(sys.get(*id).await.unwrap().state.as_str(), "timed_out");
+        let r = sys.get(*id).await.unwrap();
+        let late_delivery = r.state.as_str() == "failed"
+            && r.message.as_deref().is_some_and(|m| m.contains("deadline"));
+        assert!(
+            r.state.as_str() == "timed_out" || late_delivery,
+            "overdue job ended {}: {r:?}",
+            r.state.as_str()
+        );
     }
 }
 

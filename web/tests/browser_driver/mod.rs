@@ -85,7 +85,12 @@ impl Browser {
     /// Polls `script` until it returns something truthy (a non-empty string, `true`, a
     /// non-zero number, an object) and returns that; panics naming `what` after [`WITHIN`].
     pub async fn wait_js(&self, what: &str, script: &str) -> Value {
-        eventually(WITHIN, what, || async {
+        self.wait_js_within(WITHIN, what, script).await
+    }
+
+    /// [`Self::wait_js`] with its own bound (e.g. a whole matrix run).
+    pub async fn wait_js_within(&self, within: Duration, what: &str, script: &str) -> Value {
+        eventually(within, what, || async {
             let v = self.client.execute(script, vec![]).await.ok()?;
             let truthy = match &v {
                 Value::Null => false,
