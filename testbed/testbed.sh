@@ -332,6 +332,7 @@ K8S_BASE=$REPO/k8s/base
 WORKER_POD_MANIFEST=$K8S_BASE/workers/worker-a.yaml
 WORKER_HOST_MANIFEST=$K8S_BASE/workers/worker-host.yaml
 DISPATCHER_MANIFEST=$K8S_BASE/dispatcher/deployment.yaml
+WEB_MANIFEST=$K8S_BASE/web/deployment.yaml
 # Container-runtime semantics of a Kubernetes node (containerd, runc): a non-root container has its
 # added capabilities in the bounding set but no inheritable or ambient ones, so a non-root process
 # gets NET_RAW only from a file capability (ping's, traceroute's). podman would also make them
@@ -531,7 +532,17 @@ cmd_supervise() { # run
     fi
     if wait_for "podperf-dispatcher API" "$([ -n "${IMAGE:-}" ] && echo 60 || echo 20)" $! api_ready; then
       OVERRIDES=([PODPERF_NATS_URL]=$NATS_URL [RUST_LOG]=$RUST_LOG_DEFAULT)
-      if [ -z "${IMAGE:-}" ] && [ -x "${BIN_DIR:-}/podperf-web" ]; then
+      if [ -n "${IMAGE:-}" ]; then
+        # podperf-web as its Deployment runs it: on 0.0.0.0:8080 of the infra namespace, so with a
+        # token (this run's own, in the state dir, readable by root only).
+        local web_token
+        web_token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+        (umask 077 && printf '%s\n' "$web_token" >"$STATE_DIR/web-token")
+        FIELDS=([metadata.name]=podperf-web-testbed)
+        SECRETS[PODPERF_WEB_PASSWORD]=$PODPERF_WEB_PASSWORD
+        SECRETS[PODPERF_WEB_TOKEN]=$web_token
+        spawn_container web "$INFRA_NS" "$WEB_MANIFEST" web false
+      elif [ -x "${BIN_DIR:-}/podperf-web" ]; then
         spawn web "$INFRA_NS" PODPERF_NATS_URL="$NATS_URL" PODPERF_NATS_USER=web \
           PODPERF_NATS_PASSWORD="$PODPERF_WEB_PASSWORD" PODPERF_WEB_LISTEN="127.0.0.1:$WEB_PORT" \
           -- "$BIN_DIR/podperf-web"
@@ -730,7 +741,11 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
     printf 'RUN_ID=%s\nNATS_URL=%s\nSTATE_DIR=%s\n' "$run" "$NATS_URL" "$STATE_DIR"
     log "next: $0 exec --run-id $run -- podperf workers;  $0 down --run-id $run"
   fi
-  if [ -z "${IMAGE:-}" ] && [ -x "${BIN_DIR:-}/podperf-web" ]; then
+  if [ -n "${IMAGE:-}" ]; then
+    log "podperf-web (from the image): http://127.0.0.1:$WEB_PORT/ in the infra namespace, token in" \
+      "$STATE_DIR/web-token, e.g. $0 exec --run-id $run -- curl -s -H \"Authorization: Bearer \$(cat" \
+      "$STATE_DIR/web-token)\" http://127.0.0.1:$WEB_PORT/api/v2/workers"
+  elif [ -x "${BIN_DIR:-}/podperf-web" ]; then
     log "podperf-web: http://127.0.0.1:$WEB_PORT/ in the infra namespace, e.g." \
       "$0 exec --run-id $run -- curl -s http://127.0.0.1:$WEB_PORT/api/v2/workers"
   fi

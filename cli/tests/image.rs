@@ -257,11 +257,15 @@ fn image_runs_the_testbed_like_the_daemonsets() {
         "pod-0-1",
         "pod-1-0",
         "pod-1-1",
+        "web",
     ]
     .iter()
     .map(|n| format!("ppt-{run}-{n}"))
     .collect();
-    assert_eq!(names, want, "one container per worker and the dispatcher");
+    assert_eq!(
+        names, want,
+        "one container per worker, the dispatcher and podperf-web"
+    );
 
     let workers = repo().join("k8s/base/workers");
     assert_like_daemonset(
@@ -277,6 +281,38 @@ fn image_runs_the_testbed_like_the_daemonsets() {
     assert!(status_field(&dispatcher, "Uid").starts_with("10001\t"));
     // The dispatcher keeps allowPrivilegeEscalation: false.
     assert_eq!(status_field(&dispatcher, "NoNewPrivs"), "1");
+
+    // podperf-web from the image, as its Deployment runs it (0.0.0.0:8080 with a token): ready,
+    // and the API answers with the token and refuses without it.
+    let web = proc_status(&format!("ppt-{run}-web"));
+    assert_eq!(status_field(&web, "CapBnd"), "0000000000000000");
+    assert!(status_field(&web, "Uid").starts_with("10001\t"));
+    let token = std::fs::read_to_string(state_root().join(&run).join("web-token")).unwrap();
+    let http = |path: &str, token: &str| {
+        let script = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET {path} HTTP/1.0\\r\\nAuthorization: \
+             Bearer {token}\\r\\n\\r\\n' >&3 && cat <&3"
+        );
+        text(&tb.exec(&["bash", "-c", &script]).stdout)
+    };
+    // The status code of a raw HTTP answer ("HTTP/1.x 200 OK …" → "200").
+    let code = |answer: &str| answer.split_whitespace().nth(1).unwrap_or("").to_string();
+    let t0 = Instant::now();
+    while code(&http("/readyz", "")) != "200" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "podperf-web never became ready: {}\n{}",
+            http("/readyz", ""),
+            tb.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let workers = http("/api/v2/workers", token.trim());
+    assert!(
+        code(&workers) == "200" && workers.contains("pod-1-0"),
+        "{workers}"
+    );
+    assert_eq!(code(&http("/api/v2/workers", "wrong")), "401");
 
     // The whole matrix, and traceroute over ICMP (a raw socket through traceroute's file capability).
     let r = tb.podperf(&[
