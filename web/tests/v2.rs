@@ -143,6 +143,7 @@ async fn every_call_but_the_probes_needs_a_valid_token() {
         (Method::POST, "/api/v2/jobs"),
         (Method::GET, "/api/v2/runs"),
         (Method::GET, "/api/v2/events"),
+        (Method::GET, "/api/v2/status"),
         (Method::GET, "/api/v2/openapi.json"),
     ];
     for token in [None, Some("wrong"), Some("test-token-1x")] {
@@ -171,6 +172,17 @@ async fn every_call_but_the_probes_needs_a_valid_token() {
         let (st, _) = web.get("/api/v2/workers").await;
         assert_eq!(st, 200);
     }
+    // The dispatchers' status, as `podperf -o json status` shows it: one leader, both stores up.
+    let (st, status) = web.get("/api/v2/status").await;
+    assert_eq!(st, 200, "{status}");
+    let leaders = status["dispatchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["role"] == "leader")
+        .count();
+    assert_eq!(leaders, 1, "{status}");
+    assert!(status.get("queue_depth").is_some(), "{status}");
     // The probes need none.
     web.token = None;
     let res = web.http.get(web.url("/healthz")).send().await.unwrap();

@@ -4,6 +4,7 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod runs;
+pub mod status;
 pub mod workers;
 
 use axum::routing::{get, post};
@@ -21,5 +22,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/runs", post(runs::start).get(runs::list))
         .route("/api/v2/runs/{id}", get(runs::get))
         .route("/api/v2/events", get(events::events))
+        .route("/api/v2/status", get(status::status))
         .route("/api/v2/openapi.json", get(crate::openapi::openapi_json))
 }
