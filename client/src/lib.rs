@@ -186,16 +186,7 @@ impl Client {
         job_id: Uuid,
         limit: impl FnOnce(&JobRecord) -> Duration,
     ) -> Result<JobRecord> {
-        let subject = done_subject(job_id);
-        let mut done = self
-            .nats
-            .subscribe(subject.clone())
-            .await
-            .map_err(|e| Error::nats(format!("subscribe {subject}"), e))?;
-        self.nats
-            .flush()
-            .await
-            .map_err(|e| Error::nats("flush", e))?;
+        let mut done = self.subscribed(done_subject(job_id)).await?;
         let rec = self.get(job_id).await?;
         if rec.state.is_terminal() {
             return Ok(rec);
@@ -243,7 +234,17 @@ impl Client {
     /// state is stored (whoever ended it: its worker, a cancel, the deadline). Subscribed when
     /// this returns; a notice that is not a record is skipped.
     pub async fn done_notices(&self) -> Result<impl futures::Stream<Item = JobRecord> + Unpin> {
-        let subject = format!("{}>", podperf_protocol::names::DONE_PREFIX);
+        let sub = self
+            .subscribed(format!("{}>", podperf_protocol::names::DONE_PREFIX))
+            .await?;
+        Ok(sub.filter_map(|msg| {
+            futures::future::ready(serde_json::from_slice::<JobRecord>(&msg.payload).ok())
+        }))
+    }
+
+    /// Subscribes to `subject` and flushes, so the server has the subscription when this returns
+    /// (a notice published after it cannot be missed).
+    async fn subscribed(&self, subject: String) -> Result<async_nats::Subscriber> {
         let sub = self
             .nats
             .subscribe(subject.clone())
@@ -253,8 +254,6 @@ impl Client {
             .flush()
             .await
             .map_err(|e| Error::nats("flush", e))?;
-        Ok(sub.filter_map(|msg| {
-            futures::future::ready(serde_json::from_slice::<JobRecord>(&msg.payload).ok())
-        }))
+        Ok(sub)
     }
 }
