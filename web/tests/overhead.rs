@@ -1,7 +1,9 @@
 //! The HTTP API's overhead, measured (not asserted): a noop submitted and waited for through
 //! `POST /api/v2/jobs?wait=` against the same through `podperf-client` directly, interleaved, on
-//! one system. Long: runs only with `PODPERF_LONG_TESTS=1`; prints p50/p99 for BENCHMARKS.md:
-//! `PODPERF_LONG_TESTS=1 cargo test -p podperf-web --test overhead -- --nocapture`.
+//! one system. Benchmarks, so ignored by the test command (reported as skipped, not passed); they
+//! print p50/p99 for BENCHMARKS.md:
+//! `cargo test --release -p podperf-web --test overhead -- --ignored --nocapture --test-threads 1`
+//! (after `cargo build --release -p podperf-dispatcher -p podperf-worker --bins`).
 
 mod common;
 
@@ -18,11 +20,8 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release -p podperf-web --test overhead -- --ignored --nocapture"]
 async fn http_overhead_of_a_waited_noop() {
-    if std::env::var_os("PODPERF_LONG_TESTS").is_none() {
-        eprintln!("skipped: set PODPERF_LONG_TESTS=1 to measure");
-        return;
-    }
     let web = Web::two_workers("127.0.0.141", "127.0.0.142").await;
     let client = web.cluster.client().clone();
     let spec = JobSpec {
@@ -45,7 +44,7 @@ async fn http_overhead_of_a_waited_noop() {
         let id = client.submit_one(spec.clone()).await.unwrap();
         let rec = client.wait(id, Duration::from_secs(10)).await.unwrap();
         direct.push(t.elapsed());
-        assert!(rec.state.is_terminal());
+        assert_eq!(rec.state.as_str(), "succeeded");
     }
     http.sort();
     direct.sort();
@@ -63,11 +62,8 @@ async fn http_overhead_of_a_waited_noop() {
 /// Events/s one podperf-web delivers to 100 connected SSE clients: a batch of noops, timed from
 /// the submit until every client has seen every job's `job_done` (each job makes three events).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release -p podperf-web --test overhead -- --ignored --nocapture"]
 async fn sse_fan_out_to_100_clients() {
-    if std::env::var_os("PODPERF_LONG_TESTS").is_none() {
-        eprintln!("skipped: set PODPERF_LONG_TESTS=1 to measure");
-        return;
-    }
     const CLIENTS: usize = 100;
     const JOBS: usize = 300;
     let mut conf = common::config();
