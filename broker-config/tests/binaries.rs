@@ -116,6 +116,33 @@ fn real_binaries_work_with_their_own_credentials() {
     );
     println!("$ podperf -o json status\n{stdout}");
 
+    // Schedules: the cli user adds one through the API; the dispatcher stores it in its bucket
+    // and starts its first run at once (a compare-and-set on the key), then it is removed.
+    let add = [
+        "schedule", "add", "perm", "--every", "1h", "sweep", "--count", "1",
+    ];
+    let out = podperf(&nats, "cli", &add);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        logs()
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the schedule's first run started",
+        || {
+            let out = podperf(&nats, "cli", &["-o", "json", "schedule", "list"]);
+            String::from_utf8_lossy(&out.stdout).contains("\"last_run\"")
+        },
+    );
+    let out = podperf(&nats, "cli", &["schedule", "rm", "perm"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Nothing anyone did was refused (a silently refused ack or flow-control reply shows here).
     let log = nats.log();
     assert!(

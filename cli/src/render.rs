@@ -320,6 +320,7 @@ pub fn runs(rs: &[podperf_protocol::run::RunProgress]) -> String {
         "JOBS",
         "DONE",
         "SUCCEEDED",
+        "SCHEDULE",
     ]);
     for r in rs {
         let created = humantime::format_rfc3339_seconds(
@@ -333,6 +334,7 @@ pub fn runs(rs: &[podperf_protocol::run::RunProgress]) -> String {
             r.jobs.to_string(),
             r.jobs_done.to_string(),
             r.jobs_succeeded.to_string(),
+            r.schedule.clone().unwrap_or_default(),
         ]);
     }
     t.to_string()

@@ -7,9 +7,11 @@
 //! - `lib.rs` — [`Client`]: one method per endpoint, plus [`Client::wait`] (the done notice).
 //! - `error.rs` — [`Error`] with a [`ErrorKind`] to branch on.
 //! - `live.rs` — [`LiveStream`]: job events and results as they are published.
+//! - `schedules.rs` — the `schedules.*` endpoints.
 
 mod error;
 mod live;
+mod schedules;
 
 use std::time::Duration;
 

@@ -30,6 +30,10 @@ pub struct Api {
     pub js: async_nats::jetstream::Context,
     /// The dispatchers bucket (the replicas and the lease), for `status`.
     pub dispatchers: async_nats::jetstream::kv::Store,
+    /// The schedules bucket ([`crate::schedules`]).
+    pub schedules: async_nats::jetstream::kv::Store,
+    /// Wakes the schedules runner after a change through this replica's API.
+    pub schedules_changed: tokio::sync::Notify,
     pub cfg: DispatcherConfig,
 }
 
@@ -52,7 +56,7 @@ pub(crate) fn parse<T: DeserializeOwned>(payload: &[u8]) -> Reply<T> {
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("malformed request: {e}")))
 }
 
-fn encode<T: Serialize>(reply: Reply<T>) -> bytes::Bytes {
+pub(crate) fn encode<T: Serialize>(reply: Reply<T>) -> bytes::Bytes {
     serde_json::to_vec(&ApiReply::from(reply))
         .expect("replies serialise")
         .into()
@@ -71,10 +75,13 @@ impl Api {
             endpoint::RUNS_GET => encode(self.get_run(payload).await),
             endpoint::RUNS_LIST => encode(self.list_runs(payload).await),
             endpoint::STATUS => encode(self.status(payload).await),
-            other => encode::<()>(Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!("unknown endpoint {other}"),
-            ))),
+            other => match self.handle_schedules(other, payload).await {
+                Some(reply) => reply,
+                None => encode::<()>(Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("unknown endpoint {other}"),
+                ))),
+            },
         }
     }
 
@@ -353,12 +360,13 @@ pub async fn serve(
 ) -> Result<(), async_nats::Error> {
     let service = client
         .service_builder()
-        .description("podperf dispatcher: workers, jobs")
+        .description("podperf dispatcher: workers, jobs, runs, schedules")
         .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
         .await?;
     let group = service.group(API_PREFIX);
     // `workers.list` last: an answer from it is what clients (the testbed, the tests, the bench)
     // take as "the API is up", and the server handles one connection's subscriptions in order.
+    use podperf_protocol::schedule::endpoint as schedules;
     let names = [
         endpoint::JOBS_SUBMIT,
         endpoint::JOBS_GET,
@@ -368,6 +376,11 @@ pub async fn serve(
         endpoint::RUNS_GET,
         endpoint::RUNS_LIST,
         endpoint::STATUS,
+        schedules::SCHEDULES_ADD,
+        schedules::SCHEDULES_LIST,
+        schedules::SCHEDULES_RM,
+        schedules::SCHEDULES_PAUSE,
+        schedules::SCHEDULES_RESUME,
         endpoint::WORKERS_LIST,
     ];
     let mut tasks = tokio::task::JoinSet::new();

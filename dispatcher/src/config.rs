@@ -38,6 +38,9 @@ pub struct DispatcherConfig {
     /// Terminal jobs the Redis store keeps; the oldest are trimmed beyond it (outstanding jobs
     /// never are).
     pub store_max_jobs: u64,
+    /// The shortest period a schedule may have (`PODPERF_SCHEDULE_MIN_EVERY_MS`; 10 s unless
+    /// lowered for tests).
+    pub schedule_min_every: Duration,
     /// This replica, as advertised to `podperf status`.
     pub identity: crate::lease::Identity,
 }
@@ -58,6 +61,9 @@ impl Default for DispatcherConfig {
             leader_ttl: Duration::from_millis(DEFAULT_LEADER_TTL_MS),
             results_max_bytes: DEFAULT_RESULTS_MAX_BYTES,
             store_max_jobs: DEFAULT_STORE_MAX_JOBS,
+            schedule_min_every: Duration::from_millis(
+                podperf_protocol::schedule::bounds::EVERY_MS_MIN,
+            ),
             identity: crate::lease::Identity::new(),
         }
     }

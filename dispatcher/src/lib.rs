@@ -11,6 +11,7 @@
 //!   [`deliver`]: request/reply delivery with retries.
 //! - [`sweep`]: a sweep's targets resolved at admission.
 //! - [`ingest`]: results stream → Redis; [`store`]: the Redis store.
+//! - [`schedules`]: the schedules' endpoints and their runner (the leader starts their runs).
 //! - [`lease`]: the leader lease; [`leader`]: standby and leader terms (only the leader runs the
 //!   engine and ingest; every replica serves the API); [`status`]: `podperf status`.
 
@@ -26,6 +27,7 @@ pub mod planner;
 pub mod resolve;
 pub mod runs;
 pub mod scheduler;
+pub mod schedules;
 pub mod setup;
 pub mod status;
 pub mod store;
@@ -94,6 +96,7 @@ pub async fn run_with_reconnects(
     let bucket = setup::workers_bucket(&js, &cfg).await?;
     let results = setup::results_stream(&js, &cfg).await?;
     let dispatchers = setup::dispatchers_bucket(&js, &cfg).await?;
+    let schedules = setup::schedules_bucket(&js, &cfg).await?;
     let stop = CancellationToken::new();
     let mut tasks = Supervisor::new();
 
@@ -155,8 +158,11 @@ pub async fn run_with_reconnects(
         client: client.clone(),
         js: js.clone(),
         dispatchers,
+        schedules,
+        schedules_changed: tokio::sync::Notify::new(),
         cfg,
     });
+    tasks.spawn("schedules", schedules::run(api.clone(), stop.clone()));
     {
         let (client, stop) = (client.clone(), stop.clone());
         tasks.spawn("api", async move { api::serve(&client, api, stop).await });
@@ -243,6 +249,7 @@ async fn keep_up(
         let ensure = move || async move {
             setup::workers_bucket(js, cfg).await?;
             setup::dispatchers_bucket(js, cfg).await?;
+            setup::schedules_bucket(js, cfg).await?;
             setup::results_stream(js, cfg).await
         };
         let ensured = ensure.retry(backoff).notify(|err, _| {

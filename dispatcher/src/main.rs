@@ -70,6 +70,11 @@ struct Args {
     #[arg(long, env = "PODPERF_STORE_MAX_JOBS", default_value_t = podperf_dispatcher::config::DEFAULT_STORE_MAX_JOBS,
           value_parser = clap::value_parser!(u64).range(10..=100_000_000))]
     store_max_jobs: u64,
+    /// The shortest period a schedule may have, milliseconds; range 1000..=10000 (lower it only
+    /// to test schedules quickly).
+    #[arg(long, env = "PODPERF_SCHEDULE_MIN_EVERY_MS", default_value_t = podperf_protocol::schedule::bounds::EVERY_MS_MIN,
+          value_parser = clap::value_parser!(u64).range(1000..=10_000))]
+    schedule_min_every_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,6 +98,7 @@ impl Args {
             leader_ttl: Duration::from_millis(self.leader_ttl_ms),
             results_max_bytes: self.results_max_bytes,
             store_max_jobs: self.store_max_jobs,
+            schedule_min_every: Duration::from_millis(self.schedule_min_every_ms),
             ..DispatcherConfig::default()
         }
     }

@@ -67,7 +67,7 @@ fn pair_params(req: &MatrixRequest) -> Vec<(u32, JobParams)> {
     out
 }
 
-fn validate(req: &MatrixRequest) -> Reply<()> {
+pub(crate) fn validate(req: &MatrixRequest) -> Reply<()> {
     if req.samples == 0 || req.samples > SAMPLES_MAX {
         let msg = format!("{} is out of bounds (1..={SAMPLES_MAX})", req.samples);
         return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("samples"));
@@ -127,6 +127,17 @@ fn pair_seconds(req: &MatrixRequest) -> u64 {
 impl Api {
     pub(crate) async fn start_run(&self, payload: &[u8]) -> Reply<RunStarted> {
         let req: MatrixRequest = parse(payload)?;
+        self.start_matrix(req, Uuid::now_v7(), None).await
+    }
+
+    /// Plans and submits a matrix run: `runs.start`'s path, also taken by schedules (which give
+    /// the run's id beforehand and their name).
+    pub(crate) async fn start_matrix(
+        &self,
+        req: MatrixRequest,
+        run_id: Uuid,
+        schedule: Option<String>,
+    ) -> Reply<RunStarted> {
         validate(&req)?;
         let live = self.members.snapshot();
         let workers: Vec<&WorkerInfo> = live
@@ -140,7 +151,6 @@ impl Api {
                        two) or host-network workers on two nodes";
             return Err(ApiError::new(ErrorCode::InvalidParam, msg));
         }
-        let run_id = Uuid::now_v7();
         let now = now_ms();
         let (jobs, pairs) = self.plan_jobs(&req, &plan, now)?;
         let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(0);
@@ -150,6 +160,7 @@ impl Api {
             request: req,
             rounds,
             pairs,
+            schedule,
         };
         let job_ids = jobs.iter().map(|j| j.job_id).collect();
         self.accept(jobs, Some(&run)).await?;
@@ -273,7 +284,7 @@ impl Api {
             .await
     }
 
-    async fn run_report(&self, run_id: Uuid) -> Reply<RunReport> {
+    pub(crate) async fn run_report(&self, run_id: Uuid) -> Reply<RunReport> {
         let run = self.store.get_run(run_id).await.map_err(store_error)?;
         let run = run.ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no run {run_id}")).with_field("run_id")

@@ -7,6 +7,8 @@ use podperf_protocol::names::{
     DISPATCHERS_BUCKET, RESULTS_STREAM, RESULTS_STREAM_SUBJECTS, WORKERS_BUCKET,
 };
 
+use podperf_protocol::schedule::SCHEDULES_BUCKET;
+
 use crate::config::DispatcherConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +17,8 @@ pub enum SetupError {
     Bucket(#[source] jetstream::context::CreateKeyValueError),
     #[error("cannot create the {DISPATCHERS_BUCKET} bucket")]
     Dispatchers(#[source] jetstream::context::CreateKeyValueError),
+    #[error("cannot create the {SCHEDULES_BUCKET} bucket")]
+    Schedules(#[source] jetstream::context::CreateKeyValueError),
     #[error("cannot create the {RESULTS_STREAM} stream")]
     Stream(#[source] jetstream::context::CreateStreamError),
     #[error("cannot read back the {RESULTS_STREAM} stream")]
@@ -95,4 +99,24 @@ pub async fn dispatchers_bucket(
     js.create_or_update_key_value(config)
         .await
         .map_err(SetupError::Dispatchers)
+}
+
+/// The schedules bucket: one key per schedule (its name), kept until removed (no `max_age`),
+/// history 1, file storage and the replicas of the other buckets: schedules survive a
+/// dispatcher and a NATS restart.
+pub async fn schedules_bucket(
+    js: &jetstream::Context,
+    cfg: &DispatcherConfig,
+) -> Result<kv::Store, SetupError> {
+    let config = kv::Config {
+        bucket: SCHEDULES_BUCKET.to_string(),
+        description: "podperf schedules (key = schedule name)".into(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    };
+    js.create_or_update_key_value(config)
+        .await
+        .map_err(SetupError::Schedules)
 }

@@ -38,6 +38,8 @@ fn out_of_range_values_exit_64_naming_the_flag() {
         ("--replicas", "0"),
         ("--replicas", "6"),
         ("--max-queued", "0"),
+        ("--schedule-min-every-ms", "999"),
+        ("--schedule-min-every-ms", "10001"),
     ];
     for (flag, value) in cases {
         assert_refused(&dispatcher(&[flag, value], &[]), flag);

@@ -13,6 +13,7 @@
 //! - [`sweep`]: fping sweeps (one source, many targets): parameters, resolved targets, result.
 //! - [`health`]: a sweep round's node × node grid and the health findings (`podperf health`).
 //! - [`run`]: matrix runs: request, planned pairs, the report's types (`podperf-report` computes it).
+//! - [`schedule`]: schedules (a sweep round or a matrix run every period), their API's types.
 
 pub mod api;
 pub mod command;
@@ -22,6 +23,7 @@ pub mod names;
 pub mod outcome;
 pub mod result;
 pub mod run;
+pub mod schedule;
 pub mod status;
 pub mod sweep;
 pub mod worker;

@@ -118,6 +118,9 @@ pub struct RunRecord {
     pub request: MatrixRequest,
     pub rounds: u32,
     pub pairs: Vec<RunPair>,
+    /// The schedule that started the run, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 impl RunRecord {
@@ -165,6 +168,9 @@ pub struct RunProgress {
     pub jobs_done: u32,
     pub jobs_succeeded: u32,
     pub finished: bool,
+    /// The schedule that started the run, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 /// A statistic over samples: the median with its spread.

@@ -68,6 +68,7 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
             jobs_done: done,
             jobs_succeeded: succeeded,
             finished: done == jobs,
+            schedule: run.schedule.clone(),
         },
         request: run.request.clone(),
         overlay_cost: overlay_cost(&classes),

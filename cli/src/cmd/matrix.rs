@@ -63,8 +63,9 @@ pub struct Matrix {
 }
 
 impl Matrix {
-    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
-        let req = MatrixRequest {
+    /// The run these flags ask for (also what `podperf schedule add … matrix` stores).
+    pub(super) fn request(&self) -> MatrixRequest {
+        MatrixRequest {
             mesh: self.mesh,
             samples: self.samples,
             ping_count: self.count,
@@ -75,7 +76,22 @@ impl Matrix {
             latency: !self.no_latency,
             latency_duration_s: self.latency_duration,
             mtu: !self.no_mtu,
-        };
+        }
+    }
+
+    /// The flags about following and printing a run, which a schedule has no use for.
+    pub(super) fn output_flags(&self) -> Option<&'static str> {
+        if self.pairs {
+            Some("--pairs")
+        } else if self.no_wait {
+            Some("--no-wait")
+        } else {
+            None
+        }
+    }
+
+    pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
+        let req = self.request();
         if self.no_wait {
             let started = ctx.client.run_start(&req).await?;
             print(&format!("{}\n", started.run_id))?;

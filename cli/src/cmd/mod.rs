@@ -9,6 +9,7 @@ mod jobs;
 mod matrix;
 mod run;
 mod runs;
+mod schedule;
 mod status;
 mod sweep;
 mod watch;
@@ -51,6 +52,8 @@ pub enum Command {
     /// Run a sweep round and name what is wrong (cannot send, unreachable, isolated, slow, lossy);
     /// exit 3 when something is found.
     Health(health::Health),
+    /// Run a sweep round or a matrix every period: add, list, rm, pause, resume schedules.
+    Schedule(schedule::Schedule),
 }
 
 impl Command {
@@ -67,6 +70,7 @@ impl Command {
             Command::Status(c) => c.run(ctx).await,
             Command::Sweep(c) => c.run(ctx).await,
             Command::Health(c) => c.run(ctx).await,
+            Command::Schedule(c) => c.run(ctx).await,
         }
     }
 }
