@@ -4,10 +4,11 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod runs;
+pub mod schedules;
 pub mod status;
 pub mod workers;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -23,5 +24,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/runs/{id}", get(runs::get))
         .route("/api/v2/events", get(events::events))
         .route("/api/v2/status", get(status::status))
+        .route(
+            "/api/v2/schedules",
+            get(schedules::list).post(schedules::add),
+        )
+        .route("/api/v2/schedules/{name}", delete(schedules::remove))
+        .route("/api/v2/schedules/{name}/pause", post(schedules::pause))
+        .route("/api/v2/schedules/{name}/resume", post(schedules::resume))
         .route("/api/v2/openapi.json", get(crate::openapi::openapi_json))
 }
