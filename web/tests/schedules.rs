@@ -1,12 +1,15 @@
 //! `/api/v2/schedules` over a real listener in front of a real system (the dispatcher's minimum
 //! period lowered to 1 s): add, list (with the last run once one ran), pause, resume, delete, and
-//! bad input refused with the API's error envelope.
+//! bad input refused with the API's error envelope; and the `#/schedules` page in a real
+//! browser (headless chromium over WebDriver).
 
+mod browser_driver;
 mod common;
 
 use std::time::Duration;
 
-use common::{assert_error, config, Web};
+use browser_driver::Browser;
+use common::{assert_error, config, Web, TOKEN};
 use podperf_testkit::{eventually, Cluster, ClusterOpts, WorkerSpec};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -150,4 +153,88 @@ async fn schedules_are_added_listed_paused_resumed_and_removed_over_http() {
     );
     let (_, list) = web.get("/api/v2/schedules").await;
     assert_eq!(list["schedules"], json!([]), "nothing bad was stored");
+}
+
+/// The page: add a sweep schedule with the form, see its run succeed (with a link to the run),
+/// a duplicate refused with the API's message, pause it, remove it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedules_page_in_a_real_browser() {
+    let web = web().await;
+    let b = Browser::start().await;
+    b.client.goto(&web.url("/ui/#/schedules")).await.unwrap();
+    b.find("#token").await.send_keys(TOKEN).await.unwrap();
+    b.find("#login-form button").await.click().await.unwrap();
+    b.wait_js(
+        "the page shows",
+        "return !!document.getElementById('no-schedules')",
+    )
+    .await;
+
+    let add = |name: &'static str| {
+        let b = &b;
+        async move {
+            let field = b.find("#sched-name").await;
+            field.clear().await.unwrap();
+            field.send_keys(name).await.unwrap();
+            let every = b.find("#sched-every").await;
+            every.clear().await.unwrap();
+            every.send_keys("2").await.unwrap();
+            let count = b.find("#sched-count").await;
+            count.clear().await.unwrap();
+            count.send_keys("1").await.unwrap();
+            b.find("#sched-add").await.click().await.unwrap();
+        }
+    };
+    add("ui-mesh").await;
+    let row = "document.querySelector('tr[data-schedule=\"ui-mesh\"]')";
+    b.wait_js_within(
+        Duration::from_secs(40),
+        "the scheduled run succeeded",
+        &format!(
+            "const r = {row}; return !!r && !!r.querySelector('[data-outcome=\"succeeded\"]')"
+        ),
+    )
+    .await;
+    let link = b
+        .js(&format!(
+            "return {row}.querySelector('a').getAttribute('href')"
+        ))
+        .await;
+    assert!(link.as_str().unwrap().starts_with("#/matrix/"), "{link}");
+    b.screenshot("schedules").await;
+
+    // The same name again: the dispatcher's refusal is shown as text.
+    add("ui-mesh").await;
+    let err = b
+        .wait_js(
+            "the refusal shows",
+            "const e = document.getElementById('schedule-error').textContent; return e.includes('exists') && e",
+        )
+        .await;
+    assert!(
+        err.as_str().unwrap().starts_with("invalid_param (name)"),
+        "{err}"
+    );
+
+    b.js(&format!(
+        "{row}.querySelector('button.pause').click(); return true"
+    ))
+    .await;
+    b.wait_js(
+        "paused",
+        &format!("return {row}.querySelector('td.status').dataset.status === 'paused'"),
+    )
+    .await;
+    b.js(&format!(
+        "{row}.querySelector('button.rm').click(); return true"
+    ))
+    .await;
+    b.wait_js(
+        "removed",
+        "return !!document.getElementById('no-schedules')",
+    )
+    .await;
+    let (_, list) = web.get("/api/v2/schedules").await;
+    assert_eq!(list["schedules"], json!([]));
+    b.close().await;
 }

@@ -7,8 +7,9 @@ import * as overview from './overview.js';
 import * as run from './run.js';
 import * as matrix from './matrix.js';
 import * as jobs from './jobs.js';
+import * as schedules from './schedules.js';
 
-const PAGES = { overview, run, matrix, jobs };
+const PAGES = { overview, run, matrix, jobs, schedules };
 
 let page = null; // { controller, listeners }
 let live = null; // the AbortController of the tab's event stream
