@@ -127,7 +127,7 @@ mod tests {
         let mut root = Cli::command().bin_name("podperf");
         root.build();
         let mut text = String::new();
-        let paths: [&[&str]; 16] = [
+        let paths: [&[&str]; 19] = [
             &["workers"],
             &["run"],
             &["run", "ping"],
@@ -144,6 +144,9 @@ mod tests {
             &["status"],
             &["sweep"],
             &["health"],
+            &["schedule"],
+            &["schedule", "add"],
+            &["schedule", "add", "sweep"],
         ];
         for path in paths {
             let mut cmd = &mut root;
