@@ -117,7 +117,7 @@ fn real_binaries_work_with_their_own_credentials() {
     println!("$ podperf -o json status\n{stdout}");
 
     // Schedules: the cli user adds one through the API; the dispatcher stores it in its bucket
-    // and starts its first run at once (a compare-and-set on the key), then it is removed.
+    // and starts its first run at once (a compare-and-set on the key).
     let add = [
         "schedule", "add", "perm", "--every", "1h", "sweep", "--count", "1",
     ];
@@ -136,12 +136,14 @@ fn real_binaries_work_with_their_own_credentials() {
             String::from_utf8_lossy(&out.stdout).contains("\"last_run\"")
         },
     );
-    let out = podperf(&nats, "cli", &["schedule", "rm", "perm"]);
+    // The web user reads and removes it over HTTP.
+    let listed = http(port, "GET /api/v2/schedules", "");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        listed.starts_with("HTTP/1.1 200") && listed.contains(r#""name":"perm""#),
+        "{listed}"
     );
+    let removed = http(port, "DELETE /api/v2/schedules/perm", "");
+    assert!(removed.starts_with("HTTP/1.1 200"), "{removed}");
 
     // Nothing anyone did was refused (a silently refused ack or flow-control reply shows here).
     let log = nats.log();
