@@ -4,7 +4,8 @@
 //!
 //! What is checked: a schedule starts on time within its jitter; a run slower than the period
 //! makes the next one slip (never two runs of one schedule at once); pause, resume and rm; a
-//! dispatcher restart and a NATS restart lose no schedule and double no run; bad input is refused
+//! dispatcher restart (two replicas, only the leader starts runs) and a NATS restart lose no
+//! schedule and double no run; bad input is refused
 //! by the CLI (exit 64) and by the NATS API (typed errors). Every wait is bounded.
 
 use std::collections::BTreeMap;
@@ -282,12 +283,15 @@ async fn a_matrix_slower_than_its_period_slips_instead_of_overlapping() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schedules_survive_a_dispatcher_and_a_nats_restart_without_doubled_runs() {
+async fn schedules_survive_a_dispatcher_and_a_nats_restart_without_doubled_runs_with_two_replicas()
+{
     let mut c = cluster(&[
         ("pod-a", "node-1", "127.0.0.85"),
         ("pod-b", "node-2", "127.0.0.86"),
     ])
     .await;
+    // A second replica: only the leader starts runs (the other serves the API).
+    c.add_dispatcher("dispatcher-2");
     json(
         &c,
         &[
@@ -305,7 +309,8 @@ async fn schedules_survive_a_dispatcher_and_a_nats_restart_without_doubled_runs(
     );
     finished_runs(&c, "keep", 1, WITHIN).await;
 
-    // The dispatcher is killed and started again: the schedule goes on.
+    // The first dispatcher is killed (the other replica leads, if it did not already) and
+    // started again: the schedule goes on.
     c.dispatcher.as_mut().unwrap().sigkill();
     c.start_dispatcher().await;
     let n = tagged_runs(&c, "keep").await.len();
