@@ -5,8 +5,8 @@
 //! What is checked: a schedule starts on time within its jitter; a run slower than the period
 //! makes the next one slip (never two runs of one schedule at once); pause, resume and rm; a
 //! dispatcher restart (two replicas, only the leader starts runs) and a NATS restart lose no
-//! schedule and double no run; bad input is refused
-//! by the CLI (exit 64) and by the NATS API (typed errors). Every wait is bounded.
+//! schedule and double no run; bad input is refused by the CLI (exit 64) and by the NATS API
+//! (typed errors). Every wait is bounded.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
