@@ -244,7 +244,7 @@ fn series_after_a_round(nodes: usize, max_pairs: u64) -> (usize, Duration, Durat
     }
     let t = Instant::now();
     for w in &all {
-        m.observe(&sweep_from(w, &all));
+        m.observe(sweep_from(w, &all));
     }
     let fed = t.elapsed();
     let t = Instant::now();

@@ -74,7 +74,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Ok on shutdown; an error when the consumer cannot be had or its messages end.
 async fn results_once(
     js: &jetstream::Context,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     following: &Following,
     shutdown: &CancellationToken,
 ) -> Result<(), BoxError> {
@@ -96,7 +96,11 @@ async fn results_once(
         };
         match msg {
             Some(Ok(msg)) => match serde_json::from_slice::<JobOutcome>(&msg.payload) {
-                Ok(outcome) => metrics.observe(&outcome),
+                Ok(outcome) => {
+                    // A round's evaluation can take a while: off the async threads.
+                    let metrics = metrics.clone();
+                    tokio::task::spawn_blocking(move || metrics.observe(outcome)).await?;
+                }
                 Err(err) => tracing::debug!(subject = %msg.subject, %err, "not a result"),
             },
             Some(Err(err)) => return Err(err.into()),
@@ -127,15 +131,18 @@ pub async fn workers(
 /// every change.
 async fn workers_once(
     js: &jetstream::Context,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     following: &Following,
     shutdown: &CancellationToken,
 ) -> Result<(), BoxError> {
     let kv = js.get_key_value(WORKERS_BUCKET).await?;
     let mut watch = kv.watch_with_history(">").await?;
+    // Workers known from before that the watch does not list (once caught up) left meanwhile.
     let mut unseen = Some(metrics.worker_ids());
     if kv.status().await?.values() == 0 {
-        settle(metrics, &mut unseen);
+        if let Some(left) = unseen.take() {
+            gone(metrics, left.into_iter().collect()).await?;
+        }
     }
     following.workers.store(true, Ordering::Release);
     loop {
@@ -156,19 +163,21 @@ async fn workers_once(
                 Ok(info) => metrics.worker_up(info),
                 Err(err) => tracing::debug!(key = %entry.key, %err, "not a worker's info"),
             },
-            Operation::Delete | Operation::Purge => metrics.worker_gone(&entry.key),
+            Operation::Delete | Operation::Purge => gone(metrics, vec![entry.key]).await?,
         }
         if entry.delta == 0 {
-            settle(metrics, &mut unseen);
+            if let Some(left) = unseen.take() {
+                gone(metrics, left.into_iter().collect()).await?;
+            }
         }
     }
 }
 
-/// The watch caught up: workers known from before that it did not list are gone.
-fn settle(metrics: &Metrics, unseen: &mut Option<std::collections::HashSet<String>>) {
-    for id in unseen.take().into_iter().flatten() {
-        metrics.worker_gone(&id);
-    }
+/// Workers that left (off the async threads: one can complete a sweep round).
+async fn gone(metrics: &Arc<Metrics>, ids: Vec<String>) -> Result<(), BoxError> {
+    let metrics = metrics.clone();
+    tokio::task::spawn_blocking(move || ids.iter().for_each(|id| metrics.worker_gone(id))).await?;
+    Ok(())
 }
 
 /// Counts terminal jobs from the done notices until `shutdown`.

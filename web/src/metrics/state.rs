@@ -17,7 +17,7 @@ use podperf_protocol::sweep::{SweepParams, SweepResult};
 use podperf_protocol::worker::WorkerInfo;
 use prometheus_client::registry::Registry;
 
-use super::round::Round;
+use super::round::{Completed, Round};
 use super::series::{BandwidthLabels, Families, FaultLabels, JobLabels, PairLabels, WorkerLabels};
 use super::series::{NoLabels, ANY_NODE};
 
@@ -100,10 +100,16 @@ impl Metrics {
 
     /// A worker's key was deleted or expired.
     pub fn worker_gone(&self, worker_id: &str) {
-        let mut s = self.state.lock().unwrap();
-        if self.remove_worker(&mut s, worker_id) {
+        let completed = {
+            let mut s = self.state.lock().unwrap();
+            if !self.remove_worker(&mut s, worker_id) {
+                return;
+            }
             self.membership_changed(&mut s);
-            self.check_round(&mut s);
+            complete_round(&mut s)
+        };
+        if let Some(round) = completed {
+            self.round_completed(&round);
         }
     }
 
@@ -231,20 +237,27 @@ impl Metrics {
         }
     }
 
-    /// A worker's result from the results stream.
-    pub fn observe(&self, outcome: &JobOutcome) {
-        let mut s = self.state.lock().unwrap();
-        let Some(src) = place(&s, &outcome.worker_id) else {
-            return; // from a worker that is not (or no longer) live
+    /// A worker's result from the results stream. When it completes a sweep round, evaluating
+    /// the round takes a while at 1,000 nodes (call it off the async threads).
+    pub fn observe(&self, outcome: JobOutcome) {
+        let completed = {
+            let mut s = self.state.lock().unwrap();
+            let Some(src) = place(&s, &outcome.worker_id) else {
+                return; // from a worker that is not (or no longer) live
+            };
+            match &outcome.result {
+                Some(ProbeResult::Sweep(r)) => self.sweep(&mut s, &src, r),
+                Some(ProbeResult::Ping(r)) => self.ping(&mut s, &src, r),
+                _ => return,
+            }
+            if !matches!(outcome.result, Some(ProbeResult::Sweep(_))) {
+                return;
+            }
+            s.round.add(outcome);
+            complete_round(&mut s)
         };
-        match &outcome.result {
-            Some(ProbeResult::Sweep(r)) => self.sweep(&mut s, &src, r),
-            Some(ProbeResult::Ping(r)) => self.ping(&mut s, &src, r),
-            _ => {}
-        }
-        if is_sweep(outcome) {
-            s.round.add(outcome.clone());
-            self.check_round(&mut s);
+        if let Some(round) = completed {
+            self.round_completed(&round);
         }
     }
 
@@ -383,30 +396,15 @@ impl Metrics {
         }
     }
 
-    /// Completes the round once every live worker has reported a sweep: its time, and the
-    /// findings of `podperf health` over it.
-    fn check_round(&self, s: &mut State) {
-        let live: BTreeSet<&String> = s.workers.keys().collect();
-        let sources = s
-            .workers
-            .iter()
-            .map(|(id, w)| {
-                let info = podperf_report::SourceInfo {
-                    node: w.node_name.clone(),
-                    host_network: w.host_network,
-                };
-                (id.clone(), info)
-            })
-            .collect();
-        let Some(done) = s.round.complete(&live, &sources) else {
-            return;
-        };
+    /// A completed round: its time, and the findings of `podperf health` over it.
+    fn round_completed(&self, round: &Completed) {
+        let report = round.health();
         self.f
             .round_completed
             .get_or_create(&NoLabels::new())
-            .set(done.completed_at_ms as f64 / 1000.0);
+            .set(round.completed_at_ms as f64 / 1000.0);
         self.f.fault.clear();
-        for f in &done.report.findings {
+        for f in &report.findings {
             let l = FaultLabels {
                 node: f.node.clone(),
                 finding: f.finding.as_str().to_string(),
@@ -416,8 +414,22 @@ impl Metrics {
     }
 }
 
-fn is_sweep(o: &JobOutcome) -> bool {
-    matches!(o.result, Some(ProbeResult::Sweep(_)))
+/// The round, if every live worker has now reported a sweep.
+fn complete_round(s: &mut State) -> Option<Completed> {
+    let live: BTreeSet<&String> = s.workers.keys().collect();
+    let workers = &s.workers;
+    s.round.complete(&live, || {
+        workers
+            .iter()
+            .map(|(id, w)| {
+                let info = podperf_report::SourceInfo {
+                    node: w.node_name.clone(),
+                    host_network: w.host_network,
+                };
+                (id.clone(), info)
+            })
+            .collect()
+    })
 }
 
 fn place(s: &State, worker_id: &str) -> Option<Place> {
@@ -465,18 +477,18 @@ pub fn sweep_rtts_ms(
 }
 
 /// A job record of a sweep outcome, for `podperf_report::grid`.
-pub fn sweep_record(o: &JobOutcome) -> JobRecord {
+pub fn sweep_record(o: JobOutcome) -> JobRecord {
     JobRecord {
         job_id: o.job_id,
         state: JobState::from(o.status),
         params: JobParams::Sweep(SweepParams::default()),
-        source_worker: o.worker_id.clone(),
+        source_worker: o.worker_id,
         target: None,
         target_ip: None,
         target_worker: None,
         reason: o.reason,
-        message: o.message.clone(),
-        result: o.result.clone(),
+        message: o.message,
+        result: o.result,
         raw_output: None,
         created_at_ms: o.started_at_ms,
         deadline_at_ms: o.finished_at_ms,
