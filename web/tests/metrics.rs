@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use metrics_common::{pair, sample, sweep_round, MetricsWeb};
-use podperf_protocol::job::{JobParams, JobSpec, PingParams, Target};
+use podperf_protocol::job::{Iperf3Params, JobParams, JobSpec, PingParams, Target};
 use podperf_protocol::outcome::{JobOutcome, OutcomeStatus};
 use podperf_protocol::result::ProbeResult;
 use podperf_protocol::sweep::{SweepResult, SweepTargetResult};
@@ -67,6 +67,25 @@ async fn ping(cluster: &Cluster, from: &str, to: &str, count: u32) {
     assert_eq!(rec.state.as_str(), "succeeded", "{rec:?}");
 }
 
+async fn iperf3(cluster: &Cluster, from: &str, to: &str) {
+    let client = cluster.client();
+    let spec = JobSpec {
+        source: cluster.worker(from).id.clone(),
+        target: Some(Target::Worker(cluster.worker(to).id.clone())),
+        params: JobParams::Iperf3(Iperf3Params {
+            duration_s: 1,
+            ..Iperf3Params::default()
+        }),
+        timeout_s: None,
+    };
+    let id = client.submit_one(spec).await.expect("iperf3 accepted");
+    let rec = client
+        .wait_past_deadline(id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(rec.state.as_str(), "succeeded", "{rec:?}");
+}
+
 #[tokio::test]
 async fn a_sweep_round_and_a_ping_become_series_and_a_departed_node_loses_them() {
     let mut c = Cluster::start(ClusterOpts::default()).await;
@@ -74,11 +93,9 @@ async fn a_sweep_round_and_a_ping_become_series_and_a_departed_node_loses_them()
     c.add_worker(WorkerSpec::new("pod-b", "node-2", "127.0.0.172"));
     c.add_worker(WorkerSpec::new("pod-c", "node-3", "127.0.0.173"));
     c.add_worker(WorkerSpec::new("host-1", "node-1", "127.0.0.174").host_network());
-    c.wait_workers(
-        &["pod-a", "pod-b", "pod-c", "host-1"],
-        Duration::from_secs(20),
-    )
-    .await;
+    c.add_worker(WorkerSpec::new("host-2", "node-2", "127.0.0.175").host_network());
+    let pods = ["pod-a", "pod-b", "pod-c", "host-1", "host-2"];
+    c.wait_workers(&pods, Duration::from_secs(20)).await;
     let web = MetricsWeb::start(&c, 10_000).await;
     let workers = |node: &str, network: &str| {
         format!("podperf_workers{{node=\"{node}\",network=\"{network}\"}}")
@@ -134,7 +151,7 @@ async fn a_sweep_round_and_a_ping_become_series_and_a_departed_node_loses_them()
             &text,
             "podperf_jobs_total{kind=\"sweep\",state=\"succeeded\"}"
         ),
-        Some(4.0)
+        Some(5.0)
     );
     // The round completed (every worker swept) and `podperf health` named nothing.
     let at = sample(
@@ -151,6 +168,34 @@ async fn a_sweep_round_and_a_ping_become_series_and_a_departed_node_loses_them()
         !text.contains("podperf_overlay_bandwidth_ratio "),
         "no bandwidth yet"
     );
+    // TCP bandwidth pod ↔ pod across nodes and node ↔ node: the gauges and the overlay ratio.
+    iperf3(&c, "pod-a", "pod-b").await;
+    iperf3(&c, "host-1", "host-2").await;
+    let bw = |path: &str| {
+        format!(
+            "podperf_bandwidth_bytes_per_second{{src_node=\"node-1\",dst_node=\"node-2\",path=\"{path}\",protocol=\"tcp\"}}"
+        )
+    };
+    let text = web
+        .wait_for("the bandwidth is exported", |t| {
+            sample(t, "podperf_overlay_bandwidth_ratio").map(|_| t.to_string())
+        })
+        .await;
+    let pod = sample(&text, &bw("pod_cross_node")).unwrap();
+    let node = sample(&text, &bw("node_to_node")).unwrap();
+    let ratio = sample(&text, "podperf_overlay_bandwidth_ratio").unwrap();
+    assert!(pod > 1e6 && node > 1e6, "{pod} {node}");
+    assert!(
+        (ratio - pod / node).abs() < 1e-9 * ratio.max(1.0),
+        "{ratio} {pod} {node}"
+    );
+    let retransmits = pair(
+        "podperf_tcp_retransmits",
+        "node-1",
+        "node-2",
+        "node_to_node",
+    );
+    assert!(sample(&text, &retransmits).is_some(), "{text}");
     let depth = web
         .wait_for("the queue depth is read", |t| {
             sample(t, "podperf_queue_depth")
@@ -233,8 +278,14 @@ fn sweep_from(src: &WorkerInfo, all: &[WorkerInfo]) -> JobOutcome {
 }
 
 /// The series of a full-mesh sweep round over `nodes` nodes with a pod and a host worker each
-/// (all five path classes), and how long the round and a scrape take.
-fn series_after_a_round(nodes: usize, max_pairs: u64) -> (usize, Duration, Duration) {
+/// (all five path classes), how long feeding it and a scrape take, and the peak RSS so far.
+/// Without `complete`, the last host worker sends no sweep: the round does not complete and its
+/// `podperf health` (O(nodes × node pairs) in podperf-report) is not evaluated.
+fn series_after_a_round(
+    nodes: usize,
+    max_pairs: u64,
+    complete: bool,
+) -> (usize, Duration, Duration) {
     let m = Metrics::new(max_pairs);
     let all: Vec<WorkerInfo> = (0..nodes)
         .flat_map(|n| [worker(n, false), worker(n, true)])
@@ -242,48 +293,68 @@ fn series_after_a_round(nodes: usize, max_pairs: u64) -> (usize, Duration, Durat
     for w in &all {
         m.worker_up(w.clone());
     }
+    let sources = if complete { all.len() } else { all.len() - 1 };
     let t = Instant::now();
-    for w in &all {
+    for w in &all[..sources] {
         m.observe(sweep_from(w, &all));
     }
     let fed = t.elapsed();
     let t = Instant::now();
     let text = m.encode();
     let scrape = t.elapsed();
-    assert!(
-        text.contains("podperf_sweep_round_last_completed_timestamp_seconds 0.002"),
-        "round"
-    );
+    let round = text.contains("podperf_sweep_round_last_completed_timestamp_seconds 0.002");
+    assert_eq!(round, complete, "round completed");
     let series = text.lines().filter(|l| !l.starts_with('#')).count();
     (series, fed, scrape)
 }
 
-/// 10 nodes by default; `PODPERF_LONG_TESTS=1` adds 100 and 1,000 (the BENCHMARKS.md figures:
-/// `PODPERF_LONG_TESTS=1 cargo test --release -p podperf-web --test metrics -- series_count --nocapture`).
+/// Peak RSS of this process (`VmHWM`), MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// 10 nodes by default; `PODPERF_LONG_TESTS=1` adds 100 and (round not completed) 1,000. The
+/// BENCHMARKS.md figures: `PODPERF_LONG_TESTS=1 cargo test -p podperf-web --test metrics --
+/// series_count --nocapture`.
 #[test]
 fn series_count_at_scale() {
-    let mut sizes = vec![10];
+    let mut sizes = vec![(10, true)];
     if std::env::var("PODPERF_LONG_TESTS").is_ok_and(|v| v == "1") {
-        sizes.extend([100, 1000]);
+        sizes.extend([(100, true), (1000, false)]);
     }
-    for nodes in sizes {
+    for (nodes, complete) in sizes {
+        let n = nodes as u64;
         for max_pairs in [podperf_web::metrics::MAX_PAIRS_DEFAULT, 0] {
-            let (series, fed, scrape) = series_after_a_round(nodes, max_pairs);
-            println!(
-                "{nodes} nodes, max_pairs {max_pairs}: {series} series, round fed in {fed:?}, scrape encoded in {scrape:?}"
-            );
-            let n = nodes as u64;
             let per_pair = n * (n - 1) <= max_pairs;
-            // Per pair: 4 classes between distinct nodes (n·(n−1) pairs each) and 3 on one node
-            // (pod_same_node has no pair: one worker per node); summed: one per source node.
+            if nodes >= 1000 && per_pair {
+                continue;
+            }
+            let (series, fed, scrape) = series_after_a_round(nodes, max_pairs, complete);
+            println!(
+                "{nodes} nodes, max_pairs {max_pairs}: {series} series, round fed in {fed:?}, \
+                 scrape encoded in {scrape:?}, peak RSS so far {} MiB",
+                peak_rss_mib()
+            );
+            // Per pair: 4 classes between distinct nodes (n·(n−1) pairs each) and 2 on one node
+            // (pod ↔ its own node; pod_same_node has no pair: one pod per node); summed: one
+            // per source node and class.
             let pairs = if per_pair {
                 4 * n * (n - 1) + 2 * n
             } else {
-                4 * n + 2 * n
+                6 * n
             };
             // 17 histogram series and 2 counters per pair, 2 worker gauges per node, the round's
-            // timestamp.
-            let expected = pairs * 19 + 2 * n + 1;
+            // timestamp. The silent host worker's own 3 sums are missing.
+            let mut expected = pairs * 19 + 2 * n + 1;
+            if !complete {
+                expected -= 3 * 19 + 1;
+            }
             assert_eq!(
                 series as u64, expected,
                 "{nodes} nodes, max_pairs {max_pairs}"

@@ -114,8 +114,8 @@ impl Families {
             f.received.clone(),
         );
         r.register(
-            "podperf_bandwidth_bits_per_second",
-            "Latest iperf3 throughput (receiver side) per node pair, path class and protocol",
+            "podperf_bandwidth_bytes_per_second",
+            "Latest iperf3 throughput (receiver side, bytes/s) per node pair, path class and protocol",
             f.bandwidth.clone(),
         );
         r.register(

@@ -358,11 +358,10 @@ impl Metrics {
             path: l.path.clone(),
             protocol: protocol.to_string(),
         };
-        self.f
-            .bandwidth
-            .get_or_create(&bl)
-            .set(r.receiver_bits_per_second);
-        s.bandwidth.insert(bl, r.receiver_bits_per_second);
+        // Prometheus' base unit is the byte (`promtool check metrics` insists).
+        let bytes_per_second = r.receiver_bits_per_second / 8.0;
+        self.f.bandwidth.get_or_create(&bl).set(bytes_per_second);
+        s.bandwidth.insert(bl, bytes_per_second);
         if let (TransportProtocol::Tcp, Some(n)) = (r.protocol, r.retransmits) {
             let n = i64::try_from(n).unwrap_or(i64::MAX);
             self.f.retransmits.get_or_create(&l).set(n);
