@@ -247,21 +247,34 @@ fn worker(node: usize, host: bool) -> WorkerInfo {
 }
 
 fn sweep_from(src: &WorkerInfo, all: &[WorkerInfo]) -> JobOutcome {
+    sweep_reaching(src, all, |_| true)
+}
+
+/// A sweep from `src` to every other of `all`: 5 requests each, all answered where `reaches`
+/// says so, none elsewhere.
+fn sweep_reaching(
+    src: &WorkerInfo,
+    all: &[WorkerInfo],
+    reaches: impl Fn(&WorkerInfo) -> bool,
+) -> JobOutcome {
     let targets = all
         .iter()
         .filter(|t| t.worker_id != src.worker_id)
-        .map(|t| SweepTargetResult {
-            worker_id: t.worker_id.clone(),
-            node: t.node_name.clone(),
-            ip: t.pod_ip,
-            host_network: t.host_network,
-            sent: 5,
-            received: 5,
-            loss_percent: 0.0,
-            rtt_min_ms: Some(0.05),
-            rtt_avg_ms: Some(0.1),
-            rtt_max_ms: Some(0.3),
-            duplicates: 0,
+        .map(|t| {
+            let ok = reaches(t);
+            SweepTargetResult {
+                worker_id: t.worker_id.clone(),
+                node: t.node_name.clone(),
+                ip: t.pod_ip,
+                host_network: t.host_network,
+                sent: 5,
+                received: if ok { 5 } else { 0 },
+                loss_percent: if ok { 0.0 } else { 100.0 },
+                rtt_min_ms: ok.then_some(0.05),
+                rtt_avg_ms: ok.then_some(0.1),
+                rtt_max_ms: ok.then_some(0.3),
+                duplicates: 0,
+            }
         })
         .collect();
     JobOutcome {
@@ -361,4 +374,69 @@ fn series_count_at_scale() {
             );
         }
     }
+}
+
+#[test]
+fn above_the_bound_pairs_are_summed_per_source_and_a_change_of_mode_starts_afresh() {
+    // 2 nodes = 2 node pairs: per pair; 3 nodes = 6 > 2: summed per source node.
+    let m = Metrics::new(2);
+    let all: Vec<WorkerInfo> = (0..3).map(|n| worker(n, false)).collect();
+    m.worker_up(all[0].clone());
+    m.worker_up(all[1].clone());
+    m.observe(sweep_from(&all[0], &all[..2]));
+    let sent = |dst: &str| {
+        pair(
+            "podperf_probe_packets_sent_total",
+            "node-0",
+            dst,
+            "pod_cross_node",
+        )
+    };
+    assert_eq!(sample(&m.encode(), &sent("node-1")), Some(5.0));
+    m.worker_up(all[2].clone());
+    let text = m.encode();
+    assert!(
+        !text.contains("podperf_probe_packets_sent_total{"),
+        "{text}"
+    );
+    m.observe(sweep_from(&all[0], &all));
+    let text = m.encode();
+    assert_eq!(sample(&text, &sent("*")), Some(10.0), "{text}");
+    assert_eq!(sample(&text, &sent("node-1")), None);
+    // node-2 leaves: per pair again, and nothing names it.
+    m.worker_gone("pod-2");
+    let text = m.encode();
+    assert!(
+        !text.contains("dst_node=\"*\"") && !text.contains("node-2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_round_sets_the_findings_of_podperf_health_and_the_next_one_clears_them() {
+    let m = Metrics::new(10_000);
+    let all: Vec<WorkerInfo> = (0..4).map(|n| worker(n, false)).collect();
+    for w in &all {
+        m.worker_up(w.clone());
+    }
+    let fault = "podperf_fault{node=\"node-3\",finding=\"unreachable\"}";
+    // Nobody reaches node-3 (it reaches everyone): named once every worker has swept.
+    for w in &all[..3] {
+        m.observe(sweep_reaching(w, &all, |t| t.node_name != "node-3"));
+        assert_eq!(
+            sample(&m.encode(), fault),
+            None,
+            "the round is not complete"
+        );
+    }
+    m.observe(sweep_from(&all[3], &all));
+    let text = m.encode();
+    assert_eq!(sample(&text, fault), Some(1.0), "{text}");
+    assert_eq!(text.matches("podperf_fault{").count(), 1, "{text}");
+    for w in &all {
+        m.observe(sweep_from(w, &all));
+    }
+    let text = m.encode();
+    assert!(!text.contains("podperf_fault{"), "{text}");
+    assert!(text.contains("podperf_sweep_round_last_completed_timestamp_seconds 0.002"));
 }
