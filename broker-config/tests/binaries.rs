@@ -86,16 +86,30 @@ fn real_binaries_work_with_their_own_credentials() {
     println!("$ podperf run ping --from pod-a --to pod-b --count 2\n{stdout}");
 
     // podperf-web with its credential: ready (the job feed followed, the API answers), and a job
-    // submitted and waited for over HTTP.
+    // submitted and waited for over HTTP; its /metrics follows the results stream (an ordered
+    // consumer) and the workers bucket (a watch) and counts that job.
     let port = free_port();
+    let metrics_port = free_port();
     let mut cmd = Command::new(workspace_bin("podperf-web"));
     as_user(&mut cmd, &nats, "web");
     cmd.env("PODPERF_WEB_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "PODPERF_METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
         .env_remove("PODPERF_WEB_TOKEN");
     let web = ChildGuard::spawn(cmd, "podperf-web");
     wait_until(Duration::from_secs(20), "podperf-web is ready", || {
         http(port, "GET /readyz", "").starts_with("HTTP/1.1 200")
     });
+    wait_until(
+        Duration::from_secs(20),
+        "podperf-web's /metrics follows",
+        || {
+            let scrape = http(metrics_port, "GET /metrics", "");
+            scrape.starts_with("HTTP/1.1 200") && scrape.contains("podperf_workers{node=\"node-b\"")
+        },
+    );
     let spec =
         r#"{"source":"pod-a","target":{"worker":"pod-b"},"params":{"kind":"ping","count":1}}"#;
     let answer = http(port, "POST /api/v2/jobs?wait=20s", spec);
@@ -105,6 +119,12 @@ fn real_binaries_work_with_their_own_credentials() {
         web.log(),
         logs()
     );
+    let sent = r#"podperf_probe_packets_sent_total{src_node="node-a",dst_node="node-b",path="pod_cross_node"} 1"#;
+    wait_until(Duration::from_secs(20), "/metrics counts the ping", || {
+        let scrape = http(metrics_port, "GET /metrics", "");
+        scrape.contains(sent)
+            && scrape.contains(r#"podperf_jobs_total{kind="ping",state="succeeded"} 1"#)
+    });
     // `podperf status` reads the dispatchers bucket and the stream through the dispatcher.
     let out = podperf(&nats, "cli", &["-o", "json", "status"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

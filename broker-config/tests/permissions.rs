@@ -233,8 +233,10 @@ async fn cli_can_call_the_api_and_follow_results() {
     let _ = password("cli");
 }
 
-/// podperf-web's credential: the API and the live feeds on its own inbox; nothing a worker or the
-/// dispatcher does, no JetStream API, no other role's replies.
+/// podperf-web's credential: the API and the live feeds on its own inbox; reading the results
+/// stream and the liveness bucket (for /metrics; `binaries.rs` runs the real follower);
+/// nothing a worker or the dispatcher does, no JetStream write, purge or delete, no other
+/// role's replies.
 #[tokio::test]
 async fn web_can_call_the_api_and_follow_the_feeds_and_nothing_more() {
     let nats = server();
@@ -289,7 +291,13 @@ async fn web_can_call_the_api_and_follow_the_feeds_and_nothing_more() {
         "podperf.done.x",
         "$KV.podperf-workers.fake",
         "$JS.API.STREAM.DELETE.PODPERF_RESULTS",
-        "$JS.API.STREAM.INFO.KV_podperf-workers",
+        "$JS.API.STREAM.PURGE.PODPERF_RESULTS",
+        "$JS.API.STREAM.MSG.DELETE.PODPERF_RESULTS",
+        "$JS.API.STREAM.UPDATE.KV_podperf-workers",
+        "$JS.API.CONSUMER.DELETE.PODPERF_RESULTS.podperf-dispatcher",
+        "$JS.API.CONSUMER.DURABLE.CREATE.PODPERF_RESULTS.x",
+        "$JS.API.CONSUMER.CREATE.KV_podperf-dispatchers",
+        "$JS.ACK.PODPERF_RESULTS.x",
     ] {
         web.client.publish(subject, "{}".into()).await.unwrap();
         web.client.flush().await.unwrap();

@@ -15,6 +15,7 @@
 //! - `v1/` — the published design's v1 API (its envelope, its `task_param` parser).
 //! - `openapi.rs` — the OpenAPI document (utoipa), snapshot-tested against `web/openapi.json`.
 //! - `ui/` — the web UI's routes.
+//! - `metrics/` — `/metrics` for Prometheus on its own listener, fed by following NATS.
 
 pub mod api;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod metrics;
 pub mod openapi;
 pub mod state;
 pub mod ui;

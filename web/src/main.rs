@@ -8,6 +8,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::Parser;
 use podperf_connect::{Fatal, NatsArgs};
 use podperf_web::WebConfig;
+use tokio_util::sync::CancellationToken;
 
 /// podperf's HTTP API (v2 and v1), live events and web UI.
 #[derive(Debug, Parser)]
@@ -30,6 +31,15 @@ struct Args {
     #[arg(long, env = "PODPERF_WEB_API_TIMEOUT_S", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     api_timeout_s: u64,
+    /// Address of the Prometheus listener (`GET /metrics`, no token); none = not served.
+    #[arg(long, env = "PODPERF_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Node pairs (nodes × (nodes − 1)) up to which the pair series are per node pair; above it
+    /// they are summed per source node (`dst_node="*"`); range 0..=1000000.
+    #[arg(long, env = "PODPERF_METRICS_MAX_PAIRS",
+          default_value_t = podperf_web::metrics::MAX_PAIRS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(0..=podperf_web::metrics::MAX_PAIRS_LIMIT))]
+    metrics_max_pairs: u64,
 }
 
 #[tokio::main]
@@ -73,8 +83,39 @@ async fn run(args: Args) -> Result<(), Fatal> {
     }
     tracing::info!(url = %format!("http://{addr}/"), tokens = config.tokens.len(), "podperf-web listening");
     let client = podperf_client::Client::new(nats.clone(), Duration::from_secs(args.api_timeout_s));
-    let served =
-        podperf_web::run(listener, client, config, podperf_connect::shutdown_signal()).await;
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            podperf_connect::shutdown_signal().await;
+            stop.cancel();
+        }
+    });
+    let metrics = match args.metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| Fatal::config_because(format!("cannot listen on {at}"), e))?;
+            let addr = listener.local_addr().map_err(|e| Fatal::Run(e.into()))?;
+            tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listening");
+            let max_pairs = args.metrics_max_pairs;
+            let shutdown = stop.clone().cancelled_owned();
+            let client = client.clone();
+            Some(tokio::spawn(podperf_web::metrics::run(
+                listener, client, max_pairs, shutdown,
+            )))
+        }
+        None => None,
+    };
+    let served = podperf_web::run(listener, client, config, stop.clone().cancelled_owned()).await;
+    stop.cancel();
+    if let Some(metrics) = metrics {
+        match metrics.await {
+            Ok(Err(err)) => tracing::warn!(%err, "the metrics listener failed"),
+            Err(err) => tracing::warn!(%err, "the metrics task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     podperf_connect::drain(&nats).await;
     tracing::info!("podperf-web stopped");
     served.map_err(|e| Fatal::Run(e.into()))
