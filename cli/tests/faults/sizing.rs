@@ -113,7 +113,7 @@ struct Kind {
 
 /// A source and a target on another node, alternating between the two pairs.
 fn pair(i: usize) -> (&'static str, &'static str) {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         ("pod-a", "pod-b")
     } else {
         ("pod-d", "pod-c")
