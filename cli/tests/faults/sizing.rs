@@ -113,11 +113,7 @@ struct Kind {
 
 /// A source and a target on another node, alternating between the two pairs.
 fn pair(i: usize) -> (&'static str, &'static str) {
-    if i.is_multiple_of(2) {
-        ("pod-a", "pod-b")
-    } else {
-        ("pod-d", "pod-c")
-    }
+    [("pod-a", "pod-b"), ("pod-d", "pod-c")][i % 2]
 }
 
 /// A job toward a worker; a long timeout, as a node runs one bandwidth or latency job at a time
