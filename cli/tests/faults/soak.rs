@@ -564,6 +564,16 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
         .filter(|id| !known.contains(id))
         .collect();
     sys.wait_terminal(&untracked, Duration::from_secs(60)).await;
+    // When the jobs of the submits whose answer was lost were stored: in which fault's window.
+    let mut untracked_by_fault: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in &untracked {
+        let created = sys.get(*id).await.map_or(0, |r| r.created_at_ms);
+        let during = faults
+            .iter()
+            .find(|f| (f.injected_ms..=f.recovered_ms).contains(&created))
+            .map_or("no fault", |f| f.kind.name());
+        *untracked_by_fault.entry(during).or_default() += 1;
+    }
     let all: Vec<Uuid> = tracked.iter().chain(&untracked).copied().collect();
     let must_succeed: Vec<Uuid> = batches
         .iter()
@@ -643,7 +653,7 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
     println!(
         "FIGURES soak: seed {seed}; {:.0} s of load, {} faults {by_kind:?}; jobs submitted {} \
          ({} noop/ping, {matrix_jobs} in {matrices} matrices) + {} accepted whose answer was \
-         lost; refused and retried {:?}, unanswered and retried {}; lost {} duplicated {} \
+         lost (stored during {untracked_by_fault:?}); refused and retried {:?}, unanswered and retried {}; lost {} duplicated {} \
          misreported {} not-terminal {} stable-not-succeeded {}; states {:?}; submit→terminal \
          {}; recovery max by fault {recovery:?} ms; leader changes {} (epoch {first_epoch} → \
          {last_epoch})",
