@@ -153,6 +153,8 @@ struct Batch {
 struct Tally {
     /// Refusals by error code (retried).
     refused: BTreeMap<&'static str, usize>,
+    /// Each refusal: when (epoch ms), its code.
+    refusals: Vec<(u64, &'static str)>,
     /// Attempts without an answer (retried).
     unanswered: usize,
     /// Submits given up after [`GIVE_UP`].
@@ -194,10 +196,14 @@ async fn submit_until_accepted(
             }
             Err(e) if e.kind() == ErrorKind::Refused => {
                 let code = e.code();
+                // Every worker of the soak exists throughout: `unknown_worker` (or
+                // `worker_offline` while no worker is down) is the dispatcher's view lagging,
+                // retried like the others and reported by the fault it happened in.
                 let transient = matches!(
                     code,
                     Some(
                         ErrorCode::WorkerOffline
+                            | ErrorCode::UnknownWorker
                             | ErrorCode::Busy
                             | ErrorCode::StoreUnavailable
                             | ErrorCode::Internal
@@ -205,7 +211,9 @@ async fn submit_until_accepted(
                 );
                 assert!(transient, "a soak submit was refused for good: {e}");
                 let code = code.map_or("?", ErrorCode::as_str);
-                *tally.lock().unwrap().refused.entry(code).or_default() += 1;
+                let mut t = tally.lock().unwrap();
+                *t.refused.entry(code).or_default() += 1;
+                t.refusals.push((now_ms(), code));
             }
             Err(_) => tally.lock().unwrap().unanswered += 1,
         }
@@ -339,8 +347,28 @@ async fn worker_started(sys: &Sys, pod: &str) -> u64 {
         .map_or(0, |w| w.info.started_at_ms)
 }
 
-/// Injects one fault and waits until the system has recovered from it.
-async fn inject(sys: &mut Sys, nodes: &NatsNodes, kind: FaultKind, rng: &mut StdRng) -> Fault {
+/// How many times a dispatcher's log declares a never-killed worker gone (its liveness key
+/// deleted or expired, or not seen again within the TTL after a re-read of the bucket).
+fn stable_gone(sys: &Sys, log: &str) -> usize {
+    let ids: Vec<String> = WORKERS
+        .iter()
+        .filter(|w| !VICTIMS.contains(&w.0))
+        .map(|w| sys.worker_id(w.0))
+        .collect();
+    log.lines()
+        .filter(|l| l.contains("worker gone") && ids.iter().any(|id| l.contains(id.as_str())))
+        .count()
+}
+
+/// Injects one fault and waits until the system has recovered from it; `gone` counts the
+/// [`stable_gone`] lines of the dispatcher processes it replaces.
+async fn inject(
+    sys: &mut Sys,
+    nodes: &NatsNodes,
+    kind: FaultKind,
+    rng: &mut StdRng,
+    gone: &mut usize,
+) -> Fault {
     let injected_ms;
     let detail = match kind {
         FaultKind::LeaderKill => {
@@ -349,6 +377,8 @@ async fn inject(sys: &mut Sys, nodes: &NatsNodes, kind: FaultKind, rng: &mut Std
             sys.dispatcher_process(old.pid).sigkill();
             let new = new_leader(sys, &old).await;
             let took = now_ms() - injected_ms;
+            let log = sys.dispatcher_process(old.pid).log();
+            *gone += stable_gone(sys, &log);
             sys.restart_dispatcher(old.pid);
             sys.settled().await;
             format!("{} killed, {} led {took} ms after", old.host, new.host)
@@ -363,6 +393,8 @@ async fn inject(sys: &mut Sys, nodes: &NatsNodes, kind: FaultKind, rng: &mut Std
                 .expect("a standby");
             injected_ms = now_ms();
             sys.dispatcher_process(standby.pid).sigkill();
+            let log = sys.dispatcher_process(standby.pid).log();
+            *gone += stable_gone(sys, &log);
             sys.restart_dispatcher(standby.pid);
             sys.settled().await;
             format!("{} killed", standby.host)
@@ -531,6 +563,7 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
     let mut faults: Vec<Fault> = Vec::new();
     // Random, each kind once per round of six.
     let mut deck: Vec<FaultKind> = Vec::new();
+    let mut gone = 0;
     let mut next = t0 + spacing(&mut rng);
     while next < end {
         tokio::time::sleep_until(next.into()).await;
@@ -540,7 +573,7 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
         }
         let kind = deck.pop().unwrap();
         let at = Instant::now();
-        let fault = inject(&mut sys, &nodes, kind, &mut rng).await;
+        let fault = inject(&mut sys, &nodes, kind, &mut rng, &mut gone).await;
         println!(
             "SOAK {:>6} ms: {} ({}), recovered in {} ms",
             fault.injected_ms - t0_ms,
@@ -574,6 +607,15 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
             .map_or("no fault", |f| f.kind.name());
         *untracked_by_fault.entry(during).or_default() += 1;
     }
+    // Refusals by code and by the fault whose window they fell in.
+    let mut refusals_by_fault: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for (at, code) in &tally.refusals {
+        let during = faults
+            .iter()
+            .find(|f| (f.injected_ms..=f.recovered_ms).contains(at))
+            .map_or("no fault", |f| f.kind.name());
+        *refusals_by_fault.entry((code, during)).or_default() += 1;
+    }
     let all: Vec<Uuid> = tracked.iter().chain(&untracked).copied().collect();
     let must_succeed: Vec<Uuid> = batches
         .iter()
@@ -582,6 +624,8 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
         .collect();
     let audit = sys.audit(&all, &must_succeed).await;
     let last_epoch = leader_of(&sys.settled().await).epoch.unwrap_or(0);
+    let logs: Vec<String> = sys.dispatchers_mut().map(|d| d.log()).collect();
+    gone += logs.iter().map(|l| stable_gone(&sys, l)).sum::<usize>();
 
     // Submit → terminal of the load's noops and pings (a matrix's jobs wait for their round).
     let load_jobs: Vec<(u64, Uuid)> = batches
@@ -653,10 +697,11 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
     println!(
         "FIGURES soak: seed {seed}; {:.0} s of load, {} faults {by_kind:?}; jobs submitted {} \
          ({} noop/ping, {matrix_jobs} in {matrices} matrices) + {} accepted whose answer was \
-         lost (stored during {untracked_by_fault:?}); refused and retried {:?}, unanswered and retried {}; lost {} duplicated {} \
+         lost (stored during {untracked_by_fault:?}); refused and retried {:?} (by code and fault \
+         {refusals_by_fault:?}), unanswered and retried {}; lost {} duplicated {} \
          misreported {} not-terminal {} stable-not-succeeded {}; states {:?}; submit→terminal \
          {}; recovery max by fault {recovery:?} ms; leader changes {} (epoch {first_epoch} → \
-         {last_epoch})",
+         {last_epoch}); never-killed workers declared gone by a dispatcher {gone} times",
         soaked.as_secs_f64(),
         faults.len(),
         tracked.len(),
