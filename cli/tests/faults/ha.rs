@@ -11,11 +11,10 @@ use futures::StreamExt;
 use podperf_protocol::api::JobRecord;
 use podperf_protocol::job::{JobParams, JobSpec, NoopParams};
 use podperf_protocol::now_ms;
-use podperf_protocol::status::{DispatcherInfo, Role, StatusReply};
-use podperf_testkit::ChildGuard;
+use podperf_protocol::status::Role;
 use uuid::Uuid;
 
-use crate::harness::{eventually, long, noops, DispatcherOpts, Sys};
+use crate::harness::{eventually, leader_of, long, noops, DispatcherOpts, Sys};
 
 /// `PODPERF_LEADER_TTL_MS` the cluster runs with (testkit's default).
 const LEADER_TTL: Duration = Duration::from_millis(1000);
@@ -33,56 +32,8 @@ async fn ha_system() -> Sys {
     sys.add_worker("pod-b", "node-2", "127.0.0.112", 64);
     sys.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(15))
         .await;
-    settled(&mut sys).await;
+    sys.settled().await;
     sys
-}
-
-/// Waits until the status lists exactly the running dispatcher processes, one of them leading.
-async fn settled(sys: &mut Sys) -> StatusReply {
-    let pids: Vec<u32> = sys.dispatchers_mut().map(|d| d.pid()).collect();
-    let sys: &Sys = sys;
-    eventually(
-        Duration::from_secs(20),
-        "one leader and one standby",
-        || {
-            let pids = pids.clone();
-            async move {
-                let s = sys.client().status().await.ok()?;
-                let mut listed: Vec<u32> = s.dispatchers.iter().map(|d| d.pid).collect();
-                listed.sort_unstable();
-                let mut want = pids.clone();
-                want.sort_unstable();
-                let leaders = s.dispatchers.iter().filter(|d| d.role == Role::Leader);
-                (listed == want && leaders.count() == 1).then_some(s)
-            }
-        },
-    )
-    .await
-}
-
-fn leader_of(s: &StatusReply) -> DispatcherInfo {
-    s.dispatchers
-        .iter()
-        .find(|d| d.role == Role::Leader)
-        .cloned()
-        .expect("a leader")
-}
-
-/// The dispatcher process with this pid.
-fn process(sys: &mut Sys, pid: u32) -> &mut ChildGuard {
-    sys.dispatchers_mut()
-        .find(|d| d.pid() == pid)
-        .unwrap_or_else(|| panic!("no dispatcher process {pid}"))
-}
-
-/// Starts the dispatcher process that had this pid again.
-fn restart(sys: &mut Sys, pid: u32) {
-    if sys.dispatcher.as_ref().is_some_and(|d| d.pid() == pid) {
-        sys.spawn_dispatcher();
-        return;
-    }
-    let i = sys.replicas.iter().position(|d| d.pid() == pid).unwrap();
-    sys.restart_replica(i);
 }
 
 /// Batches accepted: when (epoch ms), and their ids.
@@ -171,9 +122,9 @@ async fn failover_the_leader_sigkilled_under_load_loses_nothing() {
     let mut failovers = Vec::new();
     for _ in 0..iterations {
         more_batches(&load, 5).await;
-        let old = leader_of(&settled(&mut sys).await);
+        let old = leader_of(&sys.settled().await);
         let killed_ms = now_ms();
-        process(&mut sys, old.pid).sigkill();
+        sys.dispatcher_process(old.pid).sigkill();
         // The first job accepted after the kill that a new leader dispatched: when.
         let first_dispatch_ms = eventually(Duration::from_secs(15), "dispatching resumes", || {
             let after = load.since(killed_ms);
@@ -192,8 +143,8 @@ async fn failover_the_leader_sigkilled_under_load_loses_nothing() {
         failovers.push(Duration::from_millis(
             first_dispatch_ms.saturating_sub(killed_ms),
         ));
-        restart(&mut sys, old.pid);
-        let now = leader_of(&settled(&mut sys).await);
+        sys.restart_dispatcher(old.pid);
+        let now = leader_of(&sys.settled().await);
         assert_ne!(now.dispatcher_id, old.dispatcher_id);
         assert!(now.epoch > old.epoch, "{now:?} after {old:?}");
     }
@@ -229,7 +180,7 @@ async fn fencing_a_paused_leader_resumed_changes_nothing() {
             }
         }
     });
-    let old = leader_of(&settled(&mut sys).await);
+    let old = leader_of(&sys.settled().await);
 
     // In flight across the pause: noops that finish during it, and noops whose deadline passes
     // during it (the old leader holds a verdict for each when it wakes up).
@@ -253,7 +204,7 @@ async fn fencing_a_paused_leader_resumed_changes_nothing() {
     .await;
 
     let paused = Instant::now();
-    process(&mut sys, old.pid).sigstop();
+    sys.dispatcher_process(old.pid).sigstop();
     let new = eventually(
         Duration::from_secs(15),
         "the standby takes over",
@@ -279,7 +230,7 @@ async fn fencing_a_paused_leader_resumed_changes_nothing() {
         tokio::time::sleep(rest).await;
     }
     let paused_for = paused.elapsed();
-    process(&mut sys, old.pid).sigcont();
+    sys.dispatcher_process(old.pid).sigcont();
     eventually(
         Duration::from_secs(15),
         "the old leader stands by",
@@ -292,7 +243,7 @@ async fn fencing_a_paused_leader_resumed_changes_nothing() {
         },
     )
     .await;
-    let log = process(&mut sys, old.pid).log();
+    let log = sys.dispatcher_process(old.pid).log();
     assert!(log.contains("lost the leader lease"), "{log}");
 
     let after = sys.submit_ok(noops("pod-a", 10, 100)).await;
@@ -345,15 +296,15 @@ async fn a_rolling_restart_of_both_replicas_loses_nothing() {
     for _ in 0..2 {
         more_batches(&load, 5).await;
         // The leader first, then the other one (now leading).
-        let s = settled(&mut sys).await;
+        let s = sys.settled().await;
         let pid = leader_of(&s).pid;
         let t0 = Instant::now();
-        let proc = process(&mut sys, pid);
+        let proc = sys.dispatcher_process(pid);
         proc.sigterm();
         let status = proc.wait_timeout(Duration::from_secs(20));
         assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", proc.log());
-        restart(&mut sys, pid);
-        settled(&mut sys).await;
+        sys.restart_dispatcher(pid);
+        sys.settled().await;
         restarts.push(t0.elapsed());
     }
     more_batches(&load, 5).await;

@@ -5,6 +5,8 @@
 //! terminal state, none missing, none duplicated, no result lost or invented.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,7 +17,9 @@ use podperf_protocol::api::JobRecord;
 use podperf_protocol::job::{JobParams, JobSpec, NoopParams, PingParams, Target};
 use podperf_protocol::names::RESULTS_STREAM;
 use podperf_protocol::outcome::{JobOutcome, JobState};
-use podperf_testkit::{Cluster, ClusterOpts, NatsServer, WorkerSpec};
+use podperf_protocol::status::{DispatcherInfo, Role, StatusReply};
+use podperf_testkit::{free_port, ChildGuard, Cluster, ClusterOpts, NatsServer, WorkerSpec};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// The liveness TTL the dispatcher runs with (seconds).
@@ -340,6 +344,50 @@ impl Sys {
         counts
     }
 
+    /// Waits until the status lists exactly the running dispatcher processes, one of them
+    /// leading (and so the others standing by).
+    pub async fn settled(&mut self) -> StatusReply {
+        let mut pids: Vec<u32> = self.dispatchers_mut().map(|d| d.pid()).collect();
+        pids.sort_unstable();
+        let sys: &Sys = self;
+        eventually(
+            Duration::from_secs(30),
+            "one leader and the others standing by",
+            || {
+                let pids = pids.clone();
+                async move {
+                    let s = sys.client().status().await.ok()?;
+                    let mut listed: Vec<u32> = s.dispatchers.iter().map(|d| d.pid).collect();
+                    listed.sort_unstable();
+                    let leaders = s.dispatchers.iter().filter(|d| d.role == Role::Leader);
+                    (listed == pids && leaders.count() == 1).then_some(s)
+                }
+            },
+        )
+        .await
+    }
+
+    /// The dispatcher process with this pid.
+    pub fn dispatcher_process(&mut self, pid: u32) -> &mut ChildGuard {
+        self.dispatchers_mut()
+            .find(|d| d.pid() == pid)
+            .unwrap_or_else(|| panic!("no dispatcher process {pid}"))
+    }
+
+    /// Starts the dispatcher process that had this pid again (as Kubernetes restarts a pod).
+    pub fn restart_dispatcher(&mut self, pid: u32) {
+        if self.dispatcher.as_ref().is_some_and(|d| d.pid() == pid) {
+            self.spawn_dispatcher();
+            return;
+        }
+        let i = self
+            .replicas
+            .iter()
+            .position(|d| d.pid() == pid)
+            .unwrap_or_else(|| panic!("no dispatcher process {pid}"));
+        self.restart_replica(i);
+    }
+
     /// Processes the workers started besides their own `iperf3 -s` and `sockperf server`
     /// servers: the tools of the jobs they are running (empty when nothing runs).
     pub fn worker_tools_running(&self) -> Vec<podperf_testkit::Proc> {
@@ -391,6 +439,15 @@ impl Audit {
     }
 }
 
+/// The leading replica of a status.
+pub fn leader_of(s: &StatusReply) -> DispatcherInfo {
+    s.dispatchers
+        .iter()
+        .find(|d| d.role == Role::Leader)
+        .cloned()
+        .expect("a leader")
+}
+
 /// A job spec written as JSON (the way a user writes it), typed.
 pub fn spec(json: serde_json::Value) -> JobSpec {
     serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("not a job spec ({e}): {json}"))
@@ -423,3 +480,126 @@ pub fn ping(source: &str, target: &str, count: u32) -> JobSpec {
 }
 
 pub use podperf_testkit::process_running;
+
+/// A 3-node JetStream cluster as `broker-config/cluster.conf` (cluster `podperf`, JetStream on
+/// every node, monitoring on) on loopback ports: the nodes' names and monitoring ports, in the
+/// order of the servers [`start`](Self::start) returns (and so of [`Cluster::nats`]).
+pub struct NatsNodes {
+    pub names: [&'static str; 3],
+    pub http: Vec<u16>,
+}
+
+impl NatsNodes {
+    /// Starts the three nodes and returns once JetStream has its meta leader (the dispatcher
+    /// cannot create R3 assets before).
+    pub async fn start() -> (Vec<NatsServer>, NatsNodes) {
+        let names = ["n0", "n1", "n2"];
+        let http: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let servers: Vec<NatsServer> = blocking(|| {
+            (0..3)
+                .map(|i| {
+                    NatsServer::start_with_config(&node_config(names[i], http[i], route[i], &route))
+                })
+                .collect()
+        });
+        eventually(
+            Duration::from_secs(30),
+            "the cluster elects a meta leader",
+            || async {
+                let jsz = monitor(http[0], "/jsz")?;
+                let size = jsz["meta_cluster"]["cluster_size"].as_u64()?;
+                (size == 3 && jsz["meta_cluster"]["leader"].is_string()).then_some(())
+            },
+        )
+        .await;
+        (servers, NatsNodes { names, http })
+    }
+
+    /// Waits until node `i`, restarted at `restarted`, has its routes back and the results
+    /// stream's replicas are all current with it among them; returns how long each took.
+    pub async fn rejoined(&self, sys: &Sys, i: usize, restarted: Instant) -> (Duration, Duration) {
+        eventually(
+            Duration::from_secs(30),
+            "the node has its routes back",
+            || async {
+                let routez = monitor(self.http[i], "/routez")?;
+                (routez["num_routes"].as_u64()? >= 2).then_some(())
+            },
+        )
+        .await;
+        let routes_back = restarted.elapsed();
+        let replica_current = eventually(
+            Duration::from_secs(60),
+            "its stream replica is current",
+            || async {
+                let c = stream_cluster(sys).await?;
+                let all_current = c["replicas"]
+                    .as_array()?
+                    .iter()
+                    .all(|r| r["current"] == true && r["offline"] != true);
+                let back = c["leader"] == self.names[i]
+                    || c["replicas"]
+                        .as_array()?
+                        .iter()
+                        .any(|r| r["name"] == self.names[i]);
+                (all_current && back).then(|| restarted.elapsed())
+            },
+        )
+        .await;
+        (routes_back, replica_current)
+    }
+}
+
+/// `broker-config/cluster.conf` minus what needs Kubernetes (fixed ports, pid file, DNS routes,
+/// the auth include — permissions are tested in `broker-config/tests/`), on loopback ports.
+fn node_config(name: &str, http: u16, route: u16, routes: &[u16]) -> String {
+    let routes: Vec<String> = routes
+        .iter()
+        .map(|p| format!("nats://127.0.0.1:{p}"))
+        .collect();
+    format!(
+        r#"server_name: {name}
+http: 127.0.0.1:{http}
+jetstream {{
+  store_dir: "{{store_dir}}"
+  max_memory_store: 256MB
+  max_file_store: 1GB
+}}
+cluster {{
+  name: podperf
+  listen: 127.0.0.1:{route}
+  routes: [{}]
+  connect_retries: 120
+}}
+"#,
+        routes.join(", ")
+    )
+}
+
+/// GET `path` from a monitoring port, as JSON.
+pub fn monitor(port: u16, path: &str) -> Option<Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    serde_json::from_str(body.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// The results stream's cluster info (leader and replicas) as the JetStream API reports it.
+pub async fn stream_cluster(sys: &Sys) -> Option<Value> {
+    let req = sys
+        .nats_client()
+        .request(format!("$JS.API.STREAM.INFO.{RESULTS_STREAM}"), "{}".into());
+    let msg = tokio::time::timeout(Duration::from_secs(10), req)
+        .await
+        .ok()?
+        .ok()?;
+    let reply: Value = serde_json::from_slice(&msg.payload).ok()?;
+    reply.get("cluster").cloned()
+}

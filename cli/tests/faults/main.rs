@@ -15,6 +15,8 @@
 //! - [`cluster`]: 5 a node of a 3-node JetStream cluster SIGKILLed.
 //! - [`budgets`]: small results-stream and job-store budgets (issue 13).
 //! - [`ha`]: two dispatcher replicas: failover, fencing, a rolling restart (issue 13).
+//! - [`soak`]: the chaos soak: random faults, one at a time, under a steady mixed load (issue 13).
+//! - [`sizing`]: bytes per finished job in Redis and in the results stream, per kind (`--ignored`).
 //! - [`bad_input`]: hostile API requests, forged jobs, forged results.
 //! - [`limits`]: back-pressure, the worker's concurrency limit, the raw-output cap.
 //! - [`underlay`]: 6 a testbed node's underlay link down (needs root and `ip netns`).
@@ -28,6 +30,8 @@ mod harness;
 mod health;
 mod limits;
 mod scenarios;
+mod sizing;
+mod soak;
 #[path = "../support/testbed.rs"]
 mod testbed;
 mod underlay;
