@@ -159,6 +159,7 @@ pub fn run(pairs: Vec<RunPair>) -> RunRecord {
         request: MatrixRequest::default(),
         rounds: 1,
         pairs,
+        sampling: None,
     }
 }
 
