@@ -100,6 +100,13 @@ fn validate(req: &MatrixRequest) -> Reply<()> {
         let msg = format!("{} is out of bounds (1..={SAMPLES_MAX})", req.samples);
         return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("samples"));
     }
+    if req.samples_auto && !(req.samples..=SAMPLES_AUTO_MAX).contains(&req.samples_auto_max) {
+        let msg = format!(
+            "{} is out of bounds (samples..={SAMPLES_AUTO_MAX})",
+            req.samples_auto_max
+        );
+        return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("samples_auto_max"));
+    }
     if let Some(t) = req.tolerance_percent {
         if !(0.0..=TOLERANCE_PERCENT_MAX).contains(&t) {
             let msg = format!("{t} is out of bounds (0..={TOLERANCE_PERCENT_MAX} percent)");

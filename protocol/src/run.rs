@@ -16,7 +16,8 @@ pub const SAMPLES_MAX: u32 = 20;
 /// half-width is within this share of its mean (5 %).
 pub const CONVERGED_HALF_WIDTH: f64 = 0.05;
 
-/// `--samples auto` adds samples up to this many per measurement.
+/// `--samples auto` adds samples up to this many per measurement unless the request sets fewer
+/// (`samples_auto_max`).
 pub const SAMPLES_AUTO_MAX: u32 = SAMPLES_MAX;
 
 /// Bounds of `tolerance_percent` (a share of the node ↔ node bandwidth).
@@ -77,6 +78,9 @@ pub struct MatrixRequest {
     /// [`SAMPLES_AUTO_MAX`] per measurement.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub samples_auto: bool,
+    /// `--max-samples`: with `samples_auto`, the bound (`samples`..=[`SAMPLES_AUTO_MAX`]).
+    #[serde(skip_serializing_if = "is_samples_auto_max")]
+    pub samples_auto_max: u32,
     /// `--tolerance`: the run fails its gate when pod ↔ pod across nodes is more than this many
     /// percent below node ↔ node in TCP bandwidth (k8s-netperf's `--tcp-tolerance`), 0–100.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,12 +105,17 @@ pub struct MatrixRequest {
     pub mtu: bool,
 }
 
+fn is_samples_auto_max(n: &u32) -> bool {
+    *n == SAMPLES_AUTO_MAX
+}
+
 impl Default for MatrixRequest {
     fn default() -> Self {
         MatrixRequest {
             mesh: false,
             samples: 3,
             samples_auto: false,
+            samples_auto_max: SAMPLES_AUTO_MAX,
             tolerance_percent: None,
             max_rtt_ratio: None,
             ping_count: 20,
@@ -180,7 +189,7 @@ pub enum SamplingState {
     Sampling,
     /// Every confidence interval of the row is within [`CONVERGED_HALF_WIDTH`] of its mean.
     Converged,
-    /// [`SAMPLES_AUTO_MAX`] samples and still wider.
+    /// The request's bound (`samples_auto_max`) reached and still wider.
     BoundReached,
     /// The dispatcher replica that added samples stopped before either (the run ends with the
     /// samples it has).

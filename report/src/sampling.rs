@@ -4,7 +4,7 @@
 //! TCP bandwidth, RTT, TCP latency p50) has a 95 % confidence interval of the mean whose
 //! half-width is within [`CONVERGED_HALF_WIDTH`] of the mean. Until then the dispatcher adds
 //! samples to every pair of the row, in steps sized from the interval's width (it narrows
-//! with √n), up to [`SAMPLES_AUTO_MAX`].
+//! with √n), up to the request's `samples_auto_max` ([`SAMPLES_AUTO_MAX`] by default).
 //!
 //! [`Figures::sampled`]: podperf_protocol::run::Figures::sampled
 
@@ -34,7 +34,7 @@ pub fn row_state(run: &RunRecord, row: &ClassReport) -> Option<SamplingState> {
     Some(
         if sampled.peek().is_some() && sampled.all(|s| s.converged()) {
             SamplingState::Converged
-        } else if samples_planned(run, row.class) >= SAMPLES_AUTO_MAX {
+        } else if samples_planned(run, row.class) >= run.request.samples_auto_max {
             SamplingState::BoundReached
         } else if adding {
             SamplingState::Sampling
@@ -64,7 +64,7 @@ pub fn run_state(rows: &[ClassReport]) -> Option<SamplingState> {
 
 /// The rows to sample more, and how many samples to add to each of their pairs: enough that the
 /// widest interval would shrink to the target (the half-width goes with 1/√n), at least one, at
-/// most as many as it has (doubling), and never beyond [`SAMPLES_AUTO_MAX`]. Only rows still
+/// most as many as it has (doubling), and never beyond the request's bound. Only rows still
 /// `sampling` are named.
 pub fn more_samples(run: &RunRecord, rows: &[ClassReport]) -> Vec<(PathClass, u32)> {
     rows.iter()
@@ -84,7 +84,8 @@ pub fn more_samples(run: &RunRecord, rows: &[ClassReport]) -> Vec<(PathClass, u3
                 .max()
                 .unwrap_or(2 * n);
             let add = wanted.saturating_sub(n).clamp(1, n);
-            (r.class, add.min(SAMPLES_AUTO_MAX.saturating_sub(n)))
+            let bound = run.request.samples_auto_max.min(SAMPLES_AUTO_MAX);
+            (r.class, add.min(bound.saturating_sub(n)))
         })
         .filter(|(_, add)| *add > 0)
         .collect()
@@ -163,6 +164,18 @@ mod tests {
         let mut fixed = auto_run(PathClass::PodCrossNode, 3, Sampling::Done);
         fixed.sampling = None;
         assert_eq!(row_state(&fixed, &wide), None);
+    }
+
+    #[test]
+    fn the_request_s_bound() {
+        let wide = row(PathClass::PodCrossNode, WIDE);
+        let mut run = auto_run(PathClass::PodCrossNode, 4, Sampling::Adding);
+        run.request.samples_auto_max = 5;
+        let mut row = wide.clone();
+        row.sampling = row_state(&run, &wide);
+        assert_eq!(more_samples(&run, &[row]), [(PathClass::PodCrossNode, 1)]);
+        run.request.samples_auto_max = 4;
+        assert_eq!(row_state(&run, &wide), Some(SamplingState::BoundReached));
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use podperf_client::{Client, Live, LiveFilter};
 use podperf_protocol::run::{
-    MatrixRequest, RunReport, RunStarted, MAX_RTT_RATIO_MAX, SAMPLES_MAX, TOLERANCE_PERCENT_MAX,
+    MatrixRequest, RunReport, RunStarted, MAX_RTT_RATIO_MAX, SAMPLES_AUTO_MAX, SAMPLES_MAX,
+    TOLERANCE_PERCENT_MAX,
 };
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
@@ -37,6 +38,9 @@ pub struct Matrix {
     /// 20.
     #[arg(long, default_value = "3", value_parser = parse_samples, value_name = "N|auto")]
     samples: Samples,
+    /// With `--samples auto`: add samples up to this many (the first count..=20).
+    #[arg(long, default_value_t = SAMPLES_AUTO_MAX, value_parser = clap::value_parser!(u32).range(1..=i64::from(SAMPLES_AUTO_MAX)))]
+    max_samples: u32,
     /// Gate: exit 3 when pod ↔ pod across nodes is more than PERCENT below node ↔ node in TCP
     /// bandwidth (0–100; k8s-netperf's --tcp-tolerance).
     #[arg(long, value_name = "PERCENT", value_parser = parse_tolerance)]
@@ -83,6 +87,7 @@ impl Matrix {
             mesh: self.mesh,
             samples: self.samples.first,
             samples_auto: self.samples.auto,
+            samples_auto_max: self.max_samples,
             tolerance_percent: self.tolerance,
             max_rtt_ratio: self.max_rtt_ratio,
             ping_count: self.count,

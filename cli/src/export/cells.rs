@@ -4,7 +4,7 @@
 
 use podperf_protocol::run::{
     ClassReport, Figures, RunReport, SamplingState, Spread, VerdictStatus, CONVERGED_HALF_WIDTH,
-    SAMPLES_AUTO_MAX, TRUST_SPREAD,
+    TRUST_SPREAD,
 };
 
 use crate::render::{bit_unit, sig3_decimals};
@@ -174,7 +174,10 @@ pub fn footer(r: &RunReport) -> String {
     out += &verdict(r);
     let p = &r.progress;
     let samples = if r.request.samples_auto {
-        format!("{}–{SAMPLES_AUTO_MAX} samples (auto)", r.request.samples)
+        format!(
+            "{}–{} samples (auto)",
+            r.request.samples, r.request.samples_auto_max
+        )
     } else {
         format!("{} samples", r.request.samples)
     };
@@ -227,8 +230,9 @@ fn sampling(r: &RunReport) -> String {
         })
         .collect();
     format!(
-        "samples auto (until ±{:.0} %, at most {SAMPLES_AUTO_MAX}): {}; {}\n",
+        "samples auto (until ±{:.0} %, at most {}): {}; {}\n",
         CONVERGED_HALF_WIDTH * 100.0,
+        r.request.samples_auto_max,
         state(run),
         rows.join(", ")
     )
