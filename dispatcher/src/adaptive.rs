@@ -206,3 +206,84 @@ impl Api {
         Ok(jobs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use podperf_protocol::job::JobKind;
+    use podperf_protocol::run::{MatrixRequest, RunPair};
+
+    fn record(job_id: Uuid, state: &str, finished_at_ms: Option<u64>) -> JobRecord {
+        let mut v = serde_json::json!({
+            "job_id": job_id, "state": state, "params": {"kind": "noop"},
+            "source_worker": "w1", "created_at_ms": 0, "deadline_at_ms": 1,
+        });
+        if let Some(t) = finished_at_ms {
+            v["finished_at_ms"] = t.into();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn run(ids: &[Uuid], sampling: Option<Sampling>) -> RunRecord {
+        let jobs = ids
+            .iter()
+            .map(|id| RunJob {
+                job_id: *id,
+                kind: JobKind::Noop,
+                protocol: None,
+                sample: 0,
+            })
+            .collect();
+        RunRecord {
+            run_id: Uuid::now_v7(),
+            created_at_ms: 0,
+            request: MatrixRequest::default(),
+            rounds: 1,
+            pairs: vec![RunPair {
+                class: PathClass::PodCrossNode,
+                source: "a".into(),
+                source_pod: "a".into(),
+                source_node: "n1".into(),
+                source_ip: "10.0.0.1".parse().unwrap(),
+                target: "b".into(),
+                target_pod: "b".into(),
+                target_node: "n2".into(),
+                target_ip: "10.0.0.2".parse().unwrap(),
+                round: 0,
+                jobs,
+            }],
+            sampling,
+        }
+    }
+
+    #[test]
+    fn a_run_is_stalled_once_every_job_ended_long_enough_ago_while_still_adding() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let after = STALLED_AFTER.as_millis() as u64;
+        let ended = [
+            record(a, "succeeded", Some(1_000)),
+            record(b, "failed", Some(2_000)),
+        ];
+        let adding = run(&[a, b], Some(Sampling::Adding));
+        assert!(
+            !stalled(&adding, &ended, 2_000 + after),
+            "not longer than the wait"
+        );
+        assert!(stalled(&adding, &ended, 2_001 + after));
+        let running = [ended[0].clone(), record(b, "running", None)];
+        assert!(
+            !stalled(&adding, &running, u64::MAX),
+            "a job is still running"
+        );
+        assert!(
+            !stalled(&adding, &ended[..1], u64::MAX),
+            "a job has no record yet"
+        );
+        assert!(!stalled(
+            &run(&[a, b], Some(Sampling::Done)),
+            &ended,
+            u64::MAX
+        ));
+        assert!(!stalled(&run(&[a, b], None), &ended, u64::MAX));
+    }
+}

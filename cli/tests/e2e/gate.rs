@@ -166,3 +166,45 @@ fn a_passing_gate_exits_0_and_bad_gates_are_usage_errors() {
         assert_eq!(out.status.code(), Some(64), "{bad:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn samples_auto_in_a_mesh_adds_sweeps_with_the_samples() {
+    let c = Cluster::two_workers("127.0.0.95", "127.0.0.96");
+    let args = [
+        "matrix",
+        "--mesh",
+        "--samples",
+        "auto",
+        "--max-samples",
+        "4",
+        "--count",
+        "3",
+        "--duration",
+        "1",
+        "--no-traceroute",
+        "--no-mtu",
+        "--no-latency",
+    ];
+    let (out, r) = c.json(&args);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
+    let class = &r["classes"][0];
+    assert_eq!(class["class"], "pod_cross_node", "{r:#}");
+    let n = class["tcp_bits_per_second"]["samples"].as_u64().unwrap();
+    match class["sampling"].as_str().unwrap() {
+        "converged" => assert!((3..=4).contains(&n), "{r:#}"),
+        "bound_reached" => assert_eq!(n, 4, "{r:#}"),
+        other => panic!("{other}: {r:#}"),
+    }
+    // RTT from one sweep per source and sample, the added samples' too.
+    for p in r["pairs"].as_array().unwrap() {
+        assert_eq!(p["rtt_avg_ms"]["samples"].as_u64(), Some(n), "{p:#}");
+    }
+    let (_, jobs) = c.json(&["jobs", "--limit", "100"]);
+    let sweeps = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["params"]["kind"] == "sweep")
+        .count() as u64;
+    assert_eq!(sweeps, 2 * n, "{jobs:#}");
+}
