@@ -102,8 +102,8 @@ fn validate(req: &MatrixRequest) -> Reply<()> {
     }
     if req.samples_auto && !(req.samples..=SAMPLES_AUTO_MAX).contains(&req.samples_auto_max) {
         let msg = format!(
-            "{} is out of bounds (samples..={SAMPLES_AUTO_MAX})",
-            req.samples_auto_max
+            "{} is out of bounds ({}..={SAMPLES_AUTO_MAX}: from samples)",
+            req.samples_auto_max, req.samples
         );
         return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("samples_auto_max"));
     }
