@@ -189,7 +189,14 @@ fn samples_auto_in_a_mesh_adds_sweeps_with_the_samples() {
     assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
     let class = &r["classes"][0];
     assert_eq!(class["class"], "pod_cross_node", "{r:#}");
-    let n = class["tcp_bits_per_second"]["samples"].as_u64().unwrap();
+    // The row has both pairs' samples; each pair has n.
+    let n = r["pairs"][0]["tcp_bits_per_second"]["samples"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        class["tcp_bits_per_second"]["samples"].as_u64(),
+        Some(2 * n)
+    );
     match class["sampling"].as_str().unwrap() {
         "converged" => assert!((3..=4).contains(&n), "{r:#}"),
         "bound_reached" => assert_eq!(n, 4, "{r:#}"),
