@@ -368,3 +368,74 @@ impl Api {
         Ok(ListRunsReply { runs })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(req: MatrixRequest) -> Option<String> {
+        validate(&req).err().map(|e| e.field.unwrap_or_default())
+    }
+
+    #[test]
+    fn the_gate_and_the_sampling_bounds() {
+        let with = |tolerance_percent, max_rtt_ratio| MatrixRequest {
+            tolerance_percent,
+            max_rtt_ratio,
+            ..MatrixRequest::default()
+        };
+        assert_eq!(field(with(Some(0.0), Some(0.0001))), None);
+        assert_eq!(field(with(Some(100.0), Some(MAX_RTT_RATIO_MAX))), None);
+        for bad in [-0.1, 100.1, f64::NAN] {
+            assert_eq!(
+                field(with(Some(bad), None)).as_deref(),
+                Some("tolerance_percent")
+            );
+        }
+        for bad in [0.0, -1.0, MAX_RTT_RATIO_MAX + 1.0, f64::NAN] {
+            assert_eq!(
+                field(with(None, Some(bad))).as_deref(),
+                Some("max_rtt_ratio")
+            );
+        }
+        let auto = |samples, samples_auto_max| MatrixRequest {
+            samples,
+            samples_auto: true,
+            samples_auto_max,
+            ..MatrixRequest::default()
+        };
+        assert_eq!(field(auto(3, 3)), None);
+        assert_eq!(field(auto(3, SAMPLES_AUTO_MAX)), None);
+        assert_eq!(field(auto(3, 2)).as_deref(), Some("samples_auto_max"));
+        assert_eq!(
+            field(auto(3, SAMPLES_AUTO_MAX + 1)).as_deref(),
+            Some("samples_auto_max")
+        );
+    }
+
+    #[test]
+    fn a_pair_s_jobs_are_its_once_jobs_then_each_sample_s() {
+        let req = MatrixRequest {
+            samples: 2,
+            udp: true,
+            ..MatrixRequest::default()
+        };
+        let all = pair_params(&req);
+        assert_eq!(all.len(), 2 + 2 * sample_params(&req, 0).len());
+        let kinds: Vec<JobKind> = sample_params(&req, 5)
+            .iter()
+            .map(|(_, p)| p.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                JobKind::Ping,
+                JobKind::Iperf3,
+                JobKind::Iperf3,
+                JobKind::Latency,
+                JobKind::Latency
+            ]
+        );
+        assert!(sample_params(&req, 5).iter().all(|(s, _)| *s == 5));
+    }
+}
