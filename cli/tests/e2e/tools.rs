@@ -93,7 +93,8 @@ fn matrix_measures_every_path_class_and_reports_the_overlay_cost() {
     c.add_host_worker("host-b", "node-b", "127.0.0.35");
     c.wait_for_workers(&["pod-a1", "pod-a2", "pod-b1", "host-a", "host-b"]);
 
-    let args = "matrix --samples 2 --duration 1 --count 3 --udp --udp-bitrate 50M";
+    // Latency is left out here (the testbed test checks it): five pairs cost enough.
+    let args = "matrix --samples 2 --duration 1 --count 3 --udp --udp-bitrate 50M --no-latency";
     let args: Vec<&str> = args.split(' ').collect();
     let (out, r) = c.json(&args);
     assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
