@@ -85,7 +85,12 @@ impl Matrix {
     pub async fn run(self, ctx: &Ctx) -> anyhow::Result<ExitCode> {
         let req = MatrixRequest {
             mesh: self.mesh,
-            samples: self.samples.first,
+            // `auto` starts at 3, or at the bound if that is lower.
+            samples: if self.samples.auto {
+                self.samples.first.min(self.max_samples)
+            } else {
+                self.samples.first
+            },
             samples_auto: self.samples.auto,
             samples_auto_max: self.max_samples,
             tolerance_percent: self.tolerance,
