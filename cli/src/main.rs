@@ -1,7 +1,8 @@
 //! `podperf`: list workers, run measurements between them, follow jobs.
 //!
 //! Exit codes: 0 success; 1 an error (bad input, dispatcher unreachable, …); 2 a job ended in a
-//! state other than `succeeded`; 3 `podperf health` found a problem; 64 bad flags.
+//! state other than `succeeded`; 3 `podperf health` found a problem, or a matrix run failed its
+//! gate (`--tolerance`, `--max-rtt-ratio`); 64 bad flags.
 //!
 //! ## Layout
 //! - `main.rs` — the global flags, the exit codes, and the error messages.

@@ -6,6 +6,8 @@ mod common;
 mod depth;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/gate.rs"]
+mod gate;
 #[path = "e2e/sweep.rs"]
 mod sweep;
 #[path = "e2e/tools.rs"]

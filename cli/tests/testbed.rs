@@ -156,7 +156,23 @@ fn testbed_2x2_end_to_end_and_nothing_left_after_down() {
             .find(|c| c["class"] == name)
             .unwrap_or_else(|| panic!("{name}: {r:#}"))
     };
-    for name in ["pod_same_node", "pod_cross_node", "node_to_node"] {
+    // The four quadrants: pod ↔ pod, pod → node, node → pod, node ↔ node.
+    let names: Vec<&str> = classes
+        .iter()
+        .map(|c| c["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "pod_same_node",
+            "pod_cross_node",
+            "pod_to_node",
+            "node_to_pod",
+            "node_to_node"
+        ],
+        "{r:#}"
+    );
+    for name in &names {
         let c = class(name);
         assert_eq!(c["loss_percent"]["max"], 0.0, "{c:#}");
         assert!(c["rtt_avg_ms"]["median"].as_f64().unwrap() > 0.0, "{c:#}");
@@ -183,6 +199,15 @@ fn testbed_2x2_end_to_end_and_nothing_left_after_down() {
         .iter()
         .find(|p| p["class"] == "node_to_node")
         .expect("node pair");
+    let quadrant = |class: &str| {
+        let p = pairs.iter().find(|p| p["class"] == class).expect(class);
+        (
+            p["source_pod"].as_str().unwrap(),
+            p["target_ip"].as_str().unwrap(),
+        )
+    };
+    assert_eq!(quadrant("pod_to_node"), ("pod-0-0", "198.18.0.11"), "{r:#}");
+    assert_eq!(quadrant("node_to_pod"), ("host-0", "10.244.1.2"), "{r:#}");
     for end in ["source_ip", "target_ip"] {
         let ip = node_pair[end].as_str().unwrap();
         assert!(

@@ -10,11 +10,13 @@
 //! - [`engine`]: the job table, deadlines, worker loss, cancellation; [`scheduler`]: who may run;
 //!   [`deliver`]: request/reply delivery with retries.
 //! - [`sweep`]: a sweep's targets resolved at admission.
+//! - [`adaptive`]: `--samples auto`, adding samples to a matrix run until it converges.
 //! - [`ingest`]: results stream → Redis; [`store`]: the Redis store.
 //! - [`schedules`]: the schedules' endpoints and their runner (the leader starts their runs).
 //! - [`lease`]: the leader lease; [`leader`]: standby and leader terms (only the leader runs the
 //!   engine and ingest; every replica serves the API); [`status`]: `podperf status`.
 
+pub mod adaptive;
 pub mod api;
 pub mod config;
 pub mod deliver;

@@ -1,5 +1,6 @@
 //! Plans a matrix run from the live workers: which pairs to measure (one per path class, or every
-//! ordered pair with `mesh`), and the rounds they run in — each round a set of pairs on disjoint
+//! ordered pair with `mesh`: pod ↔ pod, node ↔ node, and across nodes pod → node and node → pod),
+//! and the rounds they run in — each round a set of pairs on disjoint
 //! nodes, built from a round-robin tournament over the nodes, so a mesh of N nodes needs about
 //! 2(N−1) rounds of one test instead of N(N−1). Pure logic.
 
@@ -36,14 +37,15 @@ pub fn plan<'a>(workers: &[&'a WorkerInfo], mesh: bool) -> Vec<Planned<'a>> {
     assign_rounds(pairs)
 }
 
-/// Every ordered pair of pod workers, and of host-network workers on different nodes.
+/// Every ordered pair of pod workers; of host-network workers on different nodes; and of a pod
+/// worker and a host-network worker on different nodes, either way.
 pub fn mesh_pairs<'a>(
     workers: &[&'a WorkerInfo],
 ) -> Vec<(PathClass, &'a WorkerInfo, &'a WorkerInfo)> {
     let mut out = Vec::new();
     for s in workers {
         for t in workers {
-            if s.worker_id == t.worker_id || s.host_network != t.host_network {
+            if s.worker_id == t.worker_id {
                 continue;
             }
             match classify(s, t) {
@@ -60,13 +62,19 @@ fn classify(s: &WorkerInfo, t: &WorkerInfo) -> Option<PathClass> {
     match (s.host_network, t.host_network, s.node_name == t.node_name) {
         (false, false, true) => Some(PathClass::PodSameNode),
         (false, false, false) => Some(PathClass::PodCrossNode),
+        (false, true, false) => Some(PathClass::PodToNode),
+        (true, false, false) => Some(PathClass::NodeToPod),
         (true, true, false) => Some(PathClass::NodeToNode),
+        // A host-network worker to a pod on its own node (or to itself) is no path the
+        // matrix compares.
         _ => None,
     }
 }
 
-/// One pair per class: the first nodes in name order; the same-node pair avoids the nodes of the
-/// cross-node pairs when it can (so it can run in the same round).
+/// One pair per class: the first nodes in name order (pod → node: the first pod node's first
+/// pod to the first other node's host worker; node → pod: the first host node to the first
+/// other node's first pod); the same-node pair avoids the nodes of the cross-node pairs when it
+/// can (so it can run in the same round).
 pub fn class_pairs<'a>(
     workers: &[&'a WorkerInfo],
 ) -> Vec<(PathClass, &'a WorkerInfo, &'a WorkerInfo)> {
@@ -90,6 +98,16 @@ pub fn class_pairs<'a>(
         cross_nodes = vec![a, b];
     }
     let host_nodes: Vec<&str> = hosts.keys().copied().collect();
+    if let Some(a) = pod_nodes.first() {
+        if let Some(b) = host_nodes.iter().find(|b| *b != a) {
+            out.push((PathClass::PodToNode, pods[a][0], hosts[b]));
+        }
+    }
+    if let Some(a) = host_nodes.first() {
+        if let Some(b) = pod_nodes.iter().find(|b| *b != a) {
+            out.push((PathClass::NodeToPod, hosts[a], pods[b][0]));
+        }
+    }
     if let [a, b, ..] = host_nodes.as_slice() {
         out.push((PathClass::NodeToNode, hosts[a], hosts[b]));
     }
@@ -256,11 +274,13 @@ mod tests {
             vec![
                 (PathClass::PodSameNode, "pod-0-0", "pod-0-1"),
                 (PathClass::PodCrossNode, "pod-0-0", "pod-1-0"),
+                (PathClass::PodToNode, "pod-0-0", "host-1"),
+                (PathClass::NodeToPod, "host-0", "pod-1-0"),
                 (PathClass::NodeToNode, "host-0", "host-1"),
             ]
         );
         assert_rounds_are_disjoint(&plan);
-        assert_eq!(rounds(&plan), 3, "all three touch node-0");
+        assert_eq!(rounds(&plan), 5, "all five touch node-0");
     }
 
     #[test]
@@ -274,6 +294,32 @@ mod tests {
         assert_eq!(same.source.node_name, "node-2");
         assert_eq!(same.round, 0, "runs beside the cross-node pair");
         assert_rounds_are_disjoint(&plan);
+    }
+
+    #[test]
+    fn host_workers_on_one_node_only_make_one_quadrant_each() {
+        // Pods on node-0 and node-1, a host worker on node-1 only.
+        let mut ws = cluster(2, 1);
+        ws.retain(|w| !(w.host_network && w.node_name == "node-0"));
+        let plan = plan(&refs(&ws), false);
+        let got: Vec<(PathClass, &str, &str)> = plan
+            .iter()
+            .map(|p| {
+                (
+                    p.class,
+                    p.source.pod_name.as_str(),
+                    p.target.pod_name.as_str(),
+                )
+            })
+            .filter(|(c, _, _)| matches!(c, PathClass::PodToNode | PathClass::NodeToPod))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (PathClass::PodToNode, "pod-0-0", "host-1"),
+                (PathClass::NodeToPod, "host-1", "pod-0-0"),
+            ]
+        );
     }
 
     #[test]
@@ -315,11 +361,24 @@ mod tests {
         let ws = cluster(4, 4);
         let plan = plan(&refs(&ws), true);
         let pods = 16;
-        assert_eq!(plan.len(), pods * (pods - 1) + 4 * 3);
+        // Pod pairs, host pairs, and pod → host and host → pod across nodes (16 × 3 each way).
+        assert_eq!(plan.len(), pods * (pods - 1) + 4 * 3 + 2 * 16 * 3);
         assert_rounds_are_disjoint(&plan);
+        let classes: HashSet<PathClass> = plan.iter().map(|p| p.class).collect();
+        assert_eq!(
+            classes.len(),
+            PathClass::ALL.len(),
+            "every class: {classes:?}"
+        );
+        for p in plan
+            .iter()
+            .filter(|p| p.source.host_network != p.target.host_network)
+        {
+            assert_ne!(p.source.node_name, p.target.node_name, "across nodes only");
+        }
         let rounds_used = rounds(&plan);
-        // Cross-node: 6 rounds (2(N-1)) × 16 pod pairs per node pair, same-node: 12 per node,
-        // all nodes at once; host pairs ride along in the tournament rounds.
-        assert!(rounds_used <= 6 * 17 + 12, "{rounds_used} rounds");
+        // Cross-node: 6 rounds (2(N-1)) × (16 pod pairs + 4 + 4 + 1 host pairs) per ordered
+        // node pair; same-node: 12 per node, all nodes at once.
+        assert!(rounds_used <= 6 * 25 + 12, "{rounds_used} rounds");
     }
 }

@@ -1,7 +1,7 @@
 //! Matrix runs: plan the pairs from the live workers, submit their jobs in round order (the
 //! scheduler then runs node-disjoint pairs concurrently), keep the run in Redis, report on it.
 
-use podperf_protocol::api::{ApiError, ErrorCode};
+use podperf_protocol::api::{ApiError, ErrorCode, JobRecord};
 use podperf_protocol::job::*;
 use podperf_protocol::now_ms;
 use podperf_protocol::run::*;
@@ -17,60 +17,107 @@ use crate::store::NewJob;
 
 type Reply<T> = Result<T, ApiError>;
 
-/// The jobs of one pair: one traceroute and one mtu first; per sample a ping, a TCP iperf3 (and a
-/// UDP one), a TCP latency test (and a UDP one).
+/// The jobs of one pair: one traceroute and one mtu first ([`once_params`]); per sample a ping, a
+/// TCP iperf3 (and a UDP one), a TCP latency test (and a UDP one) ([`sample_params`]).
 fn pair_params(req: &MatrixRequest) -> Vec<(u32, JobParams)> {
+    let mut out: Vec<(u32, JobParams)> = once_params(req).into_iter().map(|p| (0, p)).collect();
+    for sample in 0..req.samples {
+        out.extend(sample_params(req, sample));
+    }
+    out
+}
+
+/// The jobs a pair runs once, whatever the samples.
+fn once_params(req: &MatrixRequest) -> Vec<JobParams> {
     let mut out = Vec::new();
     if req.traceroute {
-        out.push((0, JobParams::Traceroute(TracerouteParams::default())));
+        out.push(JobParams::Traceroute(TracerouteParams::default()));
     }
     if req.mtu {
-        out.push((0, JobParams::Mtu(MtuParams::default())));
+        out.push(JobParams::Mtu(MtuParams::default()));
     }
-    for sample in 0..req.samples {
-        let ping = PingParams {
-            count: req.ping_count,
-            ..PingParams::default()
+    out
+}
+
+/// The jobs of one sample of a pair (`--samples auto` adds more of these).
+pub(crate) fn sample_params(req: &MatrixRequest, sample: u32) -> Vec<(u32, JobParams)> {
+    let mut out = Vec::new();
+    let ping = PingParams {
+        count: req.ping_count,
+        ..PingParams::default()
+    };
+    // A mesh measures RTT and loss with one sweep per source instead ([`mesh_sweeps`]).
+    if !req.mesh {
+        out.push((sample, JobParams::Ping(ping)));
+    }
+    let tcp = Iperf3Params {
+        duration_s: req.iperf3_duration_s,
+        ..Iperf3Params::default()
+    };
+    out.push((sample, JobParams::Iperf3(tcp.clone())));
+    if req.udp {
+        let udp = Iperf3Params {
+            protocol: TransportProtocol::Udp,
+            bitrate_bps: Some(req.udp_bitrate_bps),
+            ..tcp
         };
-        // A mesh measures RTT and loss with one sweep per source instead ([`mesh_sweeps`]).
-        if !req.mesh {
-            out.push((sample, JobParams::Ping(ping)));
-        }
-        let tcp = Iperf3Params {
-            duration_s: req.iperf3_duration_s,
-            ..Iperf3Params::default()
+        out.push((sample, JobParams::Iperf3(udp)));
+    }
+    if req.latency {
+        let tcp = LatencyParams {
+            duration_s: req.latency_duration_s,
+            ..LatencyParams::default()
         };
-        out.push((sample, JobParams::Iperf3(tcp.clone())));
+        out.push((sample, JobParams::Latency(tcp.clone())));
         if req.udp {
-            let udp = Iperf3Params {
+            let udp = LatencyParams {
                 protocol: TransportProtocol::Udp,
-                bitrate_bps: Some(req.udp_bitrate_bps),
                 ..tcp
             };
-            out.push((sample, JobParams::Iperf3(udp)));
-        }
-        if req.latency {
-            let tcp = LatencyParams {
-                duration_s: req.latency_duration_s,
-                ..LatencyParams::default()
-            };
-            out.push((sample, JobParams::Latency(tcp.clone())));
-            if req.udp {
-                let udp = LatencyParams {
-                    protocol: TransportProtocol::Udp,
-                    ..tcp
-                };
-                out.push((sample, JobParams::Latency(udp)));
-            }
+            out.push((sample, JobParams::Latency(udp)));
         }
     }
     out
+}
+
+/// The run's job of `params` (its protocol, for iperf3 and latency).
+pub(crate) fn run_job(job_id: Uuid, params: &JobParams, sample: u32) -> RunJob {
+    let protocol = match params {
+        JobParams::Iperf3(i) => Some(i.protocol),
+        JobParams::Latency(l) => Some(l.protocol),
+        _ => None,
+    };
+    RunJob {
+        job_id,
+        kind: params.kind(),
+        protocol,
+        sample,
+    }
 }
 
 pub(crate) fn validate(req: &MatrixRequest) -> Reply<()> {
     if req.samples == 0 || req.samples > SAMPLES_MAX {
         let msg = format!("{} is out of bounds (1..={SAMPLES_MAX})", req.samples);
         return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("samples"));
+    }
+    if req.samples_auto && !(req.samples..=SAMPLES_AUTO_MAX).contains(&req.samples_auto_max) {
+        let msg = format!(
+            "{} is out of bounds ({}..={SAMPLES_AUTO_MAX}: from samples)",
+            req.samples_auto_max, req.samples
+        );
+        return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("samples_auto_max"));
+    }
+    if let Some(t) = req.tolerance_percent {
+        if !(0.0..=TOLERANCE_PERCENT_MAX).contains(&t) {
+            let msg = format!("{t} is out of bounds (0..={TOLERANCE_PERCENT_MAX} percent)");
+            return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("tolerance_percent"));
+        }
+    }
+    if let Some(x) = req.max_rtt_ratio {
+        if !(x > 0.0 && x <= MAX_RTT_RATIO_MAX) {
+            let msg = format!("{x} is out of bounds (above 0, at most {MAX_RTT_RATIO_MAX})");
+            return Err(ApiError::new(ErrorCode::InvalidParam, msg).with_field("max_rtt_ratio"));
+        }
     }
     for (_, p) in pair_params(req) {
         p.validate()?;
@@ -118,10 +165,12 @@ fn params_count_seconds(p: &SweepParams) -> u64 {
 
 /// Seconds one pair takes when all goes well.
 fn pair_seconds(req: &MatrixRequest) -> u64 {
-    pair_params(req)
-        .iter()
-        .map(|(_, p)| p.nominal_duration().as_secs() + 1)
-        .sum()
+    seconds(pair_params(req).iter().map(|(_, p)| p))
+}
+
+/// Seconds `params` take one after the other when all goes well.
+pub(crate) fn seconds<'a>(params: impl Iterator<Item = &'a JobParams>) -> u64 {
+    params.map(|p| p.nominal_duration().as_secs() + 1).sum()
 }
 
 impl Api {
@@ -157,6 +206,7 @@ impl Api {
         let run = RunRecord {
             run_id,
             created_at_ms: now,
+            sampling: req.samples_auto.then_some(Sampling::Adding),
             request: req,
             rounds,
             pairs,
@@ -165,6 +215,9 @@ impl Api {
         let job_ids = jobs.iter().map(|j| j.job_id).collect();
         self.accept(jobs, Some(&run)).await?;
         tracing::info!(%run_id, rounds, pairs = run.pairs.len(), "matrix run started");
+        if run.sampling.is_some() {
+            crate::adaptive::spawn(self.detached(), run_id);
+        }
         Ok(RunStarted {
             run_id,
             rounds,
@@ -182,7 +235,10 @@ impl Api {
         now: u64,
     ) -> Reply<(Vec<NewJob>, Vec<RunPair>)> {
         let (mut jobs, sweeps) = if req.mesh {
-            self.mesh_sweeps(req, plan, now)?
+            let sources = plan
+                .iter()
+                .map(|p| (p.source.worker_id.as_str(), p.target.worker_id.clone()));
+            self.mesh_sweeps(req, sources, 0..req.samples, now)?
         } else {
             Default::default()
         };
@@ -200,17 +256,7 @@ impl Api {
                     timeout_s: Some(timeout_s),
                 };
                 let job = self.admit(&spec, &[], now)?;
-                let protocol = match &params {
-                    JobParams::Iperf3(i) => Some(i.protocol),
-                    JobParams::Latency(l) => Some(l.protocol),
-                    _ => None,
-                };
-                run_jobs.push(RunJob {
-                    job_id: job.job_id,
-                    kind: params.kind(),
-                    protocol,
-                    sample,
-                });
+                run_jobs.push(run_job(job.job_id, &params, sample));
                 jobs.push(job);
             }
             for (sample, job_id) in sweeps.get(&p.source.worker_id).into_iter().flatten() {
@@ -239,19 +285,20 @@ impl Api {
     }
 
     /// A mesh's sweeps, queued before every other job of the run (they share nodes, so they all
-    /// run at once): per source and sample one sweep toward the source's mesh targets. Returns
-    /// the jobs and, per source worker, its (sample, job id)s.
+    /// run at once): per source and sample one sweep toward the source's mesh targets (`pairs`:
+    /// source → target worker ids). Returns the jobs and, per source worker, its (sample, job
+    /// id)s.
     #[allow(clippy::type_complexity)]
-    fn mesh_sweeps(
+    pub(crate) fn mesh_sweeps<'a>(
         &self,
         req: &MatrixRequest,
-        plan: &[Planned],
+        pairs: impl Iterator<Item = (&'a str, String)>,
+        samples: std::ops::Range<u32>,
         now: u64,
     ) -> Reply<(Vec<NewJob>, HashMap<String, Vec<(u32, Uuid)>>)> {
         let mut targets: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for p in plan {
-            let t = targets.entry(p.source.worker_id.as_str()).or_default();
-            t.push(p.target.worker_id.clone());
+        for (source, target) in pairs {
+            targets.entry(source).or_default().push(target);
         }
         let (mut jobs, mut ids) = (Vec::new(), HashMap::<String, Vec<(u32, Uuid)>>::new());
         for (source, targets) in targets {
@@ -262,7 +309,7 @@ impl Api {
                 + params_count_seconds(&params)
                 + 60)
                 .min(u64::from(bounds::TIMEOUT_S_MAX)) as u32;
-            for sample in 0..req.samples {
+            for sample in samples.clone() {
                 let spec = JobSpec {
                     source: source.to_string(),
                     target: None,
@@ -285,13 +332,36 @@ impl Api {
     }
 
     pub(crate) async fn run_report(&self, run_id: Uuid) -> Reply<RunReport> {
+        let (mut run, records) = self.load_run(run_id).await?;
+        if crate::adaptive::stalled(&run, &records, now_ms()) {
+            // The replica adding samples is gone: the run ends with the samples it has.
+            run.sampling = Some(Sampling::Done);
+        }
+        Ok(report(&run, &records))
+    }
+
+    /// A run and its jobs' records.
+    pub(crate) async fn load_run(&self, run_id: Uuid) -> Reply<(RunRecord, Vec<JobRecord>)> {
         let run = self.store.get_run(run_id).await.map_err(store_error)?;
         let run = run.ok_or_else(|| {
             ApiError::new(ErrorCode::NotFound, format!("no run {run_id}")).with_field("run_id")
         })?;
         let ids: Vec<Uuid> = run.job_ids().collect();
         let records = self.store.get_many(&ids).await.map_err(store_error)?;
-        Ok(report(&run, &records))
+        Ok((run, records))
+    }
+
+    /// A copy of the API's handles for a task of its own (the `--samples auto` loop).
+    fn detached(&self) -> Api {
+        Api {
+            members: self.members.clone(),
+            store: self.store.clone(),
+            leadership: self.leadership.clone(),
+            client: self.client.clone(),
+            js: self.js.clone(),
+            dispatchers: self.dispatchers.clone(),
+            cfg: self.cfg.clone(),
+        }
     }
 
     pub(crate) async fn list_runs(&self, payload: &[u8]) -> Reply<ListRunsReply> {
@@ -307,5 +377,76 @@ impl Api {
             }
         }
         Ok(ListRunsReply { runs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(req: MatrixRequest) -> Option<String> {
+        validate(&req).err().map(|e| e.field.unwrap_or_default())
+    }
+
+    #[test]
+    fn the_gate_and_the_sampling_bounds() {
+        let with = |tolerance_percent, max_rtt_ratio| MatrixRequest {
+            tolerance_percent,
+            max_rtt_ratio,
+            ..MatrixRequest::default()
+        };
+        assert_eq!(field(with(Some(0.0), Some(0.0001))), None);
+        assert_eq!(field(with(Some(100.0), Some(MAX_RTT_RATIO_MAX))), None);
+        for bad in [-0.1, 100.1, f64::NAN] {
+            assert_eq!(
+                field(with(Some(bad), None)).as_deref(),
+                Some("tolerance_percent")
+            );
+        }
+        for bad in [0.0, -1.0, MAX_RTT_RATIO_MAX + 1.0, f64::NAN] {
+            assert_eq!(
+                field(with(None, Some(bad))).as_deref(),
+                Some("max_rtt_ratio")
+            );
+        }
+        let auto = |samples, samples_auto_max| MatrixRequest {
+            samples,
+            samples_auto: true,
+            samples_auto_max,
+            ..MatrixRequest::default()
+        };
+        assert_eq!(field(auto(3, 3)), None);
+        assert_eq!(field(auto(3, SAMPLES_AUTO_MAX)), None);
+        assert_eq!(field(auto(3, 2)).as_deref(), Some("samples_auto_max"));
+        assert_eq!(
+            field(auto(3, SAMPLES_AUTO_MAX + 1)).as_deref(),
+            Some("samples_auto_max")
+        );
+    }
+
+    #[test]
+    fn a_pair_s_jobs_are_its_once_jobs_then_each_sample_s() {
+        let req = MatrixRequest {
+            samples: 2,
+            udp: true,
+            ..MatrixRequest::default()
+        };
+        let all = pair_params(&req);
+        assert_eq!(all.len(), 2 + 2 * sample_params(&req, 0).len());
+        let kinds: Vec<JobKind> = sample_params(&req, 5)
+            .iter()
+            .map(|(_, p)| p.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                JobKind::Ping,
+                JobKind::Iperf3,
+                JobKind::Iperf3,
+                JobKind::Latency,
+                JobKind::Latency
+            ]
+        );
+        assert!(sample_params(&req, 5).iter().all(|(s, _)| *s == 5));
     }
 }

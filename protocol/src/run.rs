@@ -9,8 +9,22 @@ use uuid::Uuid;
 
 use crate::job::{JobKind, TransportProtocol};
 
-/// Most samples per measurement.
+/// Most samples per measurement, fixed or added by `--samples auto`.
 pub const SAMPLES_MAX: u32 = 20;
+
+/// `--samples auto` stops adding samples to a cell once its 95 % confidence interval's
+/// half-width is within this share of its mean (5 %).
+pub const CONVERGED_HALF_WIDTH: f64 = 0.05;
+
+/// `--samples auto` adds samples up to this many per measurement unless the request sets fewer
+/// (`samples_auto_max`).
+pub const SAMPLES_AUTO_MAX: u32 = SAMPLES_MAX;
+
+/// Bounds of `tolerance_percent` (a share of the node ↔ node bandwidth).
+pub const TOLERANCE_PERCENT_MAX: f64 = 100.0;
+
+/// Bounds of `max_rtt_ratio`: above 0, at most this.
+pub const MAX_RTT_RATIO_MAX: f64 = 10_000.0;
 
 /// The kind of path between two workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -20,14 +34,21 @@ pub enum PathClass {
     PodSameNode,
     /// Pod ↔ pod on two nodes (through the overlay).
     PodCrossNode,
+    /// A pod-network worker to a host-network worker on another node (through the overlay's
+    /// node end: on Flannel the remote node's `flannel.1`).
+    PodToNode,
+    /// A host-network worker to a pod-network worker on another node.
+    NodeToPod,
     /// Host-network worker ↔ host-network worker: the underlay baseline.
     NodeToNode,
 }
 
 impl PathClass {
-    pub const ALL: [PathClass; 3] = [
+    pub const ALL: [PathClass; 5] = [
         PathClass::PodSameNode,
         PathClass::PodCrossNode,
+        PathClass::PodToNode,
+        PathClass::NodeToPod,
         PathClass::NodeToNode,
     ];
 
@@ -36,19 +57,38 @@ impl PathClass {
         match self {
             PathClass::PodSameNode => "pod ↔ pod, same node",
             PathClass::PodCrossNode => "pod ↔ pod, across nodes",
+            PathClass::PodToNode => "pod → node, across nodes",
+            PathClass::NodeToPod => "node → pod, across nodes",
             PathClass::NodeToNode => "node ↔ node",
         }
     }
 }
 
 /// `podperf matrix` options. An omitted field takes its value from [`Default`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MatrixRequest {
     /// Every ordered pod pair (and node pair) instead of one pair per path class.
     pub mesh: bool,
-    /// Repetitions of each measurement (the report shows the median and the spread).
+    /// Repetitions of each measurement (the report shows the median and the spread); with
+    /// `samples_auto`, the first count.
     pub samples: u32,
+    /// `--samples auto`: the dispatcher adds samples to every row whose 95 % confidence
+    /// intervals are wider than [`CONVERGED_HALF_WIDTH`] of their mean, up to
+    /// [`SAMPLES_AUTO_MAX`] per measurement.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub samples_auto: bool,
+    /// `--max-samples`: with `samples_auto`, the bound (`samples`..=[`SAMPLES_AUTO_MAX`]).
+    #[serde(skip_serializing_if = "is_samples_auto_max")]
+    pub samples_auto_max: u32,
+    /// `--tolerance`: the run fails its gate when pod ↔ pod across nodes is more than this many
+    /// percent below node ↔ node in TCP bandwidth (k8s-netperf's `--tcp-tolerance`), 0–100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerance_percent: Option<f64>,
+    /// `--max-rtt-ratio`: the run fails its gate when pod ↔ pod across nodes has an RTT more
+    /// than this many times node ↔ node's (above 0, at most [`MAX_RTT_RATIO_MAX`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rtt_ratio: Option<f64>,
     pub ping_count: u32,
     pub iperf3_duration_s: u32,
     /// Adds an iperf3 UDP test (jitter, loss) at `udp_bitrate_bps`.
@@ -65,11 +105,19 @@ pub struct MatrixRequest {
     pub mtu: bool,
 }
 
+fn is_samples_auto_max(n: &u32) -> bool {
+    *n == SAMPLES_AUTO_MAX
+}
+
 impl Default for MatrixRequest {
     fn default() -> Self {
         MatrixRequest {
             mesh: false,
             samples: 3,
+            samples_auto: false,
+            samples_auto_max: SAMPLES_AUTO_MAX,
+            tolerance_percent: None,
+            max_rtt_ratio: None,
             ping_count: 20,
             iperf3_duration_s: 5,
             udp: false,
@@ -111,7 +159,7 @@ pub struct RunJob {
 }
 
 /// A run as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_id: Uuid,
     pub created_at_ms: u64,
@@ -121,6 +169,34 @@ pub struct RunRecord {
     /// The schedule that started the run, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// `--samples auto`: whether the dispatcher is still adding samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+}
+
+/// A `--samples auto` run's sampling, as the dispatcher drives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Samples may still be added (the run is not finished).
+    Adding,
+    /// No more samples will be added.
+    Done,
+}
+
+/// Where a row's (or the run's) `--samples auto` sampling ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplingState {
+    /// Samples are still being added.
+    Sampling,
+    /// Every confidence interval of the row is within [`CONVERGED_HALF_WIDTH`] of its mean.
+    Converged,
+    /// The request's bound (`samples_auto_max`) reached and still wider.
+    BoundReached,
+    /// The dispatcher replica that added samples stopped before either (the run ends with the
+    /// samples it has).
+    Stopped,
 }
 
 impl RunRecord {
@@ -173,7 +249,8 @@ pub struct RunProgress {
     pub schedule: Option<String>,
 }
 
-/// A statistic over samples: the median with its spread.
+/// A statistic over samples: the median with its spread, and the 95 % confidence interval of
+/// the mean (Student's t with `samples − 1` degrees of freedom: mean ± t₀.₉₇₅ · s / √n).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub median: f64,
@@ -182,6 +259,35 @@ pub struct Spread {
     pub samples: u32,
     /// (max − min) / median above [`TRUST_SPREAD`]: too noisy to trust.
     pub wide: bool,
+    /// The mean of the samples: the estimate the confidence interval is about (absent in
+    /// reports made before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Lower end of the 95 % confidence interval of the mean; absent with one sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95_low: Option<f64>,
+    /// Upper end of the 95 % confidence interval of the mean; absent with one sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95_high: Option<f64>,
+}
+
+impl Spread {
+    /// The confidence interval's half-width as a share of the mean (0.03 = ±3 %); `None`
+    /// without an interval, or a mean of zero with a non-zero width.
+    pub fn ci95_relative(&self) -> Option<f64> {
+        let (low, high, mean) = (self.ci95_low?, self.ci95_high?, self.mean?);
+        let half = (high - low) / 2.0;
+        if half == 0.0 {
+            return Some(0.0);
+        }
+        (mean != 0.0).then(|| half / mean.abs())
+    }
+
+    /// Whether `--samples auto` may stop: the interval is within [`CONVERGED_HALF_WIDTH`].
+    pub fn converged(&self) -> bool {
+        self.ci95_relative()
+            .is_some_and(|r| r <= CONVERGED_HALF_WIDTH)
+    }
 }
 
 /// Relative spread above which a cell is marked as not to be trusted. It defines what `wide`
@@ -267,8 +373,57 @@ pub struct PairReport {
 pub struct ClassReport {
     pub class: PathClass,
     pub pairs: u32,
+    /// `--samples auto`: where this row's sampling stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SamplingState>,
     #[serde(flatten)]
     pub figures: Figures,
+}
+
+impl Figures {
+    /// The figures `--samples auto` waits on: TCP bandwidth, RTT and the TCP latency p50 (those
+    /// measured). Retransmits, loss, jitter and the p99 are too uneven to converge on.
+    pub fn sampled(&self) -> impl Iterator<Item = &Spread> {
+        [
+            &self.tcp_bits_per_second,
+            &self.rtt_avg_ms,
+            &self.latency_p50_ms,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// Pass or fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictStatus {
+    Pass,
+    Fail,
+}
+
+/// The run's gate (`--tolerance`, `--max-rtt-ratio`): each check and the whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// `fail` when any check failed (or could not be made).
+    pub status: VerdictStatus,
+    pub checks: Vec<GateCheck>,
+}
+
+/// One check of the gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateCheck {
+    /// `tcp_tolerance` (`measured` = percent pod ↔ pod across nodes is below node ↔ node in
+    /// TCP bandwidth; `limit` = the tolerance in percent) or `max_rtt_ratio` (`measured` = pod
+    /// ↔ pod across nodes RTT / node ↔ node RTT; `limit` = the largest ratio that passes).
+    pub check: String,
+    /// `fail` also when either row was not measured.
+    pub status: VerdictStatus,
+    pub limit: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<f64>,
+    /// What was found, in words.
+    pub message: String,
 }
 
 /// Pod across nodes against node ↔ node: what the overlay costs.
@@ -294,6 +449,14 @@ pub struct RunReport {
     /// Overlay MTU faults (empty when none was found or nothing was measured).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mtu_problems: Vec<MtuProblem>,
+    /// `--samples auto`: `converged` when every row converged, `bound_reached` when some row
+    /// reached [`SAMPLES_AUTO_MAX`] first, `sampling` while samples are added, `stopped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SamplingState>,
+    /// The gate's verdict when the request set `tolerance_percent` or `max_rtt_ratio` (and the
+    /// run is finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
 }
 
 #[cfg(test)]

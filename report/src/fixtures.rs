@@ -160,6 +160,7 @@ pub fn run(pairs: Vec<RunPair>) -> RunRecord {
         rounds: 1,
         pairs,
         schedule: None,
+        sampling: None,
     }
 }
 

@@ -7,8 +7,9 @@
 //! calls [`report`] for `runs.get`.
 //!
 //! # Layout
-//! - `stats.rs` — [`spread`]: the median of samples with their min and max, and [`is_wide`]: the
-//!   trust threshold ([`TRUST_SPREAD`]).
+//! - `stats.rs` — [`spread`]: the median of samples with their min and max, the mean with its
+//!   95 % confidence interval ([`ci95`], Student's t), and [`is_wide`]: the trust threshold
+//!   ([`TRUST_SPREAD`]).
 //! - `samples.rs` — the samples of one pair or path class, collected from its jobs' records, and
 //!   their figures.
 //! - `matrix.rs` — [`report`]: the run's progress and its figures per pair and per path class.
@@ -16,6 +17,8 @@
 //! - `health.rs` — [`health`]: the node at fault (cannot send, unreachable, isolated, slow,
 //!   lossy) from a grid.
 //! - `overlay.rs` — [`overlay_cost`]: pod across nodes against node ↔ node.
+//! - `verdict.rs` — [`verdict`]: the pass/fail gate (`--tolerance`, `--max-rtt-ratio`).
+//! - `sampling.rs` — `--samples auto`: each row's state and [`more_samples`] to add.
 //!
 //! [`RunReport`]: podperf_protocol::run::RunReport
 //! [`Spread`]: podperf_protocol::run::Spread
@@ -26,7 +29,9 @@ mod matrix;
 mod mtu;
 mod overlay;
 mod samples;
+mod sampling;
 mod stats;
+mod verdict;
 
 #[cfg(test)]
 mod fixtures;
@@ -39,4 +44,6 @@ pub use overlay::overlay_cost;
 /// The threshold is part of the wire contract (it defines `Spread::wide`), so it is defined in
 /// `podperf-protocol`; re-exported here beside the logic that applies it.
 pub use podperf_protocol::run::TRUST_SPREAD;
-pub use stats::{is_wide, spread};
+pub use sampling::{more_samples, row_state, run_state, samples_planned};
+pub use stats::{ci95, is_wide, spread, t975};
+pub use verdict::verdict;

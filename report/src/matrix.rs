@@ -6,7 +6,7 @@ use podperf_protocol::api::JobRecord;
 use podperf_protocol::job::JobKind;
 use podperf_protocol::outcome::JobState;
 use podperf_protocol::run::{
-    ClassReport, PairReport, PathClass, RunProgress, RunRecord, RunReport,
+    ClassReport, PairReport, PathClass, RunProgress, RunRecord, RunReport, Sampling,
 };
 use uuid::Uuid;
 
@@ -49,15 +49,21 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
             job_ids: pair.jobs.iter().map(|j| j.job_id).collect(),
         });
     }
-    let classes: Vec<ClassReport> = classes
+    let mut classes: Vec<ClassReport> = classes
         .into_iter()
         .map(|(class, (n, s))| ClassReport {
             class,
             pairs: n,
+            sampling: None,
             figures: s.figures(),
         })
         .collect();
+    for c in &mut classes {
+        c.sampling = crate::sampling::row_state(run, c);
+    }
     let jobs = run.pairs.iter().map(|p| p.jobs.len() as u32).sum();
+    // An automatic run is finished once the dispatcher stopped adding samples.
+    let finished = done == jobs && run.sampling != Some(Sampling::Adding);
     RunReport {
         progress: RunProgress {
             run_id: run.run_id,
@@ -67,12 +73,16 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
             jobs,
             jobs_done: done,
             jobs_succeeded: succeeded,
-            finished: done == jobs,
+            finished,
             schedule: run.schedule.clone(),
         },
         request: run.request.clone(),
         overlay_cost: overlay_cost(&classes),
         mtu_problems: crate::mtu::mtu_problems(&classes),
+        sampling: crate::sampling::run_state(&classes),
+        verdict: finished
+            .then(|| crate::verdict::verdict(&run.request, &classes))
+            .flatten(),
         classes,
         pairs,
     }
@@ -190,5 +200,28 @@ mod tests {
         assert_eq!((r.progress.jobs_done, r.progress.finished), (0, false));
         assert_eq!(r.pairs.len(), 4);
         assert!(r.classes.iter().all(|c| c.figures == Default::default()));
+    }
+
+    #[test]
+    fn an_automatic_run_is_finished_once_sampling_is_done_and_then_has_its_verdict() {
+        let (mut run, mut records) = measured();
+        records.retain(|r| r.state != JobState::Running);
+        run.pairs[2].jobs.pop();
+        run.request.tolerance_percent = Some(5.0);
+        run.sampling = Some(Sampling::Adding);
+        let r = report(&run, &records);
+        assert!(!r.progress.finished, "samples may still be added");
+        assert_eq!(r.verdict, None, "no verdict before the end");
+        assert_eq!(
+            r.sampling,
+            Some(podperf_protocol::run::SamplingState::Sampling)
+        );
+        run.sampling = Some(Sampling::Done);
+        let r = report(&run, &records);
+        assert!(r.progress.finished);
+        // 9 Gbit/s across nodes against 10 on the nodes: 10 % below, beyond 5 %.
+        let v = r.verdict.unwrap();
+        assert_eq!(v.status, podperf_protocol::run::VerdictStatus::Fail);
+        assert!((v.checks[0].measured.unwrap() - 10.0).abs() < 1e-9);
     }
 }

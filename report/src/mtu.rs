@@ -52,6 +52,7 @@ mod tests {
         ClassReport {
             class,
             pairs: 1,
+            sampling: None,
             figures: Figures {
                 path_mtu_bytes: Some(mtu),
                 mtu_black_hole: black_hole,

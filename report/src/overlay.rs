@@ -31,6 +31,7 @@ mod tests {
         ClassReport {
             class,
             pairs: 1,
+            sampling: None,
             figures: Figures {
                 tcp_bits_per_second: spread(bps),
                 rtt_avg_ms: spread(rtt),

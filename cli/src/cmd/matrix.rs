@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use podperf_client::{Client, Live, LiveFilter};
-use podperf_protocol::run::{MatrixRequest, RunReport, RunStarted};
+use podperf_protocol::run::{
+    MatrixRequest, RunReport, RunStarted, MAX_RTT_RATIO_MAX, SAMPLES_AUTO_MAX, SAMPLES_MAX,
+    TOLERANCE_PERCENT_MAX,
+};
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
 
@@ -21,15 +24,31 @@ use crate::export::Output;
 const POLL: Duration = Duration::from_secs(5);
 /// How often once every job has its result, until the dispatcher has stored them all.
 const SETTLE: Duration = Duration::from_millis(250);
+/// How often while jobs the dispatcher added (`--samples auto`) run.
+const ADDED: Duration = Duration::from_secs(1);
 
 #[derive(Debug, clap::Args)]
 pub struct Matrix {
     /// Every ordered pod pair (and node pair), not one pair per class.
     #[arg(long)]
     mesh: bool,
-    /// Repetitions of each measurement; the table shows the median and the spread.
-    #[arg(long, default_value_t = 3)]
-    samples: u32,
+    /// Repetitions of each measurement (1..=20); the table shows the median, the spread and the
+    /// 95 % confidence interval of the mean. `auto`: start with 3 and add samples until every
+    /// row's intervals (TCP bandwidth, RTT, latency p50) are within 5 % of their means, at most
+    /// 20.
+    #[arg(long, default_value = "3", value_parser = parse_samples, value_name = "N|auto")]
+    samples: Samples,
+    /// With `--samples auto`: add samples up to this many (the first count..=20).
+    #[arg(long, default_value_t = SAMPLES_AUTO_MAX, value_parser = clap::value_parser!(u32).range(1..=i64::from(SAMPLES_AUTO_MAX)))]
+    max_samples: u32,
+    /// Gate: exit 3 when pod ↔ pod across nodes is more than PERCENT below node ↔ node in TCP
+    /// bandwidth (0–100; k8s-netperf's --tcp-tolerance).
+    #[arg(long, value_name = "PERCENT", value_parser = parse_tolerance)]
+    tolerance: Option<f64>,
+    /// Gate: exit 3 when pod ↔ pod across nodes has an RTT more than X times node ↔ node's
+    /// (above 0, at most 10000).
+    #[arg(long, value_name = "X", value_parser = parse_rtt_ratio)]
+    max_rtt_ratio: Option<f64>,
     /// Echo requests per ping.
     #[arg(long, default_value_t = 20)]
     count: u32,
@@ -67,7 +86,16 @@ impl Matrix {
     pub(super) fn request(&self) -> MatrixRequest {
         MatrixRequest {
             mesh: self.mesh,
-            samples: self.samples,
+            // `auto` starts at 3, or at the bound if that is lower.
+            samples: if self.samples.auto {
+                self.samples.first.min(self.max_samples)
+            } else {
+                self.samples.first
+            },
+            samples_auto: self.samples.auto,
+            samples_auto_max: self.max_samples,
+            tolerance_percent: self.tolerance,
+            max_rtt_ratio: self.max_rtt_ratio,
             ping_count: self.count,
             iperf3_duration_s: self.duration,
             udp: self.udp,
@@ -103,8 +131,46 @@ impl Matrix {
     }
 }
 
+/// `--samples`: a count, or `auto` (starting at the default count).
+#[derive(Debug, Clone, Copy)]
+struct Samples {
+    first: u32,
+    auto: bool,
+}
+
+fn parse_samples(s: &str) -> Result<Samples, String> {
+    if s == "auto" {
+        let first = MatrixRequest::default().samples;
+        return Ok(Samples { first, auto: true });
+    }
+    match s.parse::<u32>() {
+        Ok(n) if (1..=SAMPLES_MAX).contains(&n) => Ok(Samples {
+            first: n,
+            auto: false,
+        }),
+        _ => Err(format!("expected 1..={SAMPLES_MAX} or auto")),
+    }
+}
+
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if (0.0..=TOLERANCE_PERCENT_MAX).contains(&t) => Ok(t),
+        _ => Err(format!("expected a percent, 0..={TOLERANCE_PERCENT_MAX}")),
+    }
+}
+
+fn parse_rtt_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= MAX_RTT_RATIO_MAX => Ok(x),
+        _ => Err(format!(
+            "expected a ratio above 0, at most {MAX_RTT_RATIO_MAX}"
+        )),
+    }
+}
+
 /// Starts the run and follows it to the end: the bar advances with each job's result on the live
-/// feed, and the report is re-read until the run is finished.
+/// feed, and the report is re-read until the run is finished (with `--samples auto` the
+/// dispatcher may add jobs: the bar grows with them).
 async fn follow(client: &Client, req: &MatrixRequest, quiet: bool) -> anyhow::Result<RunReport> {
     // Subscribed before the start, so no result is missed.
     let mut live = client.live(LiveFilter::All).await?;
@@ -131,8 +197,12 @@ async fn follow(client: &Client, req: &MatrixRequest, quiet: bool) -> anyhow::Re
                     return Ok(r);
                 }
                 let done = u64::from(r.progress.jobs_done);
+                bar.set_length(u64::from(r.progress.jobs).max(bar.length().unwrap_or(0)));
                 bar.set_position(done.max(bar.position()));
-                check_at = Instant::now() + if pending.is_empty() { SETTLE } else { POLL };
+                // Samples added later are not in `pending`: the report says when they are done.
+                let all_done = r.progress.jobs_done == r.progress.jobs;
+                let wait = if all_done { SETTLE } else if pending.is_empty() { ADDED } else { POLL };
+                check_at = Instant::now() + wait;
             }
         }
     }

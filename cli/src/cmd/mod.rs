@@ -38,8 +38,8 @@ pub enum Command {
     Cancel(cancel::Cancel),
     /// Follow events and results live (Ctrl-C to stop).
     Watch(watch::Watch),
-    /// Measure every path class (pod ↔ pod same node, across nodes, node ↔ node) and print the
-    /// comparison table with the overlay cost.
+    /// Measure every path class (pod ↔ pod same node, across nodes, pod → node, node → pod,
+    /// node ↔ node) and print the comparison table with the overlay cost.
     Matrix(matrix::Matrix),
     /// List matrix runs, or show one run's report.
     Runs(runs::Runs),

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::bail;
-use podperf_protocol::run::{ListRunsRequest, RunReport};
+use podperf_protocol::run::{ListRunsRequest, RunReport, VerdictStatus};
 use uuid::Uuid;
 
 use super::{print, Ctx};
@@ -38,8 +38,9 @@ impl Runs {
     }
 }
 
-/// Prints a run's report (`matrix`, `runs ID`); an error when the run is not finished, exit 2
-/// when some of its jobs did not succeed.
+/// Prints a run's report (`matrix`, `runs ID`); an error when the run is not finished, exit 3
+/// when its gate (`--tolerance`, `--max-rtt-ratio`) failed, else exit 2 when some of its jobs did
+/// not succeed.
 pub fn print_report(ctx: &Ctx, r: &RunReport, pairs: bool) -> anyhow::Result<ExitCode> {
     print(&ctx.out().run_report(r, pairs))?;
     let p = &r.progress;
@@ -50,7 +51,13 @@ pub fn print_report(ctx: &Ctx, r: &RunReport, pairs: bool) -> anyhow::Result<Exi
             p.jobs
         );
     }
-    Ok(if p.jobs_succeeded == p.jobs {
+    let failed_gate = r
+        .verdict
+        .as_ref()
+        .is_some_and(|v| v.status == VerdictStatus::Fail);
+    Ok(if failed_gate {
+        ExitCode::from(3)
+    } else if p.jobs_succeeded == p.jobs {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)

@@ -1,11 +1,16 @@
 //! The matrix report's cells and footer, shared by the table and Markdown: a median with its
-//! spread, in the unit the median reads best in.
+//! spread and the 95 % confidence interval of the mean, in the unit the median reads best in;
+//! the footer's overlay cost, sampling and gate verdict.
 
-use podperf_protocol::run::{ClassReport, Figures, RunReport, Spread, TRUST_SPREAD};
+use podperf_protocol::run::{
+    ClassReport, Figures, RunReport, SamplingState, Spread, VerdictStatus, CONVERGED_HALF_WIDTH,
+    TRUST_SPREAD,
+};
 
 use crate::render::{bit_unit, sig3_decimals};
 
-/// `median unit (min–max)`, with ` ~` when the spread is too wide to trust; `unit` picks the
+/// `median unit (min–max) ±h %`, with ` ~` when the spread is too wide to trust; `±h %` is the
+/// half-width of the mean's 95 % confidence interval as a share of the mean. `unit` picks the
 /// scale, unit and decimals from the median, so the range reads in the same unit.
 pub fn cell(s: &Option<Spread>, unit: fn(f64) -> (f64, &'static str, usize)) -> String {
     let Some(s) = s else { return "-".into() };
@@ -14,8 +19,17 @@ pub fn cell(s: &Option<Spread>, unit: fn(f64) -> (f64, &'static str, usize)) -> 
     if s.samples == 1 {
         return format!("{} {name}", v(s.median));
     }
+    let ci = s
+        .ci95_relative()
+        .map(|r| format!(" ±{}", pct(r * 100.0)))
+        .unwrap_or_default();
     let mark = if s.wide { " ~" } else { "" };
-    format!("{} {name} ({}–{}){mark}", v(s.median), v(s.min), v(s.max))
+    format!(
+        "{} {name} ({}–{}){ci}{mark}",
+        v(s.median),
+        v(s.min),
+        v(s.max)
+    )
 }
 
 pub fn ms(_: f64) -> (f64, &'static str, usize) {
@@ -156,11 +170,29 @@ pub fn footer(r: &RunReport) -> String {
     for m in &r.mtu_problems {
         out += &format!("MTU PROBLEM ({}): {}\n", m.kind, m.message);
     }
+    out += &sampling(r);
+    out += &verdict(r);
     let p = &r.progress;
+    let samples = if r.request.samples_auto {
+        format!(
+            "{}–{} samples (auto)",
+            r.request.samples, r.request.samples_auto_max
+        )
+    } else {
+        format!("{} samples", r.request.samples)
+    };
     out += &format!(
-        "run {}: {} pairs in {} rounds, {} samples each; {}/{} jobs succeeded",
-        p.run_id, p.pairs, p.rounds, r.request.samples, p.jobs_succeeded, p.jobs
+        "run {}: {} pairs in {} rounds, {samples} each; {}/{} jobs succeeded",
+        p.run_id, p.pairs, p.rounds, p.jobs_succeeded, p.jobs
     );
+    let with_ci = r.classes.iter().any(|c| {
+        [&c.figures.tcp_bits_per_second, &c.figures.rtt_avg_ms]
+            .iter()
+            .any(|s| s.as_ref().is_some_and(|s| s.ci95_low.is_some()))
+    });
+    if with_ci {
+        out += "\n± half-width of the 95 % confidence interval of the mean (Student's t), as a share of the mean";
+    }
     let wide = r.classes.iter().any(|c| {
         [&c.figures.tcp_bits_per_second, &c.figures.rtt_avg_ms]
             .iter()
@@ -168,9 +200,56 @@ pub fn footer(r: &RunReport) -> String {
     });
     if wide {
         out += &format!(
-            "\n~ spread (max − min) above {:.0} % of the median: too noisy to trust; try more --samples",
+            "\n~ spread (max − min) above {:.0} % of the median: too noisy to trust; try more --samples (or --samples auto)",
             TRUST_SPREAD * 100.0
         );
+    }
+    out
+}
+
+fn state(s: SamplingState) -> &'static str {
+    match s {
+        SamplingState::Sampling => "sampling",
+        SamplingState::Converged => "converged",
+        SamplingState::BoundReached => "bound reached",
+        SamplingState::Stopped => "stopped",
+    }
+}
+
+/// `--samples auto`: each row's outcome and its sample count (of TCP bandwidth, else RTT).
+fn sampling(r: &RunReport) -> String {
+    let Some(run) = r.sampling else {
+        return String::new();
+    };
+    let rows: Vec<String> = r
+        .classes
+        .iter()
+        .filter_map(|c| {
+            let n = c.figures.sampled().map(|s| s.samples).max().unwrap_or(0);
+            Some(format!("{} {} ({n})", c.class.label(), state(c.sampling?)))
+        })
+        .collect();
+    format!(
+        "samples auto (until ±{:.0} %, at most {}): {}; {}\n",
+        CONVERGED_HALF_WIDTH * 100.0,
+        r.request.samples_auto_max,
+        state(run),
+        rows.join(", ")
+    )
+}
+
+/// The gate's verdict and each check.
+fn verdict(r: &RunReport) -> String {
+    let Some(v) = &r.verdict else {
+        return String::new();
+    };
+    let word = |s: VerdictStatus| match s {
+        VerdictStatus::Pass => "PASS",
+        VerdictStatus::Fail => "FAIL",
+    };
+    let mut out = format!("VERDICT: {}\n", word(v.status));
+    for c in &v.checks {
+        out += &format!("  {} {}: {}\n", word(c.status), c.check, c.message);
     }
     out
 }

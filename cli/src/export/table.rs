@@ -134,6 +134,9 @@ mod tests {
                 max: median,
                 samples: 1,
                 wide: false,
+                mean: Some(median),
+                ci95_low: None,
+                ci95_high: None,
             })
         };
         let f = &mut r.classes[1].figures;
@@ -172,5 +175,58 @@ mod tests {
         let with_pairs = Table.run_report(&r, true);
         assert!(with_pairs.starts_with(&format!("{}\n", class_table(&r))));
         assert!(with_pairs.contains("FROM") && with_pairs.ends_with(&format!("{}\n", footer(&r))));
+    }
+
+    #[test]
+    fn the_confidence_interval_the_sampling_and_the_verdict() {
+        use podperf_protocol::run::{GateCheck, SamplingState, Verdict, VerdictStatus};
+        let mut r = sample_report();
+        r.request.samples_auto = true;
+        let f = &mut r.classes[1].figures;
+        f.tcp_bits_per_second = podperf_report::spread(&[9.0e9, 9.4e9, 9.5e9, 9.6e9]);
+        r.classes[1].sampling = Some(SamplingState::Converged);
+        r.classes[0].sampling = Some(SamplingState::BoundReached);
+        r.classes[2].sampling = Some(SamplingState::Converged);
+        r.sampling = Some(SamplingState::BoundReached);
+        r.verdict = Some(Verdict {
+            status: VerdictStatus::Fail,
+            checks: vec![GateCheck {
+                check: "max_rtt_ratio".into(),
+                status: VerdictStatus::Fail,
+                limit: 0.0001,
+                measured: Some(1.9),
+                message: "pod ↔ pod across nodes RTT is 1.90× node ↔ node (at most 0.0001×)".into(),
+            }],
+        });
+        let text = Table.run_report(&r, false);
+        // mean 9.375, s 0.263: t(3) 3.182 × 0.1315 = 0.418 → ±4.5 %.
+        assert!(text.contains("9.45 Gbit/s (9.00–9.60) ±4.5 %"), "{text}");
+        assert!(
+            text.contains("samples auto (until ±5 %, at most 20): bound reached;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pod ↔ pod, across nodes converged (4)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("VERDICT: FAIL\n  FAIL max_rtt_ratio: pod ↔ pod"),
+            "{text}"
+        );
+        assert!(text.contains("2–20 samples (auto) each"), "{text}");
+        assert!(
+            text.contains("± half-width of the 95 % confidence interval"),
+            "{text}"
+        );
+        let csv = super::super::csv::csv(&r);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let row: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
+        let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+        assert_eq!((col("sampling"), col("verdict")), ("converged", "fail"));
+        assert_eq!(col("tcp_bits_per_second_samples"), "4");
+        let low: f64 = col("tcp_bits_per_second_ci95_low").parse().unwrap();
+        assert!((low - 8.957e9).abs() < 1e7, "{low}");
+        let md = super::super::markdown::markdown(&r);
+        assert!(md.contains("VERDICT: FAIL"), "{md}");
     }
 }
