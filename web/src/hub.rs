@@ -48,6 +48,9 @@ impl HubEvent {
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<Arc<HubEvent>>,
+    /// The `job_done` events alone, for `?wait=` requests (which do not count as open streams:
+    /// they do not start the workers and runs polls).
+    done: broadcast::Sender<Arc<HubEvent>>,
     live: Arc<AtomicBool>,
 }
 
@@ -55,8 +58,10 @@ impl Hub {
     /// Spawns the hub's task.
     pub fn start(client: Client, poll: Duration, shutdown: CancellationToken) -> Hub {
         let (tx, _) = broadcast::channel(BUFFER);
+        let (done, _) = broadcast::channel(BUFFER);
         let hub = Hub {
             tx,
+            done,
             live: Arc::new(AtomicBool::new(false)),
         };
         tokio::spawn(hub.clone().run(client, poll, shutdown));
@@ -66,6 +71,14 @@ impl Hub {
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
         self.tx.subscribe()
+    }
+
+    /// The `job_done` events (each data a [`podperf_protocol::api::JobRecord`]) from now on:
+    /// taken before a submit, no job of it can end unseen. `None` while the hub is not following
+    /// the feed (starting, or subscribing again after the connection was lost).
+    pub fn done_events(&self) -> Option<broadcast::Receiver<Arc<HubEvent>>> {
+        let rx = self.done.subscribe();
+        self.is_live().then_some(rx)
     }
 
     /// Whether the hub follows the job feed (its subscriptions are in place).
@@ -106,7 +119,9 @@ impl Hub {
                         Some(rec) => {
                             let mut ev = HubEvent::new("job_done", &rec);
                             ev.job_id = Some(rec.job_id);
-                            self.send(ev);
+                            let ev = Arc::new(ev);
+                            let _ = self.done.send(ev.clone()); // no request waiting
+                            let _ = self.tx.send(ev);
                         }
                         None => continue 'subscribe,
                     },
