@@ -51,6 +51,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("run.js", include_str!("../../assets/js/run.js")),
     ("matrix.js", include_str!("../../assets/js/matrix.js")),
     ("jobs.js", include_str!("../../assets/js/jobs.js")),
+    ("status.js", include_str!("../../assets/js/status.js")),
 ];
 
 /// Behind the token: nothing yet (every page's data comes from the API, which checks the token).
