@@ -504,12 +504,7 @@ async fn screenshots_from_the_testbed() {
         "return document.querySelectorAll('#cell-details .cell-jobs a').length",
     )
     .await;
-    b.js("document.getElementById('run-table').scrollIntoView(); return 1")
-        .await;
     b.screenshot("matrix").await;
-    b.js("document.getElementById('run-heatmap').scrollIntoView(); return 1")
-        .await;
-    b.screenshot("matrix-heatmap").await;
     let ids = b
         .js("return [...document.querySelectorAll('#cell-details .cell-jobs a')].map(a => a.textContent)")
         .await;
