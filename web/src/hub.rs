@@ -1,8 +1,9 @@
 //! The live-event hub: one task per process follows the job events, results and done notices
-//! (NATS subscriptions through `podperf-client`) and, while some event stream is open, reads the
-//! workers and the runs every [`crate::WebConfig::poll_interval`] to tell joins, leaves and run
-//! progress. Every open stream receives the hub's events from one broadcast channel and keeps
-//! those its filter wants: a hundred streams cost one set of subscriptions.
+//! (NATS subscriptions through `podperf-client`; the done notices also answer `?wait=` requests)
+//! and another, while some event stream is open, reads the workers and the runs every
+//! [`crate::WebConfig::poll_interval`] to tell joins, leaves and run progress. Every open stream
+//! receives the hub's events from one broadcast channel and keeps those its filter wants: a
+//! hundred streams cost one set of subscriptions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +49,9 @@ impl HubEvent {
 #[derive(Clone)]
 pub struct Hub {
     tx: broadcast::Sender<Arc<HubEvent>>,
+    /// The `job_done` events alone, for `?wait=` requests (which do not count as open streams:
+    /// they do not start the workers and runs polls).
+    done: broadcast::Sender<Arc<HubEvent>>,
     live: Arc<AtomicBool>,
 }
 
@@ -55,17 +59,28 @@ impl Hub {
     /// Spawns the hub's task.
     pub fn start(client: Client, poll: Duration, shutdown: CancellationToken) -> Hub {
         let (tx, _) = broadcast::channel(BUFFER);
+        let (done, _) = broadcast::channel(BUFFER);
         let hub = Hub {
             tx,
+            done,
             live: Arc::new(AtomicBool::new(false)),
         };
-        tokio::spawn(hub.clone().run(client, poll, shutdown));
+        tokio::spawn(hub.clone().poll(client.clone(), poll, shutdown.clone()));
+        tokio::spawn(hub.clone().run(client, shutdown));
         hub
     }
 
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<HubEvent>> {
         self.tx.subscribe()
+    }
+
+    /// The `job_done` events (each data a [`podperf_protocol::api::JobRecord`]) from now on:
+    /// taken before a submit, no job of it can end unseen. `None` while the hub is not following
+    /// the feed (starting, or subscribing again after the connection was lost).
+    pub fn done_events(&self) -> Option<broadcast::Receiver<Arc<HubEvent>>> {
+        let rx = self.done.subscribe();
+        self.is_live().then_some(rx)
     }
 
     /// Whether the hub follows the job feed (its subscriptions are in place).
@@ -77,11 +92,8 @@ impl Hub {
         let _ = self.tx.send(Arc::new(ev)); // no stream open: nobody to tell
     }
 
-    async fn run(self, client: Client, poll: Duration, shutdown: CancellationToken) {
-        let mut members = Members::default();
-        let mut runs = Runs::default();
-        let mut tick = tokio::time::interval(poll);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// Follows the job feed and the done notices.
+    async fn run(self, client: Client, shutdown: CancellationToken) {
         'subscribe: loop {
             self.live.store(false, Ordering::Relaxed);
             let feeds = tokio::select! {
@@ -106,20 +118,41 @@ impl Hub {
                         Some(rec) => {
                             let mut ev = HubEvent::new("job_done", &rec);
                             ev.job_id = Some(rec.job_id);
-                            self.send(ev);
+                            let ev = Arc::new(ev);
+                            let _ = self.done.send(ev.clone()); // no request waiting
+                            let _ = self.tx.send(ev);
                         }
                         None => continue 'subscribe,
                     },
-                    _ = tick.tick() => {
-                        if self.tx.receiver_count() == 0 {
-                            members = Members::default();
-                            runs = Runs::default();
-                            continue;
-                        }
-                        members.poll(&client, &self).await;
-                        runs.poll(&client, &self).await;
-                    }
                 }
+            }
+        }
+    }
+
+    /// While some event stream is open, reads the workers and the runs every `poll` to tell
+    /// joins, leaves and run progress. A task of its own: a slow read (1,000 workers) does not
+    /// hold up the job feed, nor the `?wait=` requests waiting for done notices.
+    async fn poll(self, client: Client, poll: Duration, shutdown: CancellationToken) {
+        let mut members = Members::default();
+        let mut runs = Runs::default();
+        let mut tick = tokio::time::interval(poll);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if self.tx.receiver_count() == 0 {
+                members = Members::default();
+                runs = Runs::default();
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = async {
+                    members.poll(&client, &self).await;
+                    runs.poll(&client, &self).await;
+                } => {}
             }
         }
     }

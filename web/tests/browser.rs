@@ -3,7 +3,8 @@
 //! podperf-web with a token on a free port: the token form; the overview with its workers,
 //! joining and leaving live, a hostile pod name shown as text; a ping run from the form with its
 //! chart; the jobs list, filtered, and one job opened; a matrix run with its progress bar,
-//! comparison table and heatmap, a cell's details linking to its jobs.
+//! comparison table (with the latency and path-MTU columns) and heatmap, a cell's details linking
+//! to its jobs; the status page showing the leading dispatcher.
 //!
 //! Screenshots go to `target/screenshots/` (and `docs/screenshots/` with
 //! `PODPERF_SCREENSHOTS=docs`). Build the binaries first: `cargo build --workspace --bins`.
@@ -254,6 +255,38 @@ async fn the_ui_in_a_real_browser() {
         "return document.querySelector('#comparison tr[data-class=pod_cross_node]')",
     )
     .await;
+    // The latency percentiles and the path MTU, as the CLI's table shows them.
+    let heads = b
+        .js("return [...document.querySelectorAll('#comparison thead th')].map(t => t.textContent).join('|')")
+        .await;
+    let heads = heads.as_str().unwrap();
+    assert!(
+        heads.contains("|latency p50 / p99|") && heads.contains("|path MTU|"),
+        "{heads}"
+    );
+    let row = "#comparison tr[data-class=pod_cross_node]";
+    let latency = b
+        .js(&format!(
+            "return document.querySelector('{row} td[data-col=latency]').textContent"
+        ))
+        .await;
+    let latency = latency.as_str().unwrap();
+    let (p50, p99) = latency
+        .trim_end_matches(" ~")
+        .trim_end_matches(" ms")
+        .split_once(" / ")
+        .unwrap_or_else(|| panic!("p50 / p99 ms: {latency}"));
+    let number = |v: &str| -> f64 { v.parse().unwrap_or_else(|e| panic!("{e}: {latency}")) };
+    let (p50, p99) = (number(p50), number(p99));
+    assert!(p50 > 0.0 && p99 >= p50, "{latency}");
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{row} td[data-col=mtu]').textContent"
+        ))
+        .await,
+        "65535",
+        "loopback's path MTU"
+    );
     let cells = b.wait_js("the node×node heatmap has a cell per ordered node pair", "const h = document.getElementById('heatmap'); return h && h.querySelectorAll('rect.cell').length").await;
     assert_eq!(cells, 6);
     // The hostile pod name in the pod×pod grid is SVG text, not markup.
@@ -321,6 +354,35 @@ async fn the_ui_in_a_real_browser() {
     b.wait_js("the iperf3 job opens with its bandwidth per interval", "const s = document.querySelector('#job-state [data-state]'); return s && s.dataset.state === 'succeeded' && document.querySelector('#iperf3-chart rect.bar')").await;
     b.screenshot("job-iperf3").await;
 
+    // Status: the dispatcher that leads, NATS and Redis reachable, the stores' use.
+    b.client
+        .goto(&format!("{}/ui/#/status", web.base))
+        .await
+        .unwrap();
+    let leader = b
+        .wait_js(
+            "the status page shows the leader",
+            "const r = document.querySelector('#dispatchers tr[data-role=leader]'); return r && r.dataset.dispatcher",
+        )
+        .await;
+    let (_, status) = web.get("/api/v2/status").await;
+    assert_eq!(
+        leader, status["dispatchers"][0]["dispatcher_id"],
+        "{status}"
+    );
+    assert_eq!(
+        b.js("return ['nats', 'redis'].map(n => document.getElementById('reach-' + n).dataset.reachable).join()")
+            .await,
+        "true,true"
+    );
+    assert!(b
+        .js("return document.querySelector('#store-jobs td.num').textContent")
+        .await
+        .as_str()
+        .unwrap()
+        .contains(" / "));
+    b.screenshot("status").await;
+
     b.close().await;
     web.stop();
 }
@@ -333,4 +395,154 @@ async fn eventually_finished(b: &Browser) {
         "const p = document.getElementById('run-progress'); return p.dataset.finished === 'true' && p.value === p.max",
     )
     .await;
+}
+
+/// The README's screenshots, from the netns testbed (a Flannel-VXLAN replica: pods across nodes,
+/// host-network workers, path MTU 1450 on pod paths): `scripts/screenshots.sh` brings the testbed
+/// up and runs this inside its infra namespace with `PODPERF_WEB_URL` (the testbed's
+/// podperf-web) and, if it has one, `PODPERF_WEB_TOKEN`. Every page is driven as above and
+/// checked before its screenshot is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the testbed's podperf-web: scripts/screenshots.sh"]
+async fn screenshots_from_the_testbed() {
+    let base = std::env::var("PODPERF_WEB_URL").expect(
+        "PODPERF_WEB_URL (the testbed's podperf-web, e.g. http://127.0.0.1:8080): \
+         run scripts/screenshots.sh",
+    );
+    let token = std::env::var("PODPERF_WEB_TOKEN").ok();
+    let http = reqwest::Client::new();
+    let api = |path: &str| {
+        let req = http.get(format!("{base}{path}"));
+        let req = match &token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let path = path.to_string();
+        async move {
+            let res = req.send().await.expect("the testbed's podperf-web answers");
+            assert!(res.status().is_success(), "{path}: {}", res.status());
+            res.json::<serde_json::Value>().await.expect("JSON")
+        }
+    };
+    let workers = api("/api/v2/workers").await["workers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let id_of = |pod: &str| {
+        workers
+            .iter()
+            .find(|w| w["pod_name"] == pod)
+            .and_then(|w| w["worker_id"].as_str())
+            .unwrap_or_else(|| panic!("no worker {pod} on the testbed: {workers:?}"))
+            .to_string()
+    };
+    let (from, to) = (id_of("pod-0-0"), id_of("pod-1-0"));
+    let b = Browser::start().await;
+    b.client.goto(&format!("{base}/ui/")).await.unwrap();
+    if let Some(t) = &token {
+        b.find("#token").await.send_keys(t).await.unwrap();
+        b.find("#login-form button").await.click().await.unwrap();
+    }
+    b.wait_js(
+        "every worker of the testbed is listed",
+        &format!(
+            "return document.querySelectorAll('#workers-table tr.worker').length === {}",
+            workers.len()
+        ),
+    )
+    .await;
+
+    // A ping and a traceroute across nodes (through the VXLAN), from the form.
+    b.client.goto(&format!("{base}/ui/#/run")).await.unwrap();
+    b.find("#run-form").await;
+    b.find("#source")
+        .await
+        .select_by_value(&from)
+        .await
+        .unwrap();
+    b.find("#target").await.select_by_value(&to).await.unwrap();
+    let count = b.find("#param-count").await;
+    count.clear().await.unwrap();
+    count.send_keys("10").await.unwrap();
+    b.find("#run-submit").await.click().await.unwrap();
+    b.wait_js("the ping succeeds with a point per reply", "const s = document.querySelector('#job-state [data-state]'); const c = document.getElementById('ping-chart'); return s && s.dataset.state === 'succeeded' && c && c.querySelectorAll('circle.dot').length === 10").await;
+    b.screenshot("run-ping").await;
+    b.find("#kind")
+        .await
+        .select_by_value("traceroute")
+        .await
+        .unwrap();
+    b.find("#run-submit").await.click().await.unwrap();
+    b.wait_js("the traceroute's hops", "const s = document.querySelector('#job-state [data-state]'); return s && s.dataset.state === 'succeeded' && document.querySelectorAll('#hops tbody tr').length >= 2").await;
+    b.screenshot("run-traceroute").await;
+
+    // A mesh matrix run: progress, the table with latency and path MTU, the heatmap.
+    b.client.goto(&format!("{base}/ui/#/matrix")).await.unwrap();
+    b.find("#matrix-form").await;
+    b.js("const f = (id, v) => document.getElementById(id).value = v; f('samples', 1); f('ping_count', 5); f('iperf3_duration_s', 1); return 1").await;
+    b.find("#matrix-submit").await.click().await.unwrap();
+    b.wait_js(
+        "the run has jobs done",
+        "const p = document.getElementById('run-progress'); return p && p.value > 0",
+    )
+    .await;
+    b.screenshot("matrix-progress").await;
+    b.wait_js_within(
+        Duration::from_secs(900),
+        "the run finishes and its report is drawn",
+        "return document.getElementById('run-heatmap').dataset.final === 'true'",
+    )
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector('#comparison tr[data-class=pod_cross_node] td[data-col=mtu]').textContent").await,
+        "1450",
+        "the VXLAN's path MTU"
+    );
+    b.js("document.querySelector('#heatmap rect.cell').dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); return 1").await;
+    b.wait_js(
+        "a cell's jobs",
+        "return document.querySelectorAll('#cell-details .cell-jobs a').length",
+    )
+    .await;
+    b.screenshot("matrix").await;
+    let ids = b
+        .js("return [...document.querySelectorAll('#cell-details .cell-jobs a')].map(a => a.textContent)")
+        .await;
+    let mut iperf3 = None;
+    for id in ids.as_array().unwrap() {
+        let job = api(&format!("/api/v2/jobs/{}", id.as_str().unwrap())).await;
+        if job["params"]["kind"] == "iperf3" {
+            iperf3 = Some(job["job_id"].as_str().unwrap().to_string());
+        }
+    }
+    let iperf3 = iperf3.expect("the cell links to its iperf3 job");
+    b.client
+        .goto(&format!("{base}/ui/#/jobs/{iperf3}"))
+        .await
+        .unwrap();
+    b.wait_js("the iperf3 job with its bandwidth per interval", "const s = document.querySelector('#job-state [data-state]'); return s && s.dataset.state === 'succeeded' && document.querySelector('#iperf3-chart rect.bar')").await;
+    b.screenshot("job-iperf3").await;
+
+    b.client.goto(&format!("{base}/ui/#/jobs")).await.unwrap();
+    b.wait_js(
+        "the jobs are listed",
+        "return document.querySelectorAll('table.jobs tbody tr').length >= 10",
+    )
+    .await;
+    b.screenshot("jobs").await;
+    b.client.goto(&format!("{base}/ui/#/")).await.unwrap();
+    b.wait_js(
+        "the overview with the latest run's table",
+        "return document.querySelector('#latest-run #comparison td[data-col=mtu]')",
+    )
+    .await;
+    b.screenshot("overview").await;
+    b.client.goto(&format!("{base}/ui/#/status")).await.unwrap();
+    b.wait_js(
+        "the status page shows the leader",
+        "return document.querySelector('#dispatchers tr[data-role=leader]')",
+    )
+    .await;
+    b.screenshot("status").await;
+    b.close().await;
 }

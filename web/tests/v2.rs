@@ -46,7 +46,7 @@ async fn workers_jobs_and_cancel() {
     assert_eq!(rec["params"]["kind"], "noop");
 
     // A batch, waited for: every record.
-    let batch = json!({"jobs": [noop(0), noop(10)]});
+    let batch = json!({"jobs": [noop(200), noop(0)]});
     let (st, done) = web.post("/api/v2/jobs?wait=20s", &batch).await;
     assert_eq!(st, 200, "{done}");
     let states: Vec<&str> = done["jobs"]
@@ -56,6 +56,8 @@ async fn workers_jobs_and_cancel() {
         .map(|r| r["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["succeeded", "succeeded"]);
+    // In the order submitted, whichever ended first.
+    assert_eq!(done["jobs"][0]["params"]["sleep_ms"], 200, "{done}");
     let (st, acc) = web.post("/api/v2/jobs", &batch).await;
     assert_eq!(st, 202);
     assert_eq!(acc["job_ids"].as_array().unwrap().len(), 2);

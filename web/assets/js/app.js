@@ -1,5 +1,5 @@
-// The shell: the token form, the hash router (#/, #/run, #/matrix[/RUN], #/jobs[/ID]) and one
-// live event stream per tab that the current page listens to.
+// The shell: the token form, the hash router (#/, #/run, #/matrix[/RUN], #/jobs[/ID], #/status)
+// and one live event stream per tab that the current page listens to.
 
 import * as api from './api.js';
 import { h, replace } from './dom.js';
@@ -8,8 +8,9 @@ import * as run from './run.js';
 import * as matrix from './matrix.js';
 import * as jobs from './jobs.js';
 import * as schedules from './schedules.js';
+import * as status from './status.js';
 
-const PAGES = { overview, run, matrix, jobs, schedules };
+const PAGES = { overview, run, matrix, jobs, schedules, status };
 
 let page = null; // { controller, listeners }
 let live = null; // the AbortController of the tab's event stream

@@ -29,7 +29,8 @@ export function cells(pairs, grid, key) {
     cell.pairs.push(p.source_pod + ' → ' + p.target_pod);
     cell.job_ids.push(...(p.job_ids || []));
     cell.failed += p.jobs_failed || 0;
-    const sp = p[key];
+    const v = p[key];
+    const sp = typeof v === 'number' ? { median: v, min: v, max: v, samples: 1 } : v;
     if (sp) {
       cell.medians.push(sp.median);
       cell.min = Math.min(cell.min, sp.min);

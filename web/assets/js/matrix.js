@@ -26,12 +26,15 @@ function startForm() {
     checkField('udp', 'UDP test (jitter, loss)', false),
     numberField('udp_bitrate_bps', 'UDP bitrate (bit/s)', 1, 100000000000, 1000000000),
     checkField('traceroute', 'traceroute (hop count)', true),
+    checkField('latency', 'latency (sockperf ping-pong: p50, p99)', true),
+    numberField('latency_duration_s', 'latency test duration (s)', 1, 60, 1),
+    checkField('mtu', 'path MTU (tracepath, DF ping)', true),
     h('span', { class: 'wide' }, h('button', { type: 'submit', id: 'matrix-submit' }, 'Start')), error);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error.textContent = '';
     const req = {};
-    for (const id of ['mesh', 'udp', 'traceroute']) req[id] = form.querySelector('#' + id).checked;
+    for (const id of ['mesh', 'udp', 'traceroute', 'latency', 'mtu']) req[id] = form.querySelector('#' + id).checked;
     for (const el of form.querySelectorAll('input[type=number]')) {
       const v = Number(el.value);
       if (!Number.isInteger(v) || v < +el.min || v > +el.max) {
@@ -64,7 +67,7 @@ async function runList(signal) {
 export async function render(main, params, { signal }) {
   if (!params[0]) {
     main.append(h('h1', {}, 'Matrix'), h('p', { class: 'muted' },
-      'Measures every path class (or, with mesh, every pair) with ping, iperf3 and traceroute, several samples each.'),
+      'Measures every path class (or, with mesh, every pair) with ping, iperf3, traceroute, a latency test and the path MTU, several samples each.'),
     startForm(), h('h2', {}, 'Recent runs'), await runList(signal));
     return;
   }

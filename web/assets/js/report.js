@@ -1,5 +1,6 @@
 // A matrix run's comparison table (one row per path class: medians, spreads, the `~` noisy
-// flag) and the overlay cost, as the CLI prints them.
+// flag, the latency percentiles and the path MTU), the overlay cost and the MTU problems, as
+// the CLI prints them.
 
 import { h, table, num, bits } from './dom.js';
 
@@ -18,7 +19,59 @@ export const METRICS = [
   { key: 'udp_bits_per_second', label: 'UDP bandwidth', fmt: bits, better: 'high' },
   { key: 'udp_jitter_ms', label: 'UDP jitter', fmt: (v) => num(v, 3) + ' ms', better: 'low' },
   { key: 'udp_lost_percent', label: 'UDP loss', fmt: (v) => num(v, 2) + ' %', better: 'low' },
+  // Shown in the table as the combined columns below; each on its own in the heatmap.
+  { key: 'latency_p50_ms', label: 'latency p50 (TCP)', fmt: (v) => latencyMs(v) + ' ms', better: 'low', own: true },
+  { key: 'latency_p99_ms', label: 'latency p99 (TCP)', fmt: (v) => latencyMs(v) + ' ms', better: 'low', own: true },
+  { key: 'udp_latency_p50_ms', label: 'UDP latency p50', fmt: (v) => latencyMs(v) + ' ms', better: 'low', own: true },
+  { key: 'udp_latency_p99_ms', label: 'UDP latency p99', fmt: (v) => latencyMs(v) + ' ms', better: 'low', own: true },
+  { key: 'path_mtu_bytes', label: 'path MTU', fmt: (v) => num(v, 0) + ' B', better: 'high', own: true },
 ];
+
+// Milliseconds with three significant digits below 1 ms (microseconds matter here), as the CLI.
+function latencyMs(v, ref) {
+  const r = ref === undefined ? v : ref;
+  const d = r > 0 && r < 1 ? Math.min(Math.floor(-Math.log10(r)) + 3, 6) : 3;
+  return num(v, d);
+}
+
+// `p50 / p99 ms` (the medians over the samples), `~` when either is too noisy to trust.
+function latencyCell(p50, p99, kind) {
+  if (!p50 || !p99) return h('td', { class: 'num muted', 'data-col': kind }, '–');
+  const wide = p50.wide || p99.wide;
+  const range = (sp) => latencyMs(sp.min, p50.median) + ' – ' + latencyMs(sp.max, p50.median);
+  const title = 'p50 min–max ' + range(p50) + ' ms, p99 min–max ' + range(p99) + ' ms, ' +
+    p50.samples + ' samples' + (wide ? ' (too noisy to trust)' : '');
+  return h('td', { class: 'num' + (wide ? ' wide' : ''), 'data-col': kind, title },
+    latencyMs(p50.median) + ' / ' + latencyMs(p99.median, p50.median) + ' ms' + (wide ? ' ~' : ''));
+}
+
+// The smallest path MTU measured, flagged when full-size DF packets were lost.
+function mtuCell(c) {
+  if (c.path_mtu_bytes === undefined) return h('td', { class: 'num muted', 'data-col': 'mtu' }, '–');
+  const title = c.local_mtu_bytes !== undefined ? 'first-link MTU at the source: ' + c.local_mtu_bytes : undefined;
+  return h('td', { class: 'num' + (c.mtu_black_hole ? ' bad' : ''), 'data-col': 'mtu', title },
+    String(c.path_mtu_bytes), c.mtu_black_hole ? h('b', {}, ' BLACK HOLE') : '');
+}
+
+// The extra columns the run asked for: [header, cell(class)].
+function extraColumns(report) {
+  const q = report.request || {};
+  const cols = [];
+  if (q.latency) {
+    cols.push(['latency p50 / p99', (c) => latencyCell(c.latency_p50_ms, c.latency_p99_ms, 'latency')]);
+    if (q.udp) cols.push(['UDP latency p50 / p99', (c) => latencyCell(c.udp_latency_p50_ms, c.udp_latency_p99_ms, 'udp-latency')]);
+  }
+  if (q.mtu) cols.push(['path MTU', mtuCell]);
+  return cols;
+}
+
+// The overlay MTU faults the run found (none: nothing).
+export function mtuProblems(report) {
+  const ps = report.mtu_problems || [];
+  if (!ps.length) return null;
+  return h('ul', { id: 'mtu-problems', class: 'problems' }, ps.map((p) => h('li', { 'data-kind': p.kind },
+    h('b', {}, 'MTU problem'), ' (' + p.kind + '): ' + p.message)));
+}
 
 // One spread as a cell: the median, `~` when too noisy, min–max and samples in its title.
 export function spreadCell(sp, m) {
@@ -30,18 +83,20 @@ export function spreadCell(sp, m) {
 }
 
 export function comparison(report) {
-  const metrics = METRICS.filter((m) => report.classes.some((c) => c[m.key]));
+  const metrics = METRICS.filter((m) => !m.own && report.classes.some((c) => c[m.key]));
+  const extra = extraColumns(report);
   const rows = report.classes.map((c) => h('tr', { 'data-class': c.class },
     h('th', {}, CLASS_LABEL[c.class] || c.class),
     h('td', { class: 'num' }, c.pairs),
     metrics.map((m) => spreadCell(c[m.key], m)),
     h('td', { class: 'num' }, c.hops === undefined ? '–' : c.hops),
+    extra.map(([, cell]) => cell(c)),
     h('td', { class: 'num' }, c.jobs_failed)));
+  const heads = ['path', 'pairs', ...metrics.map((m) => m.label), 'hops', ...extra.map(([t]) => t), 'failed jobs'];
   return h('div', { class: 'comparison' },
-    table(['path', 'pairs', ...metrics.map((m) => m.label), 'hops', 'failed jobs']
-      .map((t, i) => h('th', { class: i ? 'num' : '' }, t)), rows, { id: 'comparison' }),
-    h('p', { class: 'muted' }, 'Medians over the samples; ~ marks a spread (max − min) / median above 25 %: too noisy to trust. Hover a cell for min–max and samples.'),
-    overlay(report.overlay_cost));
+    table(heads.map((t, i) => h('th', { class: i ? 'num' : '' }, t)), rows, { id: 'comparison' }),
+    h('p', { class: 'muted' }, 'Medians over the samples; ~ marks a spread (max − min) / median above 25 %: too noisy to trust. Latency: full round trips (sockperf ping-pong). Hover a cell for min–max and samples.'),
+    overlay(report.overlay_cost), mtuProblems(report));
 }
 
 function ratio(r, what, more, less) {

@@ -1,7 +1,11 @@
 //! `/api/v2/jobs`: submit (one spec or a batch, optionally waiting for the end), list, get, cancel.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use podperf_protocol::api::{
@@ -10,10 +14,13 @@ use podperf_protocol::api::{
 use podperf_protocol::job::JobSpec;
 use podperf_protocol::outcome::JobState;
 use serde::Deserialize;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::error::{AppError, Result};
 use crate::extract::{parse_wait, Body, Id, Params};
+use crate::hub::HubEvent;
 use crate::state::AppState;
 
 /// The submit body: one job spec, or `{"jobs": [...]}`.
@@ -51,21 +58,80 @@ pub async fn submit(
         .map(|w| parse_wait(w, s.config.max_wait))
         .transpose()?;
     let (jobs, one) = parse_submit(body.0)?;
-    let ids = s.client.submit(jobs).await?;
     let Some(limit) = wait else {
+        let ids = s.client.submit(jobs).await?;
         return Ok((StatusCode::ACCEPTED, Json(SubmitReply { job_ids: ids })).into_response());
     };
-    let give_up = tokio::time::Instant::now() + limit;
-    let mut records = Vec::with_capacity(ids.len());
-    for id in &ids {
-        let left = give_up.saturating_duration_since(tokio::time::Instant::now());
-        records.push(wait_one(&s, *id, left.max(std::time::Duration::from_millis(1))).await?);
-    }
-    if one {
-        Ok(Json(records.remove(0)).into_response())
+    let give_up = Instant::now() + limit;
+    // Before the submit, so that no job of it can end unseen.
+    let notices = s.hub.done_events();
+    let ids = s.client.submit(jobs).await?;
+    let mut records = match notices {
+        Some(rx) => wait_notices(&s, &ids, rx, give_up).await?,
+        None => wait_each(&s, &ids, give_up).await?,
+    };
+    let body = if one {
+        records.swap_remove(0)
     } else {
-        Ok(Json(ListJobsReply { jobs: records }).into_response())
+        format!("{{\"jobs\":[{}]}}", records.join(","))
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The records (as JSON) of `ids` from the hub's done events: no request of its own per job, the
+/// hub's subscription already has them. Whatever did not come by `give_up` (a notice lost while
+/// NATS reconnected) or fell out of the channel (`Lagged`) is read from the store.
+async fn wait_notices(
+    s: &AppState,
+    ids: &[Uuid],
+    mut rx: broadcast::Receiver<Arc<HubEvent>>,
+    give_up: Instant,
+) -> Result<Vec<String>> {
+    let mut got: HashMap<Uuid, Arc<HubEvent>> = HashMap::with_capacity(ids.len());
+    let wanted: HashSet<Uuid> = ids.iter().copied().collect();
+    while got.len() < wanted.len() {
+        let next = tokio::select! {
+            _ = s.shutdown.cancelled() => return Err(AppError::shutting_down()),
+            r = tokio::time::timeout_at(give_up, rx.recv()) => r,
+        };
+        match next {
+            Ok(Ok(ev)) => {
+                if let Some(id) = ev.job_id.filter(|id| wanted.contains(id)) {
+                    got.insert(id, ev);
+                }
+            }
+            Ok(Err(RecvError::Lagged(_) | RecvError::Closed)) | Err(_) => break,
+        }
     }
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        match got.get(id) {
+            Some(ev) => records.push(ev.data.clone()),
+            None => records.push(record_json(&wait_one(s, *id, left(give_up)).await?)),
+        }
+    }
+    Ok(records)
+}
+
+/// The records (as JSON) of `ids`, each waited for through the client (the hub is not
+/// following the feed).
+async fn wait_each(s: &AppState, ids: &[Uuid], give_up: Instant) -> Result<Vec<String>> {
+    let mut records = Vec::with_capacity(ids.len());
+    for id in ids {
+        records.push(record_json(&wait_one(s, *id, left(give_up)).await?));
+    }
+    Ok(records)
+}
+
+/// The time left until `give_up`, at least 1 ms (one more read of the store).
+fn left(give_up: Instant) -> Duration {
+    give_up
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+fn record_json(rec: &JobRecord) -> String {
+    serde_json::to_string(rec).expect("records serialise")
 }
 
 /// The jobs of a body and whether it was a single spec; the serde error of the shape it is
@@ -82,7 +148,7 @@ fn parse_submit(body: serde_json::Value) -> Result<(Vec<JobSpec>, bool)> {
     }
 }
 
-async fn wait_one(s: &AppState, id: Uuid, limit: std::time::Duration) -> Result<JobRecord> {
+async fn wait_one(s: &AppState, id: Uuid, limit: Duration) -> Result<JobRecord> {
     let waited = tokio::select! {
         _ = s.shutdown.cancelled() => return Err(AppError::shutting_down()),
         r = s.client.wait(id, limit) => r,

@@ -52,6 +52,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("matrix.js", include_str!("../../assets/js/matrix.js")),
     ("jobs.js", include_str!("../../assets/js/jobs.js")),
     ("schedules.js", include_str!("../../assets/js/schedules.js")),
+    ("status.js", include_str!("../../assets/js/status.js")),
 ];
 
 /// Behind the token: nothing yet (every page's data comes from the API, which checks the token).
