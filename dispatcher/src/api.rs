@@ -117,11 +117,15 @@ impl Api {
         for (i, spec) in req.jobs.iter().enumerate() {
             match self.admit(spec, &[], now) {
                 Ok(job) => jobs.push(job),
-                // Only now read the workers seen before, to say "offline" rather than "unknown".
+                // Only now read the workers seen before, to say "offline" rather than "unknown"
+                // — and to admit the job if its worker has come back meanwhile. A store that
+                // cannot be read is said as such, not as an unknown worker.
                 Err(e) if e.code == ErrorCode::UnknownWorker => {
-                    let known = self.store.known_workers().await.unwrap_or_default();
-                    let e = self.admit(spec, &known, now).err().unwrap_or(e);
-                    return Err(in_batch(e, i));
+                    let known = self.store.known_workers().await.map_err(store_error)?;
+                    match self.admit(spec, &known, now) {
+                        Ok(job) => jobs.push(job),
+                        Err(e) => return Err(in_batch(e, i)),
+                    }
                 }
                 Err(e) => return Err(in_batch(e, i)),
             }
