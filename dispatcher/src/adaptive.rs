@@ -239,6 +239,7 @@ mod tests {
             created_at_ms: 0,
             request: MatrixRequest::default(),
             rounds: 1,
+            schedule: None,
             pairs: vec![RunPair {
                 class: PathClass::PodCrossNode,
                 source: "a".into(),

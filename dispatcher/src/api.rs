@@ -33,7 +33,7 @@ pub struct Api {
     /// The schedules bucket ([`crate::schedules`]).
     pub schedules: async_nats::jetstream::kv::Store,
     /// Wakes the schedules runner after a change through this replica's API.
-    pub schedules_changed: tokio::sync::Notify,
+    pub schedules_changed: Arc<tokio::sync::Notify>,
     pub cfg: DispatcherConfig,
 }
 

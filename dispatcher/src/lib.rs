@@ -161,7 +161,7 @@ pub async fn run_with_reconnects(
         js: js.clone(),
         dispatchers,
         schedules,
-        schedules_changed: tokio::sync::Notify::new(),
+        schedules_changed: Arc::new(tokio::sync::Notify::new()),
         cfg,
     });
     tasks.spawn("schedules", schedules::run(api.clone(), stop.clone()));

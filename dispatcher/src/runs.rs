@@ -361,6 +361,8 @@ impl Api {
             js: self.js.clone(),
             dispatchers: self.dispatchers.clone(),
             cfg: self.cfg.clone(),
+            schedules: self.schedules.clone(),
+            schedules_changed: self.schedules_changed.clone(),
         }
     }
 

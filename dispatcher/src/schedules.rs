@@ -498,6 +498,7 @@ impl Api {
                 ..MatrixRequest::default()
             },
             rounds: 1,
+            sampling: None,
             pairs,
             schedule: Some(schedule.to_string()),
         };

@@ -48,7 +48,7 @@ pub mod bounds {
 }
 
 /// What a schedule runs: `{"sweep": {…}}` or `{"matrix": {…}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScheduledRun {
     /// A sweep round as `podperf sweep` makes it: one fping sweep per source worker, all at once.
