@@ -195,9 +195,15 @@ async fn term(
     if resumed > 0 {
         tracing::info!(resumed, "resumed outstanding jobs");
     }
-    ingest::consumer(&ctx.results)
-        .await
-        .map_err(|e| Error::Consumer(e.into()))?;
+    // The durable consumer may be unavailable for a while (a JetStream cluster electing a new
+    // stream leader after a node died): retried until this term ends, never ending the process.
+    let consumer = (|| ingest::consumer(&ctx.results))
+        .retry(backoff())
+        .notify(|err, _| tracing::warn!(%err, "cannot create the results consumer; retrying"));
+    tokio::select! {
+        c = consumer => c.map_err(|e| Error::Consumer(e.into()))?,
+        _ = ended() => return Ok(()),
+    };
 
     let halt = CancellationToken::new();
     let mut tasks = Supervisor::new();

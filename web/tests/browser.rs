@@ -226,7 +226,7 @@ async fn the_ui_in_a_real_browser() {
         .await
         .unwrap();
     b.find("#matrix-form").await;
-    b.js("const f = (id, v) => document.getElementById(id).value = v; f('samples', 1); f('ping_count', 2); f('iperf3_duration_s', 1); document.getElementById('traceroute').checked = false; return 1").await;
+    b.js("const f = (id, v) => document.getElementById(id).value = v; f('samples', 1); f('ping_count', 2); f('iperf3_duration_s', 1); f('max_rtt_ratio', '1000'); document.getElementById('traceroute').checked = false; return 1").await;
     b.find("#matrix-submit").await.click().await.unwrap();
     b.wait_js(
         "the run page opens with its progress bar",
@@ -286,6 +286,14 @@ async fn the_ui_in_a_real_browser() {
         .await,
         "65535",
         "loopback's path MTU"
+    );
+    // The gate: no host-network worker here, so node ↔ node is not measured and the RTT check
+    // cannot pass (a check whose rows were not both measured fails, as in the CLI).
+    assert_eq!(
+        b.js("const v = document.getElementById('verdict'); return v && v.dataset.status + '|' + [...v.querySelectorAll('li')].map(l => l.dataset.check + ':' + l.dataset.status).join(',')")
+            .await,
+        "fail|max_rtt_ratio:fail",
+        "the run's verdict under the table"
     );
     let cells = b.wait_js("the node×node heatmap has a cell per ordered node pair", "const h = document.getElementById('heatmap'); return h && h.querySelectorAll('rect.cell').length").await;
     assert_eq!(cells, 6);

@@ -440,3 +440,53 @@ fn a_round_sets_the_findings_of_podperf_health_and_the_next_one_clears_them() {
     assert!(!text.contains("podperf_fault{"), "{text}");
     assert!(text.contains("podperf_sweep_round_last_completed_timestamp_seconds 0.002"));
 }
+
+/// A schedule's last run as series (read with the status every 5 s), removed with the schedule.
+#[tokio::test]
+async fn a_schedule_s_last_run_becomes_series_and_goes_with_it() {
+    use podperf_protocol::schedule::{AddScheduleRequest, ScheduledRun, SweepRound};
+    let opts = ClusterOpts {
+        dispatcher_env: vec![("PODPERF_SCHEDULE_MIN_EVERY_MS".into(), "1000".into())],
+        ..ClusterOpts::default()
+    };
+    let mut c = Cluster::start(opts).await;
+    c.add_worker(WorkerSpec::new("pod-a", "node-1", "127.0.0.181"));
+    c.add_worker(WorkerSpec::new("pod-b", "node-2", "127.0.0.182"));
+    c.wait_workers(&["pod-a", "pod-b"], Duration::from_secs(20))
+        .await;
+    let web = MetricsWeb::start(&c, 10_000).await;
+    let added = podperf_protocol::now_ms() as f64 / 1000.0;
+    let req = AddScheduleRequest {
+        name: "sweeps".into(),
+        every_ms: 1_000,
+        jitter: 0.0,
+        until_ms: None,
+        run: ScheduledRun::Sweep(SweepRound {
+            count: 2,
+            interval_ms: 20,
+            ..SweepRound::default()
+        }),
+    };
+    c.client().schedule_add(&req).await.unwrap();
+    let text = web
+        .wait_for("the schedule's last run has succeeded", |t| {
+            let ok = sample(
+                t,
+                "podperf_schedule_last_run_succeeded{schedule=\"sweeps\"}",
+            );
+            (ok == Some(1.0)).then(|| t.to_string())
+        })
+        .await;
+    let at = sample(
+        &text,
+        "podperf_schedule_last_run_timestamp_seconds{schedule=\"sweeps\"}",
+    )
+    .expect("the last run's start");
+    let now = podperf_protocol::now_ms() as f64 / 1000.0;
+    assert!(at >= added - 1.0 && at <= now, "{at} not in {added}..{now}");
+    c.client().schedule_rm("sweeps").await.unwrap();
+    web.wait_for("a removed schedule's series are gone", |t| {
+        (!t.contains("schedule=\"sweeps\"")).then_some(())
+    })
+    .await;
+}

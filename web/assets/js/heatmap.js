@@ -5,7 +5,7 @@
 import { h, s, replace, jobLink } from './dom.js';
 
 export const GRIDS = {
-  node: { label: 'node × node (pods)', keep: (p) => p.class !== 'node_to_node', row: (p) => p.source_node, col: (p) => p.target_node },
+  node: { label: 'node × node (pods)', keep: (p) => p.class === 'pod_same_node' || p.class === 'pod_cross_node', row: (p) => p.source_node, col: (p) => p.target_node },
   host: { label: 'node × node (host network)', keep: (p) => p.class === 'node_to_node', row: (p) => p.source_node, col: (p) => p.target_node },
   pod: { label: 'pod × pod', keep: () => true, row: (p) => p.source_pod, col: (p) => p.target_pod },
 };

@@ -16,11 +16,19 @@ function checkField(id, label, checked) {
   return [h('label', { for: id }, label), h('span', {}, h('input', { id, type: 'checkbox', checked }))];
 }
 
+// An optional decimal (empty: off), checked by the dispatcher as by the CLI.
+function gateField(id, label, hint) {
+  return [h('label', { for: id }, label), h('span', {},
+    h('input', { id, type: 'text', inputmode: 'decimal', placeholder: 'off', class: 'gate', size: 8 }),
+    h('span', { class: 'muted' }, ' ' + hint))];
+}
+
 function startForm() {
   const error = h('p', { class: 'error wide', id: 'matrix-error' });
   const form = h('form', { class: 'grid', id: 'matrix-form', novalidate: true },
     checkField('mesh', 'mesh (every pod pair and node pair)', true),
     numberField('samples', 'samples', 1, 20, 3),
+    checkField('samples_auto', 'samples auto (add samples until the 95 % CI is within ±5 %, at most 20)', false),
     numberField('ping_count', 'pings per sample', 1, 1000, 20),
     numberField('iperf3_duration_s', 'iperf3 duration (s)', 1, 60, 5),
     checkField('udp', 'UDP test (jitter, loss)', false),
@@ -29,12 +37,23 @@ function startForm() {
     checkField('latency', 'latency (sockperf ping-pong: p50, p99)', true),
     numberField('latency_duration_s', 'latency test duration (s)', 1, 60, 1),
     checkField('mtu', 'path MTU (tracepath, DF ping)', true),
+    gateField('tolerance_percent', 'gate: TCP tolerance (%)', 'fail when pods across nodes are more than this below node ↔ node'),
+    gateField('max_rtt_ratio', 'gate: max RTT ratio', 'fail when pods across nodes have more than this × the node ↔ node RTT'),
     h('span', { class: 'wide' }, h('button', { type: 'submit', id: 'matrix-submit' }, 'Start')), error);
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error.textContent = '';
     const req = {};
-    for (const id of ['mesh', 'udp', 'traceroute', 'latency', 'mtu']) req[id] = form.querySelector('#' + id).checked;
+    for (const id of ['mesh', 'samples_auto', 'udp', 'traceroute', 'latency', 'mtu']) req[id] = form.querySelector('#' + id).checked;
+    for (const el of form.querySelectorAll('input.gate')) {
+      if (el.value.trim() === '') continue;
+      const v = Number(el.value);
+      if (!Number.isFinite(v)) {
+        error.textContent = el.id + ': ' + el.value + ' is not a number';
+        return;
+      }
+      req[el.id] = v;
+    }
     for (const el of form.querySelectorAll('input[type=number]')) {
       const v = Number(el.value);
       if (!Number.isInteger(v) || v < +el.min || v > +el.max) {

@@ -7,7 +7,17 @@ import { h, table, num, bits } from './dom.js';
 export const CLASS_LABEL = {
   pod_same_node: 'pod ↔ pod, same node',
   pod_cross_node: 'pod ↔ pod, across nodes',
+  pod_to_node: 'pod → node, across nodes',
+  node_to_pod: 'node → pod, across nodes',
   node_to_node: 'node ↔ node',
+};
+
+// `--samples auto`: where a row's (or the run's) sampling stands.
+const SAMPLING_LABEL = {
+  sampling: 'still adding samples',
+  converged: 'converged (95 % CI within ±5 % of the mean)',
+  bound_reached: 'sample bound reached before ±5 %',
+  stopped: 'stopped (the dispatcher adding samples went away)',
 };
 
 // The metrics of a report, with how to show them; `better` says which way is good.
@@ -73,13 +83,44 @@ export function mtuProblems(report) {
     h('b', {}, 'MTU problem'), ' (' + p.kind + '): ' + p.message)));
 }
 
-// One spread as a cell: the median, `~` when too noisy, min–max and samples in its title.
+// `±h %`: the 95 % confidence interval's half-width as a share of the mean (as the CLI).
+function ciShare(sp) {
+  if (sp.ci95_low === undefined || sp.ci95_high === undefined || !sp.mean) return null;
+  return Math.abs(sp.ci95_high - sp.ci95_low) / 2 / Math.abs(sp.mean) * 100;
+}
+
+// One spread as a cell: the median, `~` when too noisy, `±h %` of its 95 % confidence
+// interval; min–max, the interval and samples in its title.
 export function spreadCell(sp, m) {
   if (!sp) return h('td', { class: 'num muted' }, '–');
+  const share = ciShare(sp);
+  const ci = share === null ? '' : ', mean ' + m.fmt(sp.mean) + ', 95 % CI ' + m.fmt(sp.ci95_low) +
+    ' – ' + m.fmt(sp.ci95_high);
   const title = 'median ' + m.fmt(sp.median) + ', min–max ' + m.fmt(sp.min) + ' – ' +
-    m.fmt(sp.max) + ', ' + sp.samples + ' samples' + (sp.wide ? ' (too noisy to trust)' : '');
+    m.fmt(sp.max) + ci + ', ' + sp.samples + ' samples' + (sp.wide ? ' (too noisy to trust)' : '');
   return h('td', { class: 'num' + (sp.wide ? ' wide' : ''), title },
-    m.fmt(sp.median) + (sp.wide ? ' ~' : ''));
+    m.fmt(sp.median) + (sp.wide ? ' ~' : ''),
+    share === null ? '' : h('span', { class: 'ci muted' }, ' ±' + num(share, share < 10 ? 1 : 0) + ' %'));
+}
+
+// The gate (`--tolerance`, `--max-rtt-ratio`): its verdict and each check's message.
+export function verdict(report) {
+  const v = report.verdict;
+  if (!v) return null;
+  const fail = v.status === 'fail';
+  return h('div', { id: 'verdict', class: 'verdict' + (fail ? ' bad' : ''), 'data-status': v.status },
+    h('b', {}, 'Verdict: ' + (fail ? 'FAIL' : 'PASS')),
+    h('ul', {}, (v.checks || []).map((c) => h('li', { 'data-check': c.check, 'data-status': c.status },
+      (c.status === 'fail' ? '✗ ' : '✓ ') + c.message))));
+}
+
+// `--samples auto`: the run's sampling state (and each row's in its tooltip).
+function sampling(report) {
+  if (!report.sampling) return null;
+  const rows = report.classes.filter((c) => c.sampling)
+    .map((c) => (CLASS_LABEL[c.class] || c.class) + ': ' + (SAMPLING_LABEL[c.sampling] || c.sampling));
+  return h('p', { id: 'sampling', class: 'muted', title: rows.join('\n') },
+    'Samples auto: ' + (SAMPLING_LABEL[report.sampling] || report.sampling) + '.');
 }
 
 export function comparison(report) {
@@ -95,8 +136,8 @@ export function comparison(report) {
   const heads = ['path', 'pairs', ...metrics.map((m) => m.label), 'hops', ...extra.map(([t]) => t), 'failed jobs'];
   return h('div', { class: 'comparison' },
     table(heads.map((t, i) => h('th', { class: i ? 'num' : '' }, t)), rows, { id: 'comparison' }),
-    h('p', { class: 'muted' }, 'Medians over the samples; ~ marks a spread (max − min) / median above 25 %: too noisy to trust. Latency: full round trips (sockperf ping-pong). Hover a cell for min–max and samples.'),
-    overlay(report.overlay_cost), mtuProblems(report));
+    h('p', { class: 'muted' }, 'Medians over the samples; ±h % is the half-width of the 95 % confidence interval of the mean (Student\'s t) as a share of the mean; ~ marks a spread (max − min) / median above 25 %: too noisy to trust. Latency: full round trips (sockperf ping-pong). Hover a cell for min–max, the interval and samples.'),
+    verdict(report), sampling(report), overlay(report.overlay_cost), mtuProblems(report));
 }
 
 function ratio(r, what, more, less) {

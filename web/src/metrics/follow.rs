@@ -205,7 +205,7 @@ pub async fn done(
     }
 }
 
-/// Reads the queue depth every [`STATUS_EVERY`] until `shutdown`.
+/// Reads the queue depth and the schedules every [`STATUS_EVERY`] until `shutdown`.
 pub async fn status(
     client: podperf_client::Client,
     metrics: Arc<Metrics>,
@@ -224,6 +224,11 @@ pub async fn status(
                 tracing::debug!(%err, "no status from the dispatcher");
                 metrics.set_queue_depth(None);
             }
+        }
+        // Schedules: kept as they were while the dispatcher does not answer.
+        match client.schedules().await {
+            Ok(list) => metrics.set_schedules(&list),
+            Err(err) => tracing::debug!(%err, "no schedules from the dispatcher"),
         }
     }
 }

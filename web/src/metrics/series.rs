@@ -48,6 +48,12 @@ pub struct WorkerLabels {
     pub network: String,
 }
 
+/// A schedule by its name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScheduleLabels {
+    pub schedule: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FaultLabels {
     pub node: String,
@@ -78,6 +84,8 @@ pub struct Families {
     pub round_completed: Family<NoLabels, FloatGauge>,
     pub queue_depth: Family<NoLabels, Gauge>,
     pub fault: Family<FaultLabels, Gauge>,
+    pub schedule_last_run: Family<ScheduleLabels, FloatGauge>,
+    pub schedule_succeeded: Family<ScheduleLabels, Gauge>,
 }
 
 impl Families {
@@ -96,6 +104,8 @@ impl Families {
             round_completed: Family::default(),
             queue_depth: Family::default(),
             fault: Family::default(),
+            schedule_last_run: Family::default(),
+            schedule_succeeded: Family::default(),
         };
         let mut r = Registry::default();
         r.register(
@@ -152,6 +162,16 @@ impl Families {
             "podperf_fault",
             "1 while podperf health names the node (latest complete sweep round)",
             f.fault.clone(),
+        );
+        r.register(
+            "podperf_schedule_last_run_timestamp_seconds",
+            "Start of each schedule's last run (Unix time)",
+            f.schedule_last_run.clone(),
+        );
+        r.register(
+            "podperf_schedule_last_run_succeeded",
+            "1 if the schedule's last finished run's jobs all succeeded, else 0",
+            f.schedule_succeeded.clone(),
         );
         (f, r)
     }

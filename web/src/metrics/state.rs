@@ -13,18 +13,20 @@ use podperf_protocol::health::SweepPath;
 use podperf_protocol::job::{JobParams, TransportProtocol};
 use podperf_protocol::outcome::{JobOutcome, JobState};
 use podperf_protocol::result::{Iperf3Result, PingResult, ProbeResult};
+use podperf_protocol::schedule::{RunOutcome, Schedule};
 use podperf_protocol::sweep::{SweepParams, SweepResult};
 use podperf_protocol::worker::WorkerInfo;
 use prometheus_client::registry::Registry;
 
 use super::round::{Completed, Round};
 use super::series::{BandwidthLabels, Families, FaultLabels, JobLabels, PairLabels, WorkerLabels};
-use super::series::{NoLabels, ANY_NODE};
+use super::series::{NoLabels, ScheduleLabels, ANY_NODE};
 
 /// Largest `PODPERF_METRICS_MAX_PAIRS` (1,000 nodes all per pair).
 pub const MAX_PAIRS_LIMIT: u64 = 1_000_000;
-/// Default `PODPERF_METRICS_MAX_PAIRS`: per node pair up to 100 nodes.
-pub const MAX_PAIRS_DEFAULT: u64 = 10_000;
+/// Default `PODPERF_METRICS_MAX_PAIRS`: per node pair up to 32 nodes (≈ 77,000 series with pod
+/// and host-network workers on every node); summed per source node above.
+pub const MAX_PAIRS_DEFAULT: u64 = 1_000;
 
 /// The exporter's state and its registry. Cheap to share (`Arc`); every change takes one lock.
 pub struct Metrics {
@@ -50,6 +52,8 @@ struct State {
     worker_series: HashSet<WorkerLabels>,
     /// The sweep round being gathered.
     round: Round,
+    /// Schedules with series.
+    schedules: HashSet<String>,
 }
 
 /// Where a worker lives: its node and its network.
@@ -222,6 +226,41 @@ impl Metrics {
             let target = rec.target_worker.as_deref();
             self.bandwidth(&mut s, &rec.source_worker, target, rec.target_ip, r);
         }
+    }
+
+    /// The schedules as the dispatcher lists them: each one's last run start and, once that run
+    /// has finished, whether it succeeded (kept while the next run is running); a removed
+    /// schedule's series removed.
+    pub fn set_schedules(&self, schedules: &[Schedule]) {
+        let mut s = self.state.lock().unwrap();
+        let now: HashSet<String> = schedules.iter().map(|x| x.name.clone()).collect();
+        for gone in s.schedules.difference(&now) {
+            let labels = ScheduleLabels {
+                schedule: gone.clone(),
+            };
+            self.f.schedule_last_run.remove(&labels);
+            self.f.schedule_succeeded.remove(&labels);
+        }
+        for x in schedules {
+            let Some(last) = &x.last_run else { continue };
+            let labels = ScheduleLabels {
+                schedule: x.name.clone(),
+            };
+            self.f
+                .schedule_last_run
+                .get_or_create(&labels)
+                .set(last.started_at_ms as f64 / 1000.0);
+            match last.outcome {
+                RunOutcome::Running => {}
+                RunOutcome::Succeeded => {
+                    self.f.schedule_succeeded.get_or_create(&labels).set(1);
+                }
+                RunOutcome::Failed | RunOutcome::NotStarted => {
+                    self.f.schedule_succeeded.get_or_create(&labels).set(0);
+                }
+            }
+        }
+        s.schedules = now;
     }
 
     /// The dispatcher's queue depth, or `None` when it did not answer (the series is absent).
