@@ -178,7 +178,10 @@ impl Watcher {
     }
 
     /// Applies entries until the watch ends, a resync is asked for, or shutdown. With
-    /// `reconcile_at`, workers not seen by then are declared gone.
+    /// `reconcile_at`, workers not seen by then — and not seen by the time the watch has caught
+    /// up with the bucket, if that is later — are declared gone: a watch served while the
+    /// bucket's replica catches up (a NATS node restarted) delivers late, and a live worker must
+    /// not be dropped for it.
     async fn follow(
         &mut self,
         mut watch: kv::Watch,
@@ -188,6 +191,10 @@ impl Watcher {
     ) -> Ended {
         let mut seen: HashSet<String> = HashSet::new();
         let mut reconcile_at = reconcile_at;
+        // The watch has delivered what the bucket held when it started.
+        let mut caught_up = false;
+        // The reconcile's time has come but the watch had not caught up yet.
+        let mut reconcile_due = false;
         if self
             .store
             .status()
@@ -196,6 +203,7 @@ impl Watcher {
             .unwrap_or(false)
         {
             self.mark_synced();
+            caught_up = true;
         }
         loop {
             let deadline = reconcile_at
@@ -203,8 +211,12 @@ impl Watcher {
             let next = tokio::select! {
                 n = watch.next() => n,
                 _ = tokio::time::sleep_until(deadline), if reconcile_at.is_some() => {
-                    self.reconcile(&seen);
                     reconcile_at = None;
+                    if caught_up {
+                        self.reconcile(&seen);
+                    } else {
+                        reconcile_due = true;
+                    }
                     continue;
                 }
                 _ = resync.notified() => return Ended::Resync,
@@ -221,6 +233,10 @@ impl Watcher {
                     }
                     if entry.delta == 0 || entry.seen_current {
                         self.mark_synced();
+                        caught_up = true;
+                        if std::mem::take(&mut reconcile_due) {
+                            self.reconcile(&seen);
+                        }
                     }
                 }
                 Some(Err(err)) => tracing::warn!(%err, "membership watch error"),

@@ -13,7 +13,7 @@
 //! Comparing a node with the pairs *without* it (leave-one-out) keeps one bad node from moving
 //! the baseline it is judged by, which matters in small clusters where it touches most pairs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use podperf_protocol::health::{Finding, FindingKind, GridCell, HealthReport, SweepGrid};
 
@@ -41,11 +41,12 @@ pub fn health(grid: &SweepGrid) -> HealthReport {
         nodes.insert(c.src_node.clone());
         nodes.insert(c.dst_node.clone());
     }
+    let sources: BTreeSet<&str> = pairs.keys().map(|(s, _)| s.as_str()).collect();
     let silent: BTreeSet<&str> = grid
         .failed
         .iter()
         .map(|f| f.node.as_str())
-        .filter(|n| *n != "?" && !pairs.keys().any(|(s, _)| s == n))
+        .filter(|n| *n != "?" && !sources.contains(n))
         .collect();
     nodes.extend(silent.iter().map(|n| n.to_string()));
     let mut findings = reachability(&nodes, &pairs, &silent);
@@ -84,18 +85,24 @@ fn most(down: usize, total: usize) -> bool {
 }
 
 fn reachability(nodes: &BTreeSet<String>, pairs: &Pairs, silent: &BTreeSet<&str>) -> Vec<Finding> {
+    // (down, total) of each node's pairs as a source and as a destination: one pass.
+    let mut from: HashMap<&str, (usize, usize)> = HashMap::new();
+    let mut to: HashMap<&str, (usize, usize)> = HashMap::new();
+    for ((s, d), v) in pairs {
+        let down = usize::from(is_down(v));
+        for e in [from.entry(s).or_default(), to.entry(d).or_default()] {
+            e.0 += down;
+            e.1 += 1;
+        }
+    }
     let mut out = Vec::new();
     for n in nodes {
-        let count = |f: &dyn Fn(&(String, String)) -> bool| {
-            let mine: Vec<_> = pairs.iter().filter(|(k, _)| f(k)).collect();
-            (mine.iter().filter(|(_, v)| is_down(v)).count(), mine.len())
-        };
-        let (mut out_down, mut out_total) = count(&|(s, _)| s == n);
+        let (mut out_down, mut out_total) = from.get(n.as_str()).copied().unwrap_or_default();
         if silent.contains(n.as_str()) {
             // Its sweeps brought back nothing: it reached nobody.
             (out_down, out_total) = (nodes.len() - 1, nodes.len() - 1);
         }
-        let (in_down, in_total) = count(&|(_, d)| d == n);
+        let (in_down, in_total) = to.get(n.as_str()).copied().unwrap_or_default();
         let (cannot_send, unreachable) = (most(out_down, out_total), most(in_down, in_total));
         let (kind, down, total, what) = match (cannot_send, unreachable) {
             (true, true) => (
@@ -147,12 +154,20 @@ fn lossy(nodes: &BTreeSet<String>, pairs: &Pairs, named: &BTreeSet<String>) -> V
         .filter(|((s, d), v)| !is_down(v) && !named.contains(s) && !named.contains(d))
         .collect();
     let (sent, lost) = sum(live.iter().map(|(_, v)| **v));
+    // (sent, lost) of the pairs each node is part of: one pass (distinct nodes: counted once
+    // for each end).
+    let mut per_node: HashMap<&str, (u32, u32)> = HashMap::new();
+    for ((s, d), v) in &live {
+        let (sent, lost) = sum(std::iter::once(**v));
+        for n in [s.as_str(), d.as_str()] {
+            let e = per_node.entry(n).or_default();
+            e.0 += sent;
+            e.1 += lost;
+        }
+    }
     let mut out = Vec::new();
     for n in nodes.iter().filter(|n| !named.contains(*n)) {
-        let (n_sent, n_lost) = sum(live
-            .iter()
-            .filter(|((s, d), _)| s == n || d == n)
-            .map(|(_, v)| **v));
+        let (n_sent, n_lost) = per_node.get(n.as_str()).copied().unwrap_or_default();
         let (r_sent, r_lost) = (sent - n_sent, lost - n_lost);
         if n_sent == 0 || r_sent == 0 || n_lost < LOSSY_MIN_LOST {
             continue;
@@ -193,15 +208,17 @@ fn slow(nodes: &BTreeSet<String>, cells: &[GridCell], named: &BTreeSet<String>) 
             .filter_map(|c| Some((c, c.rtt_avg_ms?)))
             .collect();
         let everyone = median(class.iter().map(|(_, r)| *r).collect());
+        // The RTTs of the cells each node is an end of: one pass.
+        let mut mine: HashMap<&str, Vec<f64>> = HashMap::new();
+        for (c, r) in &class {
+            mine.entry(c.src_node.as_str()).or_default().push(*r);
+            if c.dst_node != c.src_node {
+                mine.entry(c.dst_node.as_str()).or_default().push(*r);
+            }
+        }
         for n in nodes.iter().filter(|n| !named.contains(*n)) {
             let touches = |c: &GridCell| c.src_node == *n || c.dst_node == *n;
-            let Some(value) = median(
-                class
-                    .iter()
-                    .filter(|(c, _)| touches(c))
-                    .map(|(_, r)| *r)
-                    .collect(),
-            ) else {
+            let Some(value) = median(mine.remove(n.as_str()).unwrap_or_default()) else {
                 continue;
             };
             let baseline = if nodes.len() > LEAVE_ONE_OUT_MAX_NODES {

@@ -161,3 +161,25 @@ fn a_slow_node_is_named_with_its_path_and_the_median() {
     let g = mesh(&NODES, |s, _| (10, if s == "n3" { 0.5 } else { 0.11 }));
     assert_eq!(named(&g), []);
 }
+
+/// 1,000 nodes (999,000 cells): one isolated node named, and how long that takes (debug build
+/// here; the figure in BENCHMARKS.md "Metrics" is from `cargo test --release -p podperf-report
+/// --test health -- --ignored --nocapture`). Every pass is one over the pairs (indexed by node),
+/// not one per node.
+#[test]
+#[ignore]
+fn a_1000_node_round_names_its_isolated_node() {
+    let names: Vec<String> = (0..1000).map(|i| format!("node-{i}")).collect();
+    let nodes: Vec<&str> = names.iter().map(String::as_str).collect();
+    let grid = mesh(&nodes, |s, d| {
+        if s == "node-7" || d == "node-7" {
+            (0, 0.0)
+        } else {
+            (10, 0.11)
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let found = named(&grid);
+    println!("health of 1,000 nodes: {:?}", t0.elapsed());
+    assert_eq!(found, [node(FindingKind::Isolated, "node-7")]);
+}
