@@ -191,7 +191,14 @@ fn testbed_2x2_end_to_end_and_nothing_left_after_down() {
         let p99 = class(name)["latency_p99_ms"]["median"].as_f64().unwrap();
         assert!(0.0 < p50(name) && p50(name) <= p99, "{name}: {r:#}");
     }
-    assert!(p50("pod_same_node") < p50("pod_cross_node"), "{r:#}");
+    // Same node faster than across nodes, compared on each class's least disturbed sample (its
+    // smallest p50): the VXLAN hop adds tens of µs, which a loaded 2-core box can swamp in a
+    // median of 2 samples.
+    let fastest = |name: &str| class(name)["latency_p50_ms"]["min"].as_f64().unwrap();
+    assert!(
+        fastest("pod_same_node") < fastest("pod_cross_node"),
+        "{r:#}"
+    );
     let hops = |name: &str| class(name)["hops"].as_u64().unwrap();
     assert!(hops("pod_cross_node") > hops("pod_same_node"), "{r:#}");
     let pairs = r["pairs"].as_array().expect("pairs");

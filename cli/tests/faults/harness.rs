@@ -191,8 +191,18 @@ impl Sys {
     }
 
     /// The job's record, or `None` when the API answered `not_found` or is unreachable.
+    /// A job's record, `None` when it cannot be read now. A request that times out is asked
+    /// again (up to 4 times): with a replica paused (SIGSTOP) the API's queue group still hands
+    /// it about half of the requests, and one unlucky draw must not read as "unknown".
     pub async fn get(&self, id: Uuid) -> Option<JobRecord> {
-        self.client().get(id).await.ok()
+        for _ in 0..4 {
+            match self.client().get(id).await {
+                Ok(r) => return Some(r),
+                Err(e) if e.kind() == podperf_client::ErrorKind::Timeout => continue,
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// The state of every job (`"?"` when it cannot be read now).
