@@ -64,6 +64,7 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
     let jobs = run.pairs.iter().map(|p| p.jobs.len() as u32).sum();
     // An automatic run is finished once the dispatcher stopped adding samples.
     let finished = done == jobs && run.sampling != Some(Sampling::Adding);
+    let cost = overlay_cost(&classes);
     RunReport {
         progress: RunProgress {
             run_id: run.run_id,
@@ -77,12 +78,12 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
             schedule: run.schedule.clone(),
         },
         request: run.request.clone(),
-        overlay_cost: overlay_cost(&classes),
+        verdict: finished
+            .then(|| crate::verdict::verdict(&run.request, cost.as_ref()))
+            .flatten(),
+        overlay_cost: cost,
         mtu_problems: crate::mtu::mtu_problems(&classes),
         sampling: crate::sampling::run_state(&classes),
-        verdict: finished
-            .then(|| crate::verdict::verdict(&run.request, &classes))
-            .flatten(),
         classes,
         pairs,
     }

@@ -1,30 +1,22 @@
 //! The run's pass/fail gate: pod ↔ pod across nodes against node ↔ node, in TCP bandwidth
 //! (`--tolerance`, k8s-netperf's `--tcp-tolerance`) and in RTT (`--max-rtt-ratio`).
 
-use podperf_protocol::run::{
-    ClassReport, Figures, GateCheck, MatrixRequest, PathClass, Spread, Verdict, VerdictStatus,
-};
+use podperf_protocol::run::{GateCheck, MatrixRequest, OverlayCost, Verdict, VerdictStatus};
 
-/// The verdict of the gates `req` sets, on the medians of `classes`; `None` when it sets none.
-/// A check whose rows were not both measured fails: a gate that cannot be checked does not pass.
-pub fn verdict(req: &MatrixRequest, classes: &[ClassReport]) -> Option<Verdict> {
-    let get = |c: PathClass| classes.iter().find(|r| r.class == c).map(|r| &r.figures);
-    let (pod, node) = (get(PathClass::PodCrossNode), get(PathClass::NodeToNode));
-    let median = |f: Option<&Figures>, pick: fn(&Figures) -> &Option<Spread>| {
-        f.and_then(|f| pick(f).as_ref()).map(|s| s.median)
-    };
+/// The verdict of the gates `req` sets, on the run's overlay cost (the ratios of pod ↔ pod
+/// across nodes to node ↔ node medians, [`crate::overlay_cost`]); `None` when it sets none. A
+/// check whose ratio could not be had (its rows not both measured) fails: a gate that cannot be
+/// checked does not pass.
+pub fn verdict(req: &MatrixRequest, cost: Option<&OverlayCost>) -> Option<Verdict> {
     let mut checks = Vec::new();
     if let Some(tolerance) = req.tolerance_percent {
-        let pick: fn(&Figures) -> &Option<Spread> = |f| &f.tcp_bits_per_second;
         checks.push(tcp_tolerance(
             tolerance,
-            median(pod, pick),
-            median(node, pick),
+            cost.and_then(|c| c.bandwidth_ratio),
         ));
     }
     if let Some(limit) = req.max_rtt_ratio {
-        let pick: fn(&Figures) -> &Option<Spread> = |f| &f.rtt_avg_ms;
-        checks.push(rtt_ratio(limit, median(pod, pick), median(node, pick)));
+        checks.push(rtt_ratio(limit, cost.and_then(|c| c.rtt_ratio)));
     }
     if checks.is_empty() {
         return None;
@@ -49,10 +41,10 @@ fn status(pass: bool) -> VerdictStatus {
 }
 
 /// Fails when the pod bandwidth is more than `tolerance` percent below the node bandwidth:
-/// (node − pod) / node × 100 > tolerance.
-fn tcp_tolerance(tolerance: f64, pod: Option<f64>, node: Option<f64>) -> GateCheck {
+/// (node − pod) / node × 100 = (1 − pod / node) × 100 > tolerance.
+fn tcp_tolerance(tolerance: f64, ratio: Option<f64>) -> GateCheck {
     let check = "tcp_tolerance".to_string();
-    let (Some(pod), Some(node)) = (pod, node.filter(|n| *n > 0.0)) else {
+    let Some(ratio) = ratio else {
         return GateCheck {
             check,
             status: VerdictStatus::Fail,
@@ -63,7 +55,7 @@ fn tcp_tolerance(tolerance: f64, pod: Option<f64>, node: Option<f64>) -> GateChe
                 .into(),
         };
     };
-    let below = (node - pod) / node * 100.0;
+    let below = (1.0 - ratio) * 100.0;
     let pass = below <= tolerance;
     let message = format!(
         "pod ↔ pod across nodes TCP bandwidth is {below:.1} % below node ↔ node (tolerance \
@@ -80,9 +72,9 @@ fn tcp_tolerance(tolerance: f64, pod: Option<f64>, node: Option<f64>) -> GateChe
 }
 
 /// Fails when the pod RTT is more than `limit` times the node RTT.
-fn rtt_ratio(limit: f64, pod: Option<f64>, node: Option<f64>) -> GateCheck {
+fn rtt_ratio(limit: f64, ratio: Option<f64>) -> GateCheck {
     let check = "max_rtt_ratio".to_string();
-    let (Some(pod), Some(node)) = (pod, node.filter(|n| *n > 0.0)) else {
+    let Some(ratio) = ratio else {
         return GateCheck {
             check,
             status: VerdictStatus::Fail,
@@ -93,7 +85,6 @@ fn rtt_ratio(limit: f64, pod: Option<f64>, node: Option<f64>) -> GateCheck {
                 .into(),
         };
     };
-    let ratio = pod / node;
     let pass = ratio <= limit;
     let message = format!(
         "pod ↔ pod across nodes RTT is {ratio:.2}× node ↔ node (at most {limit}×): {}",
@@ -111,8 +102,15 @@ fn rtt_ratio(limit: f64, pod: Option<f64>, node: Option<f64>) -> GateCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::overlay::overlay_cost;
     use crate::stats::spread;
+    use podperf_protocol::run::{ClassReport, Figures, PathClass};
     use test_case::test_case;
+
+    /// The verdict on `classes` as a report makes it (through their overlay cost).
+    fn verdict(req: &MatrixRequest, classes: &[ClassReport]) -> Option<Verdict> {
+        super::verdict(req, overlay_cost(classes).as_ref())
+    }
 
     fn classes(pod: (f64, f64), node: (f64, f64)) -> Vec<ClassReport> {
         let row = |class, (bps, rtt): (f64, f64)| ClassReport {
