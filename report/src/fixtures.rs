@@ -10,7 +10,9 @@ use podperf_protocol::outcome::JobState;
 use podperf_protocol::result::{
     HopProbe, Iperf3Result, PingResult, ProbeResult, TracerouteHop, TracerouteResult,
 };
-use podperf_protocol::run::{MatrixRequest, PathClass, RunJob, RunPair, RunRecord};
+use podperf_protocol::run::{
+    ClassReport, Figures, MatrixRequest, PathClass, RunJob, RunPair, RunRecord,
+};
 use uuid::Uuid;
 
 const TARGET: &str = "10.0.0.9";
@@ -172,4 +174,18 @@ pub fn unrecorded_job(pair: &mut RunPair) {
         protocol: None,
         sample: 99,
     });
+}
+
+/// A report's row of `class` with its TCP bandwidth and RTT samples (none: no figure).
+pub fn class_row(class: PathClass, bps: &[f64], rtt: &[f64]) -> ClassReport {
+    ClassReport {
+        class,
+        pairs: 1,
+        sampling: None,
+        figures: Figures {
+            tcp_bits_per_second: crate::stats::spread(bps),
+            rtt_avg_ms: crate::stats::spread(rtt),
+            ..Figures::default()
+        },
+    }
 }

@@ -24,21 +24,8 @@ fn ratio(pod: &Option<Spread>, node: &Option<Spread>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::spread;
-    use podperf_protocol::run::Figures;
 
-    fn class(class: PathClass, bps: &[f64], rtt: &[f64]) -> ClassReport {
-        ClassReport {
-            class,
-            pairs: 1,
-            sampling: None,
-            figures: Figures {
-                tcp_bits_per_second: spread(bps),
-                rtt_avg_ms: spread(rtt),
-                ..Figures::default()
-            },
-        }
-    }
+    use crate::fixtures::class_row as class;
 
     #[test]
     fn ratios_of_the_medians() {

@@ -94,9 +94,9 @@ pub fn more_samples(run: &RunRecord, rows: &[ClassReport]) -> Vec<(PathClass, u3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{pair, run};
+    use crate::fixtures::{class_row, pair, run};
     use crate::stats::spread;
-    use podperf_protocol::run::{Figures, RunJob};
+    use podperf_protocol::run::RunJob;
     use uuid::Uuid;
 
     fn auto_run(class: PathClass, samples: u32, sampling: Sampling) -> RunRecord {
@@ -121,15 +121,7 @@ mod tests {
     }
 
     fn row(class: PathClass, bps: &[f64]) -> ClassReport {
-        ClassReport {
-            class,
-            pairs: 1,
-            sampling: None,
-            figures: Figures {
-                tcp_bits_per_second: spread(bps),
-                ..Figures::default()
-            },
-        }
+        class_row(class, bps, &[])
     }
 
     const WIDE: &[f64] = &[8e9, 10e9, 12e9];

@@ -102,9 +102,9 @@ fn rtt_ratio(limit: f64, ratio: Option<f64>) -> GateCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::class_row;
     use crate::overlay::overlay_cost;
-    use crate::stats::spread;
-    use podperf_protocol::run::{ClassReport, Figures, PathClass};
+    use podperf_protocol::run::{ClassReport, PathClass};
     use test_case::test_case;
 
     /// The verdict on `classes` as a report makes it (through their overlay cost).
@@ -113,16 +113,7 @@ mod tests {
     }
 
     fn classes(pod: (f64, f64), node: (f64, f64)) -> Vec<ClassReport> {
-        let row = |class, (bps, rtt): (f64, f64)| ClassReport {
-            class,
-            pairs: 1,
-            sampling: None,
-            figures: Figures {
-                tcp_bits_per_second: spread(&[bps]),
-                rtt_avg_ms: spread(&[rtt]),
-                ..Figures::default()
-            },
-        };
+        let row = |class, (bps, rtt): (f64, f64)| class_row(class, &[bps], &[rtt]);
         vec![
             row(PathClass::PodCrossNode, pod),
             row(PathClass::NodeToNode, node),
