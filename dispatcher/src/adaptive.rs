@@ -39,18 +39,16 @@ pub fn stalled(run: &RunRecord, records: &[JobRecord], now_ms: u64) -> bool {
     if run.sampling != Some(Sampling::Adding) {
         return false;
     }
-    let ids: Vec<Uuid> = run.job_ids().collect();
-    let ended = |id: &Uuid| {
-        records
-            .iter()
-            .find(|r| r.job_id == *id)
-            .filter(|r| r.state.is_terminal())
-            .map(|r| r.finished_at_ms.unwrap_or(0))
-    };
+    // When each job ended (one pass over the records, not one per job).
+    let ended: HashMap<Uuid, u64> = records
+        .iter()
+        .filter(|r| r.state.is_terminal())
+        .map(|r| (r.job_id, r.finished_at_ms.unwrap_or(0)))
+        .collect();
     let mut last = 0;
-    for id in &ids {
-        match ended(id) {
-            Some(t) => last = last.max(t),
+    for id in run.job_ids() {
+        match ended.get(&id) {
+            Some(t) => last = last.max(*t),
             None => return false,
         }
     }
