@@ -330,6 +330,7 @@ fn testbed_4x4_comes_up_with_every_worker_and_goes_away() {
 
 /// `testbed.sh up --pod-mtu 1500`: pod interfaces of 1500 over a VXLAN that carries 1450 (the
 /// classic misconfiguration). The matrix names the problem (the default testbed, above, has none).
+/// Then a black hole on the same cluster: `podperf run mtu` names it and finds the MTU that passes.
 #[test]
 fn a_pod_mtu_of_1500_over_vxlan_is_named_by_the_matrix() {
     if !testbed_usable() {
@@ -363,5 +364,65 @@ fn a_pod_mtu_of_1500_over_vxlan_is_named_by_the_matrix() {
                 && p["node_path_mtu_bytes"] == 1500),
         "{r:#}"
     );
+
+    // A black hole: node 1 drops forwarded ICMP and UDP packets above 1400 bytes toward its pods
+    // and says nothing (no "fragmentation needed"). tracepath's 1500-byte probes then meet silence
+    // after node 1; the small reach ping passes; DF pings find the 1400 bytes that pass.
+    for rule in [
+        &["nft", "add", "table", "inet", "pp_black_hole"][..],
+        &[
+            "nft",
+            "add",
+            "chain",
+            "inet",
+            "pp_black_hole",
+            "silent",
+            "{ type filter hook forward priority 0; }",
+        ],
+        &[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "pp_black_hole",
+            "silent",
+            "ip",
+            "daddr",
+            "10.244.1.0/24",
+            "meta",
+            "l4proto",
+            "{ icmp, udp }",
+            "ip",
+            "length",
+            ">",
+            "1400",
+            "drop",
+        ],
+    ] {
+        let out = tb.exec_in(Some("node-1"), rule);
+        assert!(out.status.success(), "{rule:?}: {}", text(&out.stderr));
+    }
+    let r = tb.podperf(&[
+        "run",
+        "mtu",
+        "--from",
+        "pod-0-0",
+        "--to",
+        "pod-1-0",
+        "--max-hops",
+        "4",
+    ]);
+    let mtu = &r["result"];
+    assert_eq!(r["state"], "succeeded", "{r:#}");
+    assert_eq!(mtu["black_hole"], true, "{r:#}");
+    assert_eq!(mtu["reached"], false, "{r:#}");
+    assert_eq!(mtu["path_mtu_bytes"], 1400, "{r:#}");
+    // The DF check at the source's own MTU (1450 here: the MTU learnt from VXLAN's "fragmentation
+    // needed" during the matrix above) was all lost.
+    assert_eq!(
+        mtu["df_ping"]["packet_bytes"], mtu["local_mtu_bytes"],
+        "{r:#}"
+    );
+    assert_eq!(mtu["df_ping"]["received"], 0, "{r:#}");
     assert!(tb.down().status.success());
 }

@@ -319,8 +319,9 @@ impl JobParams {
                 Duration::from_millis(u64::from(p.count) * u64::from(p.interval_ms))
             }
             JobParams::Latency(p) => Duration::from_secs(u64::from(p.duration_s) + 2),
-            // tracepath probes each hop a few times; then a 3-request DF ping.
-            JobParams::Mtu(p) => Duration::from_secs(u64::from(p.max_hops) * 2 + 3),
+            // tracepath probes each hop up to three times, 1 s apart when nothing answers; then a
+            // DF ping, or, when tracepath met silence, a search of the MTU by DF pings.
+            JobParams::Mtu(p) => Duration::from_secs(u64::from(p.max_hops) * 3 + 30),
         }
     }
 

@@ -66,7 +66,8 @@ pub struct LatencyResult {
 pub struct MtuResult {
     /// The address traced, as the job gave it.
     pub target: String,
-    /// The MTU of the whole path (tracepath's `Resume: pmtu N`), in bytes.
+    /// The MTU of the whole path (tracepath's `Resume: pmtu N`), in bytes; in a black hole, the
+    /// largest packet that passed with DF set (found by halving DF ping sizes).
     pub path_mtu_bytes: u32,
     /// The MTU of the first link, on the source itself (tracepath's `[LOCALHOST] pmtu N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,8 +84,8 @@ pub struct MtuResult {
     /// `ping` is missing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub df_ping: Option<DfPing>,
-    /// Packets of the path MTU with DF set were all lost though the path is reachable: an MTU
-    /// black hole (an encapsulating hop drops them silently).
+    /// Packets of the path MTU (or, when tracepath met silence, of the source's MTU) with DF set
+    /// were all lost though small pings pass: an MTU black hole (a hop drops them silently).
     #[serde(default)]
     pub black_hole: bool,
 }

@@ -8,7 +8,7 @@ use podperf_protocol::job::JobParams;
 use podperf_protocol::names::{event_subject, result_subject};
 use podperf_protocol::now_ms;
 use podperf_protocol::outcome::{EventKind, FailureReason, JobEvent, JobOutcome, OutcomeStatus};
-use podperf_protocol::result::{NoopResult, ProbeResult};
+use podperf_protocol::result::{MtuResult, NoopResult, ProbeResult};
 use tokio_util::sync::CancellationToken;
 
 use crate::probe::{self, ProbeContext, ProbeOutcome};
@@ -174,6 +174,20 @@ async fn run_mtu(
         Ended::Cancelled => return (RunOutcome::Stopped, Some(raw)),
         Ended::Exited => match tracepath::interpret(&trace.output, ctx.target_ip) {
             ProbeOutcome::Succeeded(ProbeResult::Mtu(result)) => result,
+            ProbeOutcome::Failed {
+                reason: FailureReason::Unreachable,
+                message,
+                result: Some(ProbeResult::Mtu(traced)),
+            } if !tracepath::could_not_send(&trace.output) => {
+                let checks = Checks {
+                    ctx,
+                    until: started + timeout,
+                    cancel,
+                    raw_cap,
+                };
+                let outcome = checks.unreached(traced, message, &mut raw).await;
+                return (outcome, Some(raw));
+            }
             other => return (RunOutcome::Probe(other), Some(raw)),
         },
     };
@@ -210,6 +224,103 @@ async fn run_mtu(
         },
     };
     (outcome, Some(raw))
+}
+
+/// The pings of kind `mtu` after tracepath, within the job's one hard timeout.
+struct Checks<'a> {
+    ctx: &'a ProbeContext,
+    until: tokio::time::Instant,
+    cancel: &'a CancellationToken,
+    raw_cap: usize,
+}
+
+/// How a check ping ended.
+enum Check {
+    Ping(podperf_protocol::result::PingResult),
+    /// The run ends with this outcome (timed out, stopped, the ping would not run or parse).
+    End(RunOutcome),
+}
+
+impl Checks<'_> {
+    async fn ping(&self, label: &str, args: &[String], raw: &mut String) -> Check {
+        let left = self
+            .until
+            .saturating_duration_since(tokio::time::Instant::now());
+        let run = match runner::run("ping", args, left, PARSE_CAP_BYTES, self.cancel).await {
+            Ok(f) => f,
+            Err(err) => return Check::End(RunOutcome::Probe(spawn_failed(err))),
+        };
+        raw.push_str(&format!("\n--- {label} ---\n"));
+        raw.push_str(&raw_text(&run, self.raw_cap));
+        match run.ended {
+            Ended::TimedOut => Check::End(RunOutcome::TimedOut),
+            Ended::Cancelled => Check::End(RunOutcome::Stopped),
+            Ended::Exited => match probe::ping::parse(&run.output.stdout) {
+                Ok(p) => Check::Ping(p),
+                Err(err) => Check::End(RunOutcome::Probe(ProbeOutcome::Failed {
+                    reason: FailureReason::InvalidOutput,
+                    message: err.to_string(),
+                    result: None,
+                })),
+            },
+        }
+    }
+
+    /// tracepath met silence before the target. A small ping tells an unreachable target (all
+    /// lost: the tracepath failure stands) from a path that drops large packets silently. Then
+    /// the DF ping at the local MTU: passes → the path carries it (tracepath's probes were
+    /// filtered, not too big); lost → a black hole, and DF pings search the largest size that
+    /// passes, which becomes the path MTU.
+    async fn unreached(&self, traced: MtuResult, message: String, raw: &mut String) -> RunOutcome {
+        use probe::tracepath;
+        let target = self.ctx.target_ip;
+        let unreachable = |traced: MtuResult, message: String| {
+            RunOutcome::Probe(ProbeOutcome::Failed {
+                reason: FailureReason::Unreachable,
+                message,
+                result: Some(ProbeResult::Mtu(traced)),
+            })
+        };
+        let reach = tracepath::reach_ping_argv(self.ctx);
+        match self.ping("reach ping", &reach, raw).await {
+            Check::Ping(p) if p.received > 0 => {}
+            Check::Ping(_) => return unreachable(traced, message),
+            Check::End(end) => return end,
+        }
+        let local = traced.local_mtu_bytes.unwrap_or(traced.path_mtu_bytes);
+        let small = tracepath::reach_packet_bytes(target);
+        let local_bytes = tracepath::checked_packet_bytes(local);
+        let Some(args) = tracepath::df_ping_argv(local, self.ctx).filter(|_| local_bytes > small)
+        else {
+            return unreachable(traced, message);
+        };
+        let at_local = match self.ping("DF ping", &args, raw).await {
+            Check::Ping(p) => p,
+            Check::End(end) => return end,
+        };
+        if at_local.received > 0 {
+            let mut result = traced;
+            result.path_mtu_bytes = local;
+            result.df_ping = Some(tracepath::df_figures(local_bytes, &at_local));
+            return RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Mtu(result)));
+        }
+        let lost = tracepath::df_figures(local_bytes, &at_local);
+        let mut search = tracepath::MtuSearch::new(small, local_bytes);
+        while let Some(size) = search.next() {
+            let Some(args) = tracepath::df_ping_argv(size, self.ctx) else {
+                break;
+            };
+            match self
+                .ping(&format!("DF ping {size} bytes"), &args, raw)
+                .await
+            {
+                Check::Ping(p) => search.record(size, p.received > 0),
+                Check::End(end) => return end,
+            }
+        }
+        let found = tracepath::black_hole(traced, search.largest_passing(), lost);
+        RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Mtu(found)))
+    }
 }
 
 async fn noop(

@@ -175,6 +175,7 @@ fn a_cut_sockperf_report_is_invalid_output() {
 #[test_case("tracepath_no_drop", "10.98.1.1")]
 #[test_case("tracepath_drop", "10.98.2.2")]
 #[test_case("tracepath_net_unreachable", "10.98.2.2")]
+#[test_case("tracepath_black_hole", "10.98.2.2")]
 fn tracepath_argv_matches_capture(name: &str, target: &str) {
     let args = tracepath::argv(&MtuParams::default(), &ctx(Some("10.98.1.2"), target, 0));
     assert_eq!(args, captured_argv(name));
@@ -219,6 +220,8 @@ fn tracepath_without_a_route_is_unreachable() {
 
 #[test_case("ping_df_ok", 1400)]
 #[test_case("ping_df_too_big", 1500)]
+#[test_case("ping_df_black_hole", 1500)]
+#[test_case("ping_df_black_hole_passes", 1400)]
 fn df_ping_argv_matches_capture(name: &str, mtu: u32) {
     let args = tracepath::df_ping_argv(mtu, &ctx(Some("10.98.1.2"), "10.98.2.2", 0)).unwrap();
     assert_eq!(args, captured_argv(name));
@@ -242,9 +245,95 @@ fn df_ping_decides_the_black_hole(name: &str, received: u32, black_hole: bool) {
     assert_eq!(r.black_hole, black_hole);
 }
 
+// ---- a black hole: tracepath meets silence, small pings pass, DF pings find the MTU ----
+
+#[test]
+fn tracepath_into_a_black_hole_is_silence_not_a_missing_route() {
+    let out = fixture("tracepath_black_hole");
+    assert!(!tracepath::could_not_send(&out));
+    assert!(tracepath::could_not_send(&fixture(
+        "tracepath_net_unreachable"
+    )));
+    let outcome = tracepath::interpret(&out, ip("10.98.2.2"));
+    let ProbeOutcome::Failed {
+        reason,
+        result: Some(ProbeResult::Mtu(partial)),
+        ..
+    } = outcome
+    else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(reason, FailureReason::Unreachable);
+    assert!(!partial.reached);
+    assert_eq!(partial.local_mtu_bytes, Some(1500));
+    assert!(partial.drops.is_empty(), "nobody said the MTU drops");
+}
+
+#[test]
+fn the_reach_ping_is_a_small_default_ping() {
+    let c = ctx(Some("10.98.1.2"), "10.98.2.2", 0);
+    assert_eq!(
+        tracepath::reach_ping_argv(&c),
+        captured_argv("ping_reach_ok")
+    );
+    assert_eq!(tracepath::reach_packet_bytes(ip("10.98.2.2")), 84);
+    assert_eq!(tracepath::reach_packet_bytes(ip("fd00::1")), 104);
+    let p = ping::parse(&read("ping_reach_ok", "stdout")).unwrap();
+    assert_eq!((p.transmitted, p.received), (3, 3));
+}
+
+/// The search on the captured path (DF packets of up to 1400 bytes pass, 1500 are lost) where
+/// every probe is answered as the real path answered: it ends at 1400 in at most 11 pings.
+#[test]
+fn the_search_finds_the_mtu_the_black_hole_lets_through() {
+    let lost = ping::parse(&read("ping_df_black_hole", "stdout")).unwrap();
+    let passed = ping::parse(&read("ping_df_black_hole_passes", "stdout")).unwrap();
+    assert_eq!((lost.received, passed.received), (0, 3));
+    let mut search = tracepath::MtuSearch::new(84, 1500);
+    let mut steps = 0;
+    while let Some(size) = search.next() {
+        steps += 1;
+        let seen = if size <= 1400 { &passed } else { &lost };
+        search.record(size, seen.received > 0);
+    }
+    assert_eq!(search.largest_passing(), 1400);
+    assert!(steps <= 11, "{steps} pings");
+    let trace = match tracepath::interpret(&fixture("tracepath_black_hole"), ip("10.98.2.2")) {
+        ProbeOutcome::Failed {
+            result: Some(ProbeResult::Mtu(r)),
+            ..
+        } => r,
+        other => panic!("{other:?}"),
+    };
+    let r = tracepath::black_hole(trace, 1400, tracepath::df_figures(1500, &lost));
+    assert!(r.black_hole);
+    assert_eq!(r.path_mtu_bytes, 1400);
+    let df = r.df_ping.as_ref().unwrap();
+    assert_eq!((df.packet_bytes, df.transmitted, df.received), (1500, 3, 0));
+}
+
+proptest! {
+    /// Whatever the path lets through (a threshold between the reach ping and the local MTU),
+    /// the search ends exactly there within its step bound.
+    #[test]
+    fn the_search_converges_on_any_threshold(local in 85u32..=65_535, frac in 0.0f64..1.0) {
+        let threshold = 84 + ((f64::from(local - 84)) * frac) as u32;
+        let threshold = threshold.min(local - 1);
+        let mut search = tracepath::MtuSearch::new(84, local);
+        let mut steps = 0;
+        while let Some(size) = search.next() {
+            prop_assert!(size > 84 && size < local);
+            steps += 1;
+            search.record(size, size <= threshold);
+        }
+        prop_assert_eq!(search.largest_passing(), threshold);
+        prop_assert!(steps <= tracepath::SEARCH_STEPS_MAX, "{} steps", steps);
+    }
+}
+
 // ---- properties ----
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 14] = [
     "sockperf_tcp",
     "sockperf_udp",
     "sockperf_refused",
@@ -255,6 +344,10 @@ const ALL: [&str; 10] = [
     "tracepath_net_unreachable",
     "ping_df_ok",
     "ping_df_too_big",
+    "tracepath_black_hole",
+    "ping_reach_ok",
+    "ping_df_black_hole",
+    "ping_df_black_hole_passes",
 ];
 
 /// Both parsers on `out`; each answer must survive JSON (no NaN, nothing unrepresentable).

@@ -73,6 +73,6 @@ pub fn expected_duration(params: &podperf_protocol::job::JobParams) -> Duration 
         JobParams::Noop(p) => Duration::from_millis(u64::from(p.sleep_ms)),
         JobParams::Sweep(p) => sweep::timeout(p),
         JobParams::Latency(p) => sockperf::timeout(p),
-        JobParams::Mtu(p) => tracepath::timeout(p) + tracepath::df_ping_timeout(),
+        JobParams::Mtu(p) => tracepath::timeout(p) + tracepath::checks_timeout(),
     }
 }

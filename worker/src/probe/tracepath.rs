@@ -12,6 +12,10 @@
 //! A hop line with `pmtu N` is the hop that answered "fragmentation needed" (the router in front of
 //! the smaller link); tracepath then probes the same TTL again with smaller packets. tracepath has
 //! no option to bind a source address: it leaves from the route's source.
+//!
+//! A path that drops large packets silently (no "fragmentation needed": a black hole) leaves
+//! tracepath with `no reply` after some hop, `Too many hops` and the source's MTU; the worker then
+//! checks with a small ping and DF pings ([`reach_ping_argv`], [`MtuSearch`]).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -38,10 +42,10 @@ pub fn argv(params: &MtuParams, ctx: &ProbeContext) -> Vec<String> {
     ]
 }
 
-/// Upper bound on tracepath's runtime: it probes each TTL up to a few times, ~1 s apart when
-/// nothing answers.
+/// Upper bound on tracepath's runtime: it probes each TTL up to three times, 1 s apart when
+/// nothing answers (measured: 30 silent hops take 87 s, fixture `tracepath_black_hole`).
 pub fn timeout(params: &MtuParams) -> Duration {
-    Duration::from_secs(u64::from(params.max_hops) * 2 + 3)
+    Duration::from_secs(u64::from(params.max_hops) * 3 + 3)
 }
 
 /// Bytes of IP + ICMP headers in an echo request of the target's family.
@@ -84,6 +88,95 @@ pub fn df_ping_timeout() -> Duration {
         count: DF_PING_COUNT,
         ..Default::default()
     })
+}
+
+/// Upper bound on the checks after tracepath: the DF ping, or — when tracepath did not reach the
+/// target — the reach ping, the DF ping at the local MTU and the search ([`SEARCH_STEPS_MAX`]).
+pub fn checks_timeout() -> Duration {
+    df_ping_timeout() * (2 + SEARCH_STEPS_MAX)
+}
+
+/// The payload of the reach ping (ping's default): 84-byte IPv4 packets, 104-byte IPv6 ones.
+pub const REACH_PING_PAYLOAD_BYTES: u32 = 56;
+
+/// The small ping that tells a black hole (small packets pass) from an unreachable target:
+/// `ping -n -4|-6 -c 3 -i 0.2 -s 56 -W 2 [-I SOURCE] TARGET`.
+pub fn reach_ping_argv(ctx: &ProbeContext) -> Vec<String> {
+    let params = podperf_protocol::job::PingParams {
+        count: DF_PING_COUNT,
+        interval_ms: 200,
+        size_bytes: REACH_PING_PAYLOAD_BYTES,
+    };
+    super::ping::argv(&params, ctx)
+}
+
+/// The size of the reach ping's packets: known to pass when it got a reply.
+pub fn reach_packet_bytes(target: IpAddr) -> u32 {
+    REACH_PING_PAYLOAD_BYTES + header_bytes(target)
+}
+
+/// Most DF pings a search makes: enough to halve any range of IP packet sizes to one byte.
+pub const SEARCH_STEPS_MAX: u32 = 17;
+
+/// The search for the largest packet that passes with DF set, by halving the range between a size
+/// known to pass and one known to be lost. Used when tracepath could not reach a target that small
+/// pings reach: the path drops large packets without saying so (a black hole), and the MTU it
+/// really carries is found by probing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MtuSearch {
+    passes: u32,
+    lost: u32,
+}
+
+impl MtuSearch {
+    /// `passes` < `lost`: packet sizes (bytes, IP header included) seen to pass and to be lost.
+    pub fn new(passes: u32, lost: u32) -> MtuSearch {
+        MtuSearch {
+            passes,
+            lost: lost.max(passes + 1),
+        }
+    }
+
+    /// The next packet size to try, or `None` when the answer is known.
+    pub fn next(&self) -> Option<u32> {
+        (self.lost - self.passes > 1).then(|| self.passes + (self.lost - self.passes) / 2)
+    }
+
+    /// What the DF ping of `size` bytes saw.
+    pub fn record(&mut self, size: u32, passed: bool) {
+        if passed {
+            self.passes = self.passes.max(size);
+        } else {
+            self.lost = self.lost.min(size);
+        }
+        self.lost = self.lost.max(self.passes + 1);
+    }
+
+    /// The largest packet seen to pass.
+    pub fn largest_passing(&self) -> u32 {
+        self.passes
+    }
+}
+
+/// The outcome when tracepath did not reach the target but a small ping did and the DF ping at
+/// the local MTU was all lost: a black hole, with the path MTU the search found (`path_mtu_bytes`
+/// is then the largest DF packet that passed) and `df_ping` the lost check at the local MTU.
+pub fn black_hole(mut traced: MtuResult, largest_passing: u32, lost: DfPing) -> MtuResult {
+    traced.path_mtu_bytes = largest_passing;
+    traced.df_ping = Some(lost);
+    traced.black_hole = true;
+    traced
+}
+
+/// The DF ping's figures for a check of `packet_bytes`.
+pub fn df_figures(packet_bytes: u32, ping: &PingResult) -> DfPing {
+    DfPing {
+        packet_bytes,
+        transmitted: ping.transmitted,
+        received: ping.received,
+        errors: ping.errors,
+        loss_percent: ping.loss_percent,
+    }
 }
 
 fn number<T: std::str::FromStr>(text: &str, line: &str) -> Result<T, ParseError> {
@@ -159,16 +252,21 @@ fn missing(what: &str) -> ParseError {
     ParseError::new(TOOL, format!("no {what} in the output"))
 }
 
+/// Whether tracepath could not send at all (no route), as opposed to sending into silence.
+pub fn could_not_send(out: &ToolOutput) -> bool {
+    out.stdout.lines().any(|l| l.contains("send failed"))
+}
+
 /// Classifies the tracepath run alone: reached → success (to be checked with a DF ping); not
 /// reached → `unreachable` (with what was learnt when there were hops).
 pub fn interpret(out: &ToolOutput, target: IpAddr) -> ProbeOutcome {
     match parse(&out.stdout, target) {
         Ok(result) if result.reached => ProbeOutcome::Succeeded(ProbeResult::Mtu(result)),
         Ok(result) => {
-            let first = out.stdout.lines().find(|l| l.contains("send failed"));
-            let message = match first {
-                Some(_) => format!("tracepath could not send toward {target} (no route)"),
-                None => format!("tracepath did not reach {target}"),
+            let message = if could_not_send(out) {
+                format!("tracepath could not send toward {target} (no route)")
+            } else {
+                format!("tracepath did not reach {target}")
             };
             let partial = result.local_mtu_bytes.is_some();
             ProbeOutcome::Failed {
@@ -197,13 +295,10 @@ pub fn interpret(out: &ToolOutput, target: IpAddr) -> ProbeOutcome {
 /// Adds the DF ping's figures: all lost while tracepath's small probes reached the target is a
 /// black hole at that MTU.
 pub fn with_df_ping(mut result: MtuResult, ping: &PingResult) -> MtuResult {
-    result.df_ping = Some(DfPing {
-        packet_bytes: checked_packet_bytes(result.path_mtu_bytes),
-        transmitted: ping.transmitted,
-        received: ping.received,
-        errors: ping.errors,
-        loss_percent: ping.loss_percent,
-    });
+    result.df_ping = Some(df_figures(
+        checked_packet_bytes(result.path_mtu_bytes),
+        ping,
+    ));
     result.black_hole = ping.transmitted > 0 && ping.received == 0;
     result
 }
