@@ -139,7 +139,7 @@ fn healthy_testbed_names_nothing_over_many_rounds() {
 ///
 /// - nftables faults (30 % random drop, the one-way blocks) are named by every round: the
 ///   one-way blocks by construction (every request of the blocked direction is dropped), the
-///   drop with a miss chance of ≈ 6·10⁻⁶ per round (BENCHMARKS.md) — so every round must.
+///   drop with a miss chance of ≈ 7·10⁻⁶ per round (BENCHMARKS.md) — so every round must.
 /// - A link down is named (`isolated`) by the first round, whose sweeps from the cut node end
 ///   `worker_lost`; once the node's workers have left the view a round no longer includes the
 ///   node at all (2 nodes, nothing named): the rounds after the first either name it or do not
