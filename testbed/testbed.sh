@@ -7,6 +7,8 @@
 #                   [--pod-mtu BYTES]   (pod interfaces' MTU, default 1450; 1500 = the classic
 #                                        misconfiguration over the 1500 underlay: VXLAN carries 1450)
 #                   [--image TAG]   (workers and dispatcher as containers of TAG, flags from k8s/base/)
+#                   [--worker-cpus LIST]   (every worker and its tools on these CPUs, taskset syntax:
+#                                           0 or 0-1 or 0,2; see README "CPU placement")
 #   testbed.sh exec [--run-id ID] [--in infra|underlay|node-N|pod-N-M|host-N] -- CMD...
 #   testbed.sh run  [up options] [--keep-logs] -- CMD...   (up, wait, CMD in infra, down; CMD's status)
 #   testbed.sh down [--run-id ID | --all] [--keep-logs]
@@ -31,6 +33,7 @@ NATS_PORT=4222
 REDIS_PORT=6379
 WEB_PORT=8080 # podperf-web, on the infra namespace's loopback (no token: loopback only)
 POD_MTU=1450
+WORKER_CPUS="" # up --worker-cpus: every worker (and the tools it runs) pinned there; "" = unpinned
 VXLAN_MTU_MAX=1450 # the underlay's 1500 minus VXLAN's 50: the kernel refuses a larger flannel.1
 VXLAN_VNI=1
 VXLAN_PORT=8472
@@ -436,6 +439,7 @@ container_args() { # name ns manifest container want-hostnet env-file
     die "$manifest: runAsNonRoot needs a non-zero runAsUser"
   fi
   [ -z "$uid" ] || printf '%s\n' --user "$uid${gid:+:$gid}"
+  case $name in pod-* | host-*) [ -z "${WORKER_CPUS:-}" ] || printf '%s\n' --cpuset-cpus "$WORKER_CPUS" ;; esac
   [ "$readonly" = true ] && printf '%s\n' --read-only --read-only-tmpfs=false
   [ ${#cmd[@]} -gt 0 ] || die "$manifest: container $cname has no command"
   printf '%s\n' "$IMAGE" "${cmd[@]}"
@@ -503,6 +507,9 @@ cmd_supervise() { # run
   trap 'STOP=1; : >"$STATE_DIR/stopped"' TERM
   mkdir -p "$STATE_DIR/pids"
   local nats redis n p
+  # up --worker-cpus: the workers' command prefix (their tools inherit the affinity).
+  PIN=()
+  [ -z "${WORKER_CPUS:-}" ] || PIN=(taskset -c "$WORKER_CPUS")
   nats=$(resolve_bin nats-server)
   redis=$(resolve_bin redis-server)
 
@@ -562,7 +569,7 @@ cmd_supervise() { # run
                 POD_NAMESPACE=testbed POD_IP="$(pod_ip "$n" "$p")" NODE_NAME="node-$n" NODE_IP="$nip" \
                 PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$POD_IPERF3_PORT \
                 PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
-                PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+                PODPERF_SHUTDOWN_GRACE_S=2 -- "${PIN[@]}" "$BIN_DIR/podperf-worker"
             fi
             printf 'pod-%s-%s\tpod\t%s\tnode-%s\t%s\t%s\t%s\t%s\n' "$n" "$p" "$(ns_pod "$RUN_ID" "$n" "$p")" \
               "$n" "$(pod_ip "$n" "$p")" "$nip" "$uid" "$POD_IPERF3_PORT"
@@ -576,7 +583,7 @@ cmd_supervise() { # run
               POD_NAMESPACE=testbed POD_IP="$nip" NODE_NAME="node-$n" NODE_IP="$nip" \
               PODPERF_HOST_NETWORK=true PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$HOST_IPERF3_PORT \
               PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
-              PODPERF_SHUTDOWN_GRACE_S=2 -- "$BIN_DIR/podperf-worker"
+              PODPERF_SHUTDOWN_GRACE_S=2 -- "${PIN[@]}" "$BIN_DIR/podperf-worker"
           fi
           printf 'host-%s\thost\t%s\tnode-%s\t%s\t%s\t%s\t%s\n' "$n" "$(ns_node "$RUN_ID" "$n")" "$n" \
             "$nip" "$nip" "$uid" "$HOST_IPERF3_PORT"
@@ -635,6 +642,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
       --timeout) timeout=${2:?}; shift 2 ;;
       --no-wait) wait_workers=0; shift ;;
       --pod-mtu) POD_MTU=${2:?}; shift 2 ;;
+      --worker-cpus) WORKER_CPUS=${2:?}; shift 2 ;;
       --image) image=${2:?}; shift 2 ;;
       --keep-logs) KEEP_LOGS=1; shift ;;
       -h | --help) usage ;;
@@ -648,6 +656,11 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
   [[ $timeout =~ ^[0-9]+$ ]] || die "--timeout must be whole seconds"
   if ! [[ $POD_MTU =~ ^[0-9]+$ ]] || [ "$POD_MTU" -lt 1280 ] || [ "$POD_MTU" -gt 9000 ]; then
     die "--pod-mtu must be 1280..9000"
+  fi
+  if [ -n "$WORKER_CPUS" ]; then
+    [[ $WORKER_CPUS =~ ^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$ ]] ||
+      die "--worker-cpus: a CPU list like 0, 0-1 or 0,2 (got '$WORKER_CPUS')"
+    taskset -c "$WORKER_CPUS" true 2>/dev/null || die "--worker-cpus $WORKER_CPUS: no such CPUs here (nproc: $(nproc))"
   fi
   need_root
   local t
@@ -690,7 +703,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
   done
   {
     local v
-    for v in RUN_ID NODES PODS BIN_DIR IMAGE INFRA_NS UNDERLAY_NS NATS_URL REDIS_URL INFRA_IP LOG_DIR STATE_DIR; do
+    for v in RUN_ID NODES PODS BIN_DIR IMAGE INFRA_NS UNDERLAY_NS NATS_URL REDIS_URL INFRA_IP LOG_DIR STATE_DIR WORKER_CPUS; do
       printf '%s=%q\n' "$v" "${!v}"
     done
     # NATS runs with authentication on (broker-config/auth.conf): one random password per role.

@@ -1,20 +1,17 @@
 //! `podperf health` on the netns testbed (3 nodes × 1 pod) with real faults: nothing named on the
 //! healthy cluster; 30 % random drop (nftables) on node 2's underlay port → `lossy node-2`;
-//! node 1's underlay link down → `isolated node-1`. Needs root and `ip netns` (skipped, with a
-//! message, otherwise).
+//! node 1's underlay link down → `isolated node-1`; a one-way block of node 2 → `cannot_send
+//! node-2`, and the other way → `unreachable node-2`. Needs root and `ip netns` (skipped, with
+//! a message, otherwise). Repeated rounds (healthy and after each fault): [`crate::health_rounds`].
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::testbed::{testbed_usable, text, Testbed};
-
-/// The bridge (underlay) drops 30 % of node 2's frames each way, but not its NATS traffic.
-const DROP_RULE: &str = "numgen random mod 100 < 30 drop";
-const INFRA_IP: &str = "198.18.0.2";
+use crate::testbed::{testbed_usable, Fault, Testbed};
 
 /// (finding, node, peer) of each finding.
-fn findings(report: &Value) -> Vec<(String, String, Option<String>)> {
+pub fn findings(report: &Value) -> Vec<(String, String, Option<String>)> {
     report["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("no findings in {report}"))
@@ -29,7 +26,8 @@ fn findings(report: &Value) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
-fn health(tb: &Testbed, count: &str) -> (Option<i32>, Value) {
+/// `podperf -o json health --count COUNT --interval-ms 20`: exit code and report.
+pub fn health(tb: &Testbed, count: &str) -> (Option<i32>, Value) {
     let started = Instant::now();
     let (code, v, err) = tb.try_podperf(&["health", "--count", count, "--interval-ms", "20"]);
     assert!(
@@ -42,11 +40,6 @@ fn health(tb: &Testbed, count: &str) -> (Option<i32>, Value) {
         started.elapsed()
     );
     (code, v)
-}
-
-fn underlay(tb: &Testbed, args: &[&str]) {
-    let out = tb.exec_in(Some("underlay"), args);
-    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
 }
 
 #[test]
@@ -65,16 +58,12 @@ fn health_names_a_lossy_node_and_an_isolated_one_and_nothing_when_healthy() {
     assert_eq!(findings(&healthy), [], "{healthy}");
     assert_eq!(healthy["nodes"], 3);
 
-    underlay(&tb, &["nft", "add", "table", "bridge", "pp_health"]);
-    let chain = "add chain bridge pp_health forward { type filter hook forward priority 0; }";
-    underlay(&tb, &["nft", chain]);
-    for dir in ["iifname", "oifname"] {
-        let rule = format!(
-            "add rule bridge pp_health forward {dir} \"n2\" ip saddr != {INFRA_IP} \
-             ip daddr != {INFRA_IP} {DROP_RULE}"
-        );
-        underlay(&tb, &["nft", &rule]);
-    }
+    // The bridge (underlay) drops 30 % of node 2's frames each way, but not its NATS traffic.
+    let drop = Fault::RandomDrop {
+        node: 2,
+        percent: 30,
+    };
+    tb.inject(drop);
     let (code, lossy) = health(&tb, "20");
     assert_eq!(code, Some(3), "{lossy}");
     assert_eq!(
@@ -83,9 +72,9 @@ fn health_names_a_lossy_node_and_an_isolated_one_and_nothing_when_healthy() {
         "{lossy}"
     );
     println!("FIGURES health lossy: {}", lossy["findings"][0]["message"]);
-    underlay(&tb, &["nft", "delete", "table", "bridge", "pp_health"]);
+    tb.clear(drop);
 
-    underlay(&tb, &["ip", "link", "set", "n1", "down"]);
+    tb.inject(Fault::LinkDown(1));
     let (code, cut) = health(&tb, "5");
     assert_eq!(code, Some(3), "{cut}");
     assert_eq!(
@@ -97,4 +86,58 @@ fn health_names_a_lossy_node_and_an_isolated_one_and_nothing_when_healthy() {
         "FIGURES health link down: {}",
         cut["findings"][0]["message"]
     );
+}
+
+/// A one-way block of node 2, each way, on the 3-node testbed.
+///
+/// A sweep round has every worker send echo requests to every other worker; a node pair
+/// (source → target) is *down* when none of its requests got a reply. Blocking everything from
+/// node 2 (its port's frames out, or its link) would drop its echo replies as well: the probes
+/// *to* node 2 would fail too, and node 2 would rightly be `isolated` — not a one-way fault.
+/// The directions are told apart by what each one carries: node 2's own probes are requests
+/// going out of its port (their replies come in); the others' probes to node 2 are requests
+/// coming in (node 2's replies go out). So the switch drops only the echo requests:
+///
+/// - **entering from node 2's port** (`iifname n2`): node 2's requests to the 2 other nodes die
+///   → both of its pairs as a source are down → `cannot_send node-2`; the others' requests
+///   reach node 2 and its replies get back → nobody is unreachable; nodes 0 and 1 each miss 1
+///   of their 2 incoming pairs (from node 2), not most → not named; node 2's down pairs are not
+///   named again one by one (node 2 is). Exactly one finding.
+/// - **leaving through node 2's port** (`oifname n2`): the mirror image → `unreachable node-2`.
+///
+/// Requests between node IPs are plain ICMP on the underlay; those toward or from pods are inside
+/// Flannel's VXLAN, matched at their fixed offsets ([`Testbed::inject`]). NATS (TCP) is never
+/// touched, so node 2's workers stay in the view and their sweeps report.
+#[test]
+fn health_names_a_node_blocked_one_way_by_the_direction_that_fails() {
+    if !testbed_usable() {
+        return;
+    }
+    let tb = Testbed::up(3, 1, 'o');
+    let all = [
+        "host-0", "host-1", "host-2", "pod-0-0", "pod-1-0", "pod-2-0",
+    ];
+    tb.wait_pods(&all, Duration::from_secs(30));
+    let (code, healthy) = health(&tb, "5");
+    assert_eq!(code, Some(0), "{healthy}");
+
+    for (fault, kind) in [
+        (Fault::NoRequestsFrom(2), "cannot_send"),
+        (Fault::NoRequestsTo(2), "unreachable"),
+    ] {
+        tb.inject(fault);
+        let (code, report) = health(&tb, "5");
+        assert_eq!(code, Some(3), "{fault:?}: {report}");
+        assert_eq!(
+            findings(&report),
+            [(kind.into(), "node-2".into(), None)],
+            "{fault:?}: {report}"
+        );
+        assert_eq!(report["nodes"], 3, "{report}");
+        println!(
+            "FIGURES health {fault:?}: {}",
+            report["findings"][0]["message"]
+        );
+        tb.clear(fault);
+    }
 }

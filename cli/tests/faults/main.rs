@@ -20,7 +20,10 @@
 //! - [`bad_input`]: hostile API requests, forged jobs, forged results.
 //! - [`limits`]: back-pressure, the worker's concurrency limit, the raw-output cap.
 //! - [`underlay`]: 6 a testbed node's underlay link down (needs root and `ip netns`).
-//! - [`health`]: `podperf health` names a lossy and an isolated testbed node (root, `ip netns`).
+//! - [`health`]: `podperf health` names a lossy, an isolated and a one-way blocked testbed node
+//!   (root, `ip netns`).
+//! - [`health_rounds`]: `podperf health` over many rounds: nothing on a healthy testbed; rounds
+//!   from a fault to its finding (root, `ip netns`).
 
 mod bad_input;
 mod budgets;
@@ -28,6 +31,7 @@ mod cluster;
 mod ha;
 mod harness;
 mod health;
+mod health_rounds;
 mod limits;
 mod scenarios;
 mod sizing;

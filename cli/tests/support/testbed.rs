@@ -55,6 +55,28 @@ pub fn testbed_usable() -> bool {
     }
 }
 
+/// testbed.sh's addresses: the infra namespace (NATS, Redis, the dispatcher) on the underlay,
+/// and Flannel's VXLAN port.
+pub const INFRA_IP: &str = "198.18.0.2";
+pub const VXLAN_PORT: u16 = 8472;
+/// The nftables bridge table of [`Testbed::inject`] in the underlay namespace.
+pub const FAULT_TABLE: &str = "pp_fault";
+
+/// A fault on the underlay switch, for node `N` (its port `nN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The node's port down: it neither sends nor receives (NATS included).
+    LinkDown(u32),
+    /// `percent` of the node's frames dropped at random, each way (`numgen random mod 100`);
+    /// its NATS traffic is spared.
+    RandomDrop { node: u32, percent: u32 },
+    /// The ICMP echo requests the node sends are dropped; its replies pass (one-way block).
+    NoRequestsFrom(u32),
+    /// The ICMP echo requests sent to the node are dropped; its own requests and their replies
+    /// pass (one-way block, the other way).
+    NoRequestsTo(u32),
+}
+
 /// One testbed run; `Drop` tears it down, so a failing assertion leaves nothing behind.
 pub struct Testbed {
     pub run_id: String,
@@ -217,6 +239,65 @@ impl Testbed {
             }
         }
         s
+    }
+
+    /// A command in the underlay switch's namespace; panics unless it succeeds.
+    pub fn underlay(&self, args: &[&str]) {
+        let out = self.exec_in(Some("underlay"), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+
+    /// Injects `fault` on the underlay switch (the bridge `ul0`, one port `nN` per node):
+    /// nftables rules in the bridge table [`FAULT_TABLE`], or a port's link state.
+    pub fn inject(&self, fault: Fault) {
+        match fault {
+            Fault::LinkDown(n) => self.underlay(&["ip", "link", "set", &format!("n{n}"), "down"]),
+            Fault::RandomDrop { node, percent } => {
+                // Both ways, everything but the node's traffic with infra (NATS stays up).
+                for dir in ["iifname", "oifname"] {
+                    self.fault_rule(&format!(
+                        "{dir} \"n{node}\" ip saddr != {INFRA_IP} ip daddr != {INFRA_IP} \
+                         numgen random mod 100 < {percent} drop"
+                    ));
+                }
+            }
+            Fault::NoRequestsFrom(n) => self.block_echo_requests("iifname", n),
+            Fault::NoRequestsTo(n) => self.block_echo_requests("oifname", n),
+        }
+    }
+
+    /// Undoes [`Testbed::inject`].
+    pub fn clear(&self, fault: Fault) {
+        match fault {
+            Fault::LinkDown(n) => self.underlay(&["ip", "link", "set", &format!("n{n}"), "up"]),
+            _ => self.underlay(&["nft", "delete", "table", "bridge", FAULT_TABLE]),
+        }
+    }
+
+    fn fault_rule(&self, rule: &str) {
+        let chain = format!(
+            "add chain bridge {FAULT_TABLE} forward {{ type filter hook forward priority 0; }}"
+        );
+        self.underlay(&["nft", "add", "table", "bridge", FAULT_TABLE]);
+        self.underlay(&["nft", &chain]);
+        self.underlay(&[
+            "nft",
+            &format!("add rule bridge {FAULT_TABLE} forward {rule}"),
+        ]);
+    }
+
+    /// Drops the ICMP echo requests that enter (`iifname`) or leave (`oifname`) the switch
+    /// through node `n`'s port — and only those, so the replies still pass: between node IPs
+    /// they are plain ICMP; between pods (and a node and a pod across nodes) they are inside
+    /// Flannel's VXLAN (UDP 8472), matched at fixed offsets from the outer UDP header: UDP 8 +
+    /// VXLAN 8 + inner Ethernet 14 bytes, then an inner IPv4 header without options (first
+    /// byte 0x45, protocol at +9 = 1, ICMP), then the ICMP type (+20) = 8, echo request.
+    fn block_echo_requests(&self, dir: &str, n: u32) {
+        let port = format!("{dir} \"n{n}\"");
+        self.fault_rule(&format!("{port} icmp type echo-request drop"));
+        self.fault_rule(&format!(
+            "{port} udp dport {VXLAN_PORT} @th,240,8 0x45 @th,312,8 1 @th,400,8 8 drop"
+        ));
     }
 
     pub fn down(&mut self) -> Output {
