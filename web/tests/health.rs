@@ -1,0 +1,122 @@
+//! `GET`/`POST /api/v2/health` in front of a real system (testkit's cluster: nats-server,
+//! redis-server, the dispatcher, loopback workers running the real fping), one of whose workers
+//! cannot send: its fping is the real one told to send from an address this host does not have
+//! (`-S 10.255.255.1`), so each of its sweeps fails ("cannot bind source address").
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{assert_error, Web};
+use podperf_testkit::{eventually, Cluster, ClusterOpts, WorkerSpec};
+use serde_json::{json, Value};
+
+/// A directory holding an `fping` that runs the real one from an address nobody has.
+pub fn broken_fping() -> tempfile::TempDir {
+    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("fping"))
+        .find(|p| p.is_file())
+        .expect("fping is installed");
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("fping");
+    let body = format!(
+        "#!/bin/sh\nexec {} \"$@\" -S 10.255.255.1\n",
+        real.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Three nodes; `pod-c` on node-3 cannot send.
+pub async fn cluster_with_a_mute_node(fping: &tempfile::TempDir) -> Cluster {
+    let mut c = Cluster::start(ClusterOpts::default()).await;
+    c.add_worker(WorkerSpec::new("pod-a", "node-1", "127.0.0.11"));
+    c.add_worker(WorkerSpec::new("pod-b", "node-2", "127.0.0.12"));
+    let mut mute = WorkerSpec::new("pod-c", "node-3", "127.0.0.13");
+    let path = format!(
+        "{}:{}",
+        fping.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    mute.env.push(("PATH".into(), path));
+    c.add_worker(mute);
+    c.wait_workers(&["pod-a", "pod-b", "pod-c"], Duration::from_secs(20))
+        .await;
+    c
+}
+
+fn findings(body: &Value) -> Vec<(String, String)> {
+    body["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings: {body}"))
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_string();
+            (s("finding"), s("node"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_runs_a_round_on_post_and_get_answers_from_the_latest_round_seen() {
+    let fping = broken_fping();
+    let c = cluster_with_a_mute_node(&fping).await;
+    let web = Web::serve(c, common::config()).await;
+
+    // No round seen yet.
+    let got = web.get("/api/v2/health").await;
+    let err = assert_error(&got, 404, "no_round");
+    assert!(err["message"].as_str().unwrap().contains("POST"), "{err}");
+
+    // Bad input: a clear error naming the field, nothing run.
+    for (body, field) in [
+        (json!({"count": 0}), "count"),
+        (json!({"interval_ms": 5}), "interval_ms"),
+        (
+            json!({"bandwidth_max_age_s": 604_801}),
+            "bandwidth_max_age_s",
+        ),
+    ] {
+        let got = web.post("/api/v2/health", &body).await;
+        assert_eq!(assert_error(&got, 400, "invalid_param")["field"], field);
+    }
+    let got = web
+        .post("/api/v2/health", &json!({"count": 2, "nope": 1}))
+        .await;
+    assert_error(&got, 400, "bad_request");
+
+    // The two sound nodes between themselves: healthy.
+    let two = json!({"count": 2, "interval_ms": 20, "from": ["pod-a", "pod-b"], "to": ["pod-a", "pod-b"]});
+    let (st, body) = web.post("/api/v2/health", &two).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["healthy"], true, "{body}");
+    assert_eq!(body["nodes"], 2, "{body}");
+    assert_eq!(body["sweeps"], 2, "{body}");
+    assert_eq!(body["round_age_s"], 0.0, "{body}");
+
+    // The whole mesh: node-3's sweep fails, it reached nobody.
+    let (st, body) = web
+        .post("/api/v2/health", &json!({"count": 2, "interval_ms": 20}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["healthy"], false, "{body}");
+    assert_eq!(findings(&body), [("cannot_send".into(), "node-3".into())]);
+    assert_eq!(
+        body["findings"][0]["message"],
+        "node-3 cannot send: reaches 0 of 2 node pairs"
+    );
+
+    // That round (every live worker's sweep ended, one of them failed) is the latest seen.
+    let latest = eventually(Duration::from_secs(20), "GET names node-3", || async {
+        let (st, body) = web.get("/api/v2/health").await;
+        (st == 200 && !findings(&body).is_empty()).then_some(body)
+    })
+    .await;
+    assert_eq!(findings(&latest), [("cannot_send".into(), "node-3".into())]);
+    assert_eq!(latest["sweeps"], 3, "{latest}");
+    let age = latest["round_age_s"].as_f64().unwrap();
+    assert!((0.0..60.0).contains(&age), "{latest}");
+    assert!(latest["round_completed_at_ms"].as_u64().unwrap() > 0);
+}
