@@ -4,48 +4,14 @@
 //! (`-S 10.255.255.1`), so each of its sweeps fails ("cannot bind source address").
 
 mod common;
+mod health_common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::{assert_error, Web};
-use podperf_testkit::{eventually, Cluster, ClusterOpts, WorkerSpec};
+use health_common::{broken_fping, cluster_with_a_mute_node};
+use podperf_testkit::eventually;
 use serde_json::{json, Value};
-
-/// A directory holding an `fping` that runs the real one from an address nobody has.
-pub fn broken_fping() -> tempfile::TempDir {
-    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
-        .map(|d| d.join("fping"))
-        .find(|p| p.is_file())
-        .expect("fping is installed");
-    let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("fping");
-    let body = format!(
-        "#!/bin/sh\nexec {} \"$@\" -S 10.255.255.1\n",
-        real.display()
-    );
-    std::fs::write(&script, body).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// Three nodes; `pod-c` on node-3 cannot send.
-pub async fn cluster_with_a_mute_node(fping: &tempfile::TempDir) -> Cluster {
-    let mut c = Cluster::start(ClusterOpts::default()).await;
-    c.add_worker(WorkerSpec::new("pod-a", "node-1", "127.0.0.11"));
-    c.add_worker(WorkerSpec::new("pod-b", "node-2", "127.0.0.12"));
-    let mut mute = WorkerSpec::new("pod-c", "node-3", "127.0.0.13");
-    let path = format!(
-        "{}:{}",
-        fping.path().display(),
-        std::env::var("PATH").unwrap()
-    );
-    mute.env.push(("PATH".into(), path));
-    c.add_worker(mute);
-    c.wait_workers(&["pod-a", "pod-b", "pod-c"], Duration::from_secs(20))
-        .await;
-    c
-}
 
 fn findings(body: &Value) -> Vec<(String, String)> {
     body["findings"]
@@ -62,7 +28,7 @@ fn findings(body: &Value) -> Vec<(String, String)> {
 #[tokio::test]
 async fn health_runs_a_round_on_post_and_get_answers_from_the_latest_round_seen() {
     let fping = broken_fping();
-    let c = cluster_with_a_mute_node(&fping).await;
+    let c = cluster_with_a_mute_node(&fping, "node-3").await;
     let web = Web::serve(c, common::config()).await;
 
     // No round seen yet.
