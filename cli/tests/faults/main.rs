@@ -21,8 +21,11 @@
 //! - [`limits`]: back-pressure, the worker's concurrency limit, the raw-output cap.
 //! - [`underlay`]: 6 a testbed node's underlay link down (needs root and `ip netns`).
 //! - [`health`]: `podperf health` names a lossy and an isolated testbed node (root, `ip netns`).
+//! - [`bandwidth_health`]: `podperf health` names a node capped with `tc … tbf` slow in
+//!   bandwidth after a `--mesh` matrix (root, `ip netns`).
 
 mod bad_input;
+mod bandwidth_health;
 mod budgets;
 mod cluster;
 mod ha;
