@@ -17,10 +17,11 @@ use crate::{Client, Result};
 
 /// How long past a sweep's deadline a round waits for it.
 pub const WAIT_SLACK: Duration = Duration::from_secs(30);
-/// Jobs read per page when looking for bandwidth results.
-const PAGE: u32 = 1000;
-/// Pages read at most (the newest 20,000 succeeded jobs of the window).
-const MAX_PAGES: usize = 20;
+/// Jobs read per page when looking for bandwidth results: records carry their raw output (up to
+/// the worker's 64 KiB cap, ~10 KiB for an iperf3 test), and a reply must fit NATS's 1 MB.
+const PAGE: u32 = 50;
+/// Pages read at most (the newest 10,000 succeeded jobs of the window).
+const MAX_PAGES: usize = 200;
 
 impl Client {
     /// Runs one full-mesh sweep round now (one batch: every sweep or none is accepted), waits
@@ -104,11 +105,18 @@ impl Client {
                     latest.entry(key).or_insert(b);
                 }
             }
-            // The next page ends where this one did (inclusive: ids already seen are skipped).
-            until = page.iter().map(|r| r.created_at_ms).min();
-            if !full || new == 0 {
+            if !full {
                 break;
             }
+            // The next page ends where this one did (inclusive: ids already seen are skipped);
+            // a page of nothing new (more jobs created in one millisecond than a page holds,
+            // e.g. a batch) steps past that millisecond.
+            let oldest = page.iter().map(|r| r.created_at_ms).min().unwrap_or(0);
+            until = Some(if new == 0 {
+                oldest.saturating_sub(1)
+            } else {
+                oldest
+            });
         }
         Ok(latest.into_values().collect())
     }
@@ -119,10 +127,16 @@ impl Client {
         req.validate()
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.message).with_field(e.field))?;
         let grid = self.sweep_round(&req.round()).await?;
-        let bandwidth = self
+        // The round's findings stand without the bandwidth: a failed look-up is noted, not fatal.
+        let (bandwidth, unavailable) = match self
             .latest_bandwidth(Duration::from_secs(req.bandwidth_max_age_s))
-            .await?;
-        let report = podperf_report::health_with_bandwidth(&grid, &bandwidth);
+            .await
+        {
+            Ok(b) => (b, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        let mut report = podperf_report::health_with_bandwidth(&grid, &bandwidth);
+        report.bandwidth_unavailable = unavailable;
         Ok((grid, report))
     }
 }

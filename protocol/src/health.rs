@@ -137,6 +137,10 @@ pub struct HealthReport {
     /// Bandwidth figures (node pair, path class, protocol) taken into account.
     #[serde(default)]
     pub bandwidth_pairs: u32,
+    /// Why no bandwidth was taken into account although it was asked for (the look-up of the
+    /// latest iperf3 results failed); the sweep round's findings stand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_unavailable: Option<String>,
     pub findings: Vec<Finding>,
 }
 

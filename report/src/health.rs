@@ -82,6 +82,7 @@ pub fn health_with_bandwidth(grid: &SweepGrid, bandwidth: &[PairBandwidth]) -> H
         healthy: findings.is_empty(),
         nodes: nodes.len() as u32,
         bandwidth_pairs: bandwidth.len() as u32,
+        bandwidth_unavailable: None,
         findings,
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{assert_error, Web};
 use health_common::{broken_fping, cluster_with_a_mute_node};
+use podperf_protocol::job::{Iperf3Params, JobParams, JobSpec, Target};
 use podperf_testkit::eventually;
 use serde_json::{json, Value};
 
@@ -85,4 +86,59 @@ async fn health_runs_a_round_on_post_and_get_answers_from_the_latest_round_seen(
     let age = latest["round_age_s"].as_f64().unwrap();
     assert!((0.0..60.0).contains(&age), "{latest}");
     assert!(latest["round_completed_at_ms"].as_u64().unwrap() > 0);
+
+    // Bandwidth: a 1 s TCP iperf3 test per ordered pair, then a batch of 60 noops created in
+    // the same millisecond (more than a page of the look-up: it pages past them).
+    let client = web.cluster.client().clone();
+    let pods = ["pod-a", "pod-b", "pod-c"];
+    let mut specs = Vec::new();
+    for s in pods {
+        for d in pods.iter().filter(|d| **d != s) {
+            specs.push(JobSpec {
+                source: s.into(),
+                target: Some(Target::Worker((*d).into())),
+                params: JobParams::Iperf3(Iperf3Params {
+                    duration_s: 1,
+                    ..Iperf3Params::default()
+                }),
+                timeout_s: None,
+            });
+        }
+    }
+    let noops = (0..60).map(|i| JobSpec {
+        source: pods[i % 3].into(),
+        target: None,
+        params: JobParams::Noop(Default::default()),
+        timeout_s: None,
+    });
+    for batch in [specs, noops.collect()] {
+        let ids = client.submit(batch).await.expect("submitted");
+        for id in ids {
+            let rec = client
+                .wait_past_deadline(id, Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert_eq!(rec.state.as_str(), "succeeded", "{rec:?}");
+        }
+    }
+    let (st, body) = web
+        .post("/api/v2/health", &json!({"count": 2, "interval_ms": 20}))
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["bandwidth_pairs"], 6,
+        "one per ordered node pair: {body}"
+    );
+    assert!(body.get("bandwidth_unavailable").is_none(), "{body}");
+    // node-3 named already: its pairs are not judged for bandwidth (node-1 ↔ node-2 alone have
+    // no baseline), so the finding stays the one.
+    assert_eq!(findings(&body), [("cannot_send".into(), "node-3".into())]);
+    // Without bandwidth.
+    let (_, body) = web
+        .post(
+            "/api/v2/health",
+            &json!({"count": 2, "interval_ms": 20, "bandwidth_max_age_s": 0}),
+        )
+        .await;
+    assert_eq!(body["bandwidth_pairs"], 0, "{body}");
 }

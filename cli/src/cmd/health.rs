@@ -63,8 +63,12 @@ impl Health {
 }
 
 fn render(r: &HealthReport) -> String {
+    let note = match &r.bandwidth_unavailable {
+        Some(why) => format!("(no bandwidth results used: {why})\n"),
+        None => String::new(),
+    };
     if r.healthy {
-        return format!("healthy: {} nodes, nothing found\n", r.nodes);
+        return format!("healthy: {} nodes, nothing found\n{note}", r.nodes);
     }
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
@@ -79,5 +83,9 @@ fn render(r: &HealthReport) -> String {
             f.message.clone(),
         ]);
     }
-    format!("{} findings on {} nodes\n{t}\n", r.findings.len(), r.nodes)
+    format!(
+        "{} findings on {} nodes\n{t}\n{note}",
+        r.findings.len(),
+        r.nodes
+    )
 }
