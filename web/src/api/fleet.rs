@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// The error code of `GET /api/v2/health` before any round completed.
 pub const NO_ROUND: &str = "no_round";
 
-const ANSWER: &str = "HealthAnswer `{round_completed_at_ms, round_age_s, sweeps, healthy, nodes, bandwidth_pairs, findings: [{finding: cannot_send|unreachable|isolated|slow|lossy, node, peer?, path?, protocol?, value, baseline, message}]}` (with `protocol`, a bandwidth finding: value and baseline in bits per second)";
+const ANSWER: &str = "HealthAnswer `{round_completed_at_ms, round_age_s, sweeps, healthy, nodes, bandwidth_pairs, bandwidth_unavailable?, findings: [{finding: cannot_send|unreachable|isolated|slow|lossy, node, peer?, path?, protocol?, value, baseline, message}]}` (with `protocol`, a bandwidth finding: value and baseline in bits per second)";
 
 /// `GET /api/v2/health`: the findings of the latest complete sweep round seen.
 #[utoipa::path(get, path = "/api/v2/health", operation_id = "get_health", tag = "v2",
