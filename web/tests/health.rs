@@ -30,7 +30,16 @@ fn findings(body: &Value) -> Vec<(String, String)> {
 async fn health_runs_a_round_on_post_and_get_answers_from_the_latest_round_seen() {
     let fping = broken_fping();
     let c = cluster_with_a_mute_node(&fping, "node-3").await;
-    let web = Web::serve(c, common::config()).await;
+    let mut web = Web::serve(c, common::config()).await;
+
+    // The token rules of every v2 endpoint: nothing runs without it.
+    for token in [None, Some("wrong")] {
+        web.token = token.map(String::from);
+        assert_error(&web.get("/api/v2/health").await, 401, "unauthorized");
+        let got = web.post("/api/v2/health", &json!({})).await;
+        assert_error(&got, 401, "unauthorized");
+    }
+    web.token = Some(common::TOKEN.into());
 
     // No round seen yet.
     let got = web.get("/api/v2/health").await;
