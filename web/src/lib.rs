@@ -11,11 +11,13 @@
 //! - `extract.rs` — body, query and path extractors whose refusals are [`AppError`]s.
 //! - `auth.rs` — the bearer-token check.
 //! - `hub.rs` — the live-event hub behind `GET /api/v2/events`.
-//! - `api/` — REST v2, one file per resource; `api/health.rs` — `/healthz`, `/readyz`.
+//! - `api/` — REST v2, one file per resource; `api/health.rs` — `/healthz`, `/readyz`;
+//!   `api/fleet.rs` — `/api/v2/health` (`podperf health`: which node is at fault).
 //! - `v1/` — the published design's v1 API (its envelope, its `task_param` parser).
 //! - `openapi.rs` — the OpenAPI document (utoipa), snapshot-tested against `web/openapi.json`.
 //! - `ui/` — the web UI's routes.
-//! - `metrics/` — `/metrics` for Prometheus on its own listener, fed by following NATS.
+//! - `metrics/` — what is followed on NATS (always: the sweep rounds behind `GET /api/v2/health`)
+//!   and `/metrics` for Prometheus on its own listener (with `PODPERF_METRICS_LISTEN`).
 
 pub mod api;
 pub mod auth;
