@@ -8,10 +8,12 @@
 //! - `error.rs` — [`Error`] with a [`ErrorKind`] to branch on.
 //! - `live.rs` — [`LiveStream`]: job events and results as they are published.
 //! - `schedules.rs` — the `schedules.*` endpoints.
+//! - `sweep.rs` — sweep rounds, the latest bandwidth per node pair and `podperf health`.
 
 mod error;
 mod live;
 mod schedules;
+mod sweep;
 
 use std::time::Duration;
 
@@ -31,6 +33,7 @@ use uuid::Uuid;
 
 pub use error::{Error, ErrorKind, Result};
 pub use live::{Live, LiveFilter, LiveStream};
+pub use sweep::{pair_bandwidth, WAIT_SLACK};
 
 /// How long [`Client::new`] waits for each API answer unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -10,12 +10,20 @@
 //! - *slow*: the median RTT of the node's pairs of a path class is [`SLOW_RATIO`] times the median
 //!   of the class's pairs without it, and [`SLOW_EXCESS_MS`] more.
 //!
+//! - *slow* in bandwidth (when bandwidth results are given): per path class and protocol, the
+//!   median bandwidth of the pairs a node **sends** on (or, separately, **receives** on) is
+//!   [`BANDWIDTH_SLOW_RATIO`] times below the median of the class's pairs without it. Directions
+//!   are judged apart because a cap (e.g. `tc … tbf` on an interface) shapes one direction only.
+//!
 //! Comparing a node with the pairs *without* it (leave-one-out) keeps one bad node from moving
 //! the baseline it is judged by, which matters in small clusters where it touches most pairs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use podperf_protocol::health::{Finding, FindingKind, GridCell, HealthReport, SweepGrid};
+use podperf_protocol::health::{
+    Finding, FindingKind, GridCell, HealthReport, PairBandwidth, SweepGrid, SweepPath,
+};
+use podperf_protocol::job::TransportProtocol;
 
 /// Loss (percentage points) a node must show above the rest to be *lossy*.
 pub const LOSSY_EXCESS_PERCENT: f64 = 5.0;
@@ -25,6 +33,10 @@ pub const LOSSY_MIN_LOST: u32 = 3;
 pub const SLOW_RATIO: f64 = 3.0;
 /// And by how much at least (scheduling noise on an idle path is well below it).
 pub const SLOW_EXCESS_MS: f64 = 1.0;
+/// How many times below the rest's median bandwidth a node's must be to be *slow* (a healthy
+/// cluster's pairs of one path class stay well within it; a link capped or negotiated down falls
+/// far outside).
+pub const BANDWIDTH_SLOW_RATIO: f64 = 3.0;
 /// Above this many nodes the slow baseline is the class median with the node in (leave-one-out
 /// would cost nodes × pairs).
 const LEAVE_ONE_OUT_MAX_NODES: usize = 200;
@@ -35,6 +47,12 @@ type Pair<'a> = (&'a (String, String), &'a (u32, u32));
 
 /// The findings of one sweep round.
 pub fn health(grid: &SweepGrid) -> HealthReport {
+    health_with_bandwidth(grid, &[])
+}
+
+/// The findings of one sweep round and of the latest bandwidth per node pair, path class and
+/// protocol (see [`PairBandwidth`]; empty: the sweep round's findings only).
+pub fn health_with_bandwidth(grid: &SweepGrid, bandwidth: &[PairBandwidth]) -> HealthReport {
     let pairs = node_pairs(&grid.cells);
     let mut nodes: BTreeSet<String> = BTreeSet::new();
     for c in &grid.cells {
@@ -49,15 +67,22 @@ pub fn health(grid: &SweepGrid) -> HealthReport {
         .filter(|n| *n != "?" && !sources.contains(n))
         .collect();
     nodes.extend(silent.iter().map(|n| n.to_string()));
+    for b in bandwidth {
+        nodes.insert(b.src_node.clone());
+        nodes.insert(b.dst_node.clone());
+    }
     let mut findings = reachability(&nodes, &pairs, &silent);
     let named: BTreeSet<String> = findings.iter().map(|f| f.node.clone()).collect();
     findings.extend(down_pairs(&pairs, &named));
     findings.extend(lossy(&nodes, &pairs, &named));
     findings.extend(slow(&nodes, &grid.cells, &named));
+    findings.extend(slow_bandwidth(&nodes, bandwidth, &named));
     findings.sort_by(|a, b| (&a.node, a.finding, &a.peer).cmp(&(&b.node, b.finding, &b.peer)));
     HealthReport {
         healthy: findings.is_empty(),
         nodes: nodes.len() as u32,
+        bandwidth_pairs: bandwidth.len() as u32,
+        bandwidth_unavailable: None,
         findings,
     }
 }
@@ -121,6 +146,7 @@ fn reachability(nodes: &BTreeSet<String>, pairs: &Pairs, silent: &BTreeSet<&str>
             node: n.clone(),
             peer: None,
             path: None,
+            protocol: None,
             value: 100.0 * down as f64 / total as f64,
             baseline: 0.0,
             message: format!(
@@ -141,6 +167,7 @@ fn down_pairs(pairs: &Pairs, named: &BTreeSet<String>) -> Vec<Finding> {
             node: d.clone(),
             peer: Some(s.clone()),
             path: None,
+            protocol: None,
             value: 100.0,
             baseline: 0.0,
             message: format!("{d} unreachable from {s}"),
@@ -180,6 +207,7 @@ fn lossy(nodes: &BTreeSet<String>, pairs: &Pairs, named: &BTreeSet<String>) -> V
                 node: n.clone(),
                 peer: None,
                 path: None,
+                protocol: None,
                 value,
                 baseline,
                 message: format!("{n} lossy: {value:.1} % loss vs {baseline:.1} % elsewhere"),
@@ -241,6 +269,7 @@ fn slow(nodes: &BTreeSet<String>, cells: &[GridCell], named: &BTreeSet<String>) 
                 node: n.clone(),
                 peer: None,
                 path: Some(path),
+                protocol: None,
                 value,
                 baseline,
                 message: format!(
@@ -268,4 +297,105 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     })
+}
+
+/// *slow* in bandwidth: each node's worst (lowest against its baseline) class and direction.
+fn slow_bandwidth(
+    nodes: &BTreeSet<String>,
+    bandwidth: &[PairBandwidth],
+    named: &BTreeSet<String>,
+) -> Vec<Finding> {
+    let mut worst: BTreeMap<String, Finding> = BTreeMap::new();
+    let mut classes: BTreeMap<(SweepPath, &str), Vec<&PairBandwidth>> = BTreeMap::new();
+    for b in bandwidth
+        .iter()
+        .filter(|b| !named.contains(&b.src_node) && !named.contains(&b.dst_node))
+        .filter(|b| b.bits_per_second.is_finite() && b.bits_per_second >= 0.0)
+    {
+        classes
+            .entry((b.path, protocol_name(b.protocol)))
+            .or_default()
+            .push(b);
+    }
+    for ((path, proto), class) in &classes {
+        let everyone = median(class.iter().map(|b| b.bits_per_second).collect());
+        for n in nodes.iter().filter(|n| !named.contains(*n)) {
+            let baseline = if nodes.len() > LEAVE_ONE_OUT_MAX_NODES {
+                everyone
+            } else {
+                median(
+                    class
+                        .iter()
+                        .filter(|b| b.src_node != *n && b.dst_node != *n)
+                        .map(|b| b.bits_per_second)
+                        .collect(),
+                )
+            };
+            let Some(baseline) = baseline.filter(|b| *b > 0.0) else {
+                continue;
+            };
+            for (sender, role) in [(true, "sending"), (false, "receiving")] {
+                let mine = class
+                    .iter()
+                    .filter(|b| (if sender { &b.src_node } else { &b.dst_node }) == n)
+                    .map(|b| b.bits_per_second)
+                    .collect();
+                let Some(value) = median(mine) else { continue };
+                if value * BANDWIDTH_SLOW_RATIO > baseline {
+                    continue;
+                }
+                let protocol = class[0].protocol;
+                let f = Finding {
+                    finding: FindingKind::Slow,
+                    node: n.clone(),
+                    peer: None,
+                    path: Some(*path),
+                    protocol: Some(protocol),
+                    value,
+                    baseline,
+                    message: format!(
+                        "{n} slow: {} {proto} bandwidth {role} {} vs {} median",
+                        path.as_str(),
+                        bits_per_second(value),
+                        bits_per_second(baseline)
+                    ),
+                };
+                if worst
+                    .get(n)
+                    .is_none_or(|w| f.value / f.baseline < w.value / w.baseline)
+                {
+                    worst.insert(n.clone(), f);
+                }
+            }
+        }
+    }
+    worst.into_values().collect()
+}
+
+fn protocol_name(p: TransportProtocol) -> &'static str {
+    match p {
+        TransportProtocol::Tcp => "TCP",
+        TransportProtocol::Udp => "UDP",
+    }
+}
+
+/// `95.0 Mbit/s`, `9.41 Gbit/s`: three significant digits.
+pub fn bits_per_second(v: f64) -> String {
+    let (v, unit) = if v >= 1e9 {
+        (v / 1e9, "Gbit/s")
+    } else if v >= 1e6 {
+        (v / 1e6, "Mbit/s")
+    } else if v >= 1e3 {
+        (v / 1e3, "kbit/s")
+    } else {
+        (v, "bit/s")
+    };
+    let decimals = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.decimals$} {unit}")
 }

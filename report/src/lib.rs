@@ -37,7 +37,10 @@ mod verdict;
 mod fixtures;
 
 pub use grid::{grid, loss_percent, SourceInfo};
-pub use health::{health, LOSSY_EXCESS_PERCENT, LOSSY_MIN_LOST, SLOW_EXCESS_MS, SLOW_RATIO};
+pub use health::{
+    bits_per_second, health, health_with_bandwidth, BANDWIDTH_SLOW_RATIO, LOSSY_EXCESS_PERCENT,
+    LOSSY_MIN_LOST, SLOW_EXCESS_MS, SLOW_RATIO,
+};
 pub use matrix::report;
 pub use mtu::mtu_problems;
 pub use overlay::overlay_cost;

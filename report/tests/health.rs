@@ -1,8 +1,11 @@
 //! `podperf health`'s classification on synthetic sweep rounds: each fault named once, with the
 //! right name, and nothing named on a healthy cluster.
 
-use podperf_protocol::health::{FailedSweep, FindingKind, GridCell, SweepGrid, SweepPath};
-use podperf_report::{health, loss_percent};
+use podperf_protocol::health::{
+    FailedSweep, FindingKind, GridCell, PairBandwidth, SweepGrid, SweepPath,
+};
+use podperf_protocol::job::TransportProtocol;
+use podperf_report::{bits_per_second, health, health_with_bandwidth, loss_percent};
 
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
 
@@ -160,6 +163,100 @@ fn a_slow_node_is_named_with_its_path_and_the_median() {
     // 3× slower but by less than a millisecond is noise on an idle path.
     let g = mesh(&NODES, |s, _| (10, if s == "n3" { 0.5 } else { 0.11 }));
     assert_eq!(named(&g), []);
+}
+
+/// A full mesh of TCP bandwidth over `nodes` (pod_cross_node), each pair's bits per second given
+/// by `bw(src, dst)` (`src` sends).
+fn bandwidth_mesh(nodes: &[&str], bw: impl Fn(&str, &str) -> f64) -> Vec<PairBandwidth> {
+    let mut out = Vec::new();
+    for s in nodes {
+        for d in nodes.iter().filter(|d| *d != s) {
+            out.push(PairBandwidth {
+                path: SweepPath::PodCrossNode,
+                protocol: TransportProtocol::Tcp,
+                src_node: s.to_string(),
+                dst_node: d.to_string(),
+                bits_per_second: bw(s, d),
+                finished_at_ms: 1,
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn a_node_whose_sending_is_capped_is_slow_in_bandwidth_and_only_it() {
+    let grid = mesh(&NODES, |_, _| (10, 0.11));
+    // An egress cap (tbf) on n3: only what n3 sends is slow; 3 and 4 nodes.
+    for nodes in [&NODES[..3], &NODES[..]] {
+        let bw = bandwidth_mesh(nodes, |s, _| if s == "n3" { 95e6 } else { 9.41e9 });
+        let r = health_with_bandwidth(&grid, &bw);
+        let named: Vec<_> = r.findings.iter().map(|f| (f.finding, &*f.node)).collect();
+        assert_eq!(named, [(FindingKind::Slow, "n3")], "{nodes:?}: {r:?}");
+        let f = &r.findings[0];
+        assert_eq!(f.protocol, Some(TransportProtocol::Tcp));
+        assert_eq!(f.path, Some(SweepPath::PodCrossNode));
+        assert_eq!((f.value, f.baseline), (95e6, 9.41e9));
+        assert_eq!(
+            f.message,
+            "n3 slow: pod_cross_node TCP bandwidth sending 95.0 Mbit/s vs 9.41 Gbit/s median"
+        );
+        assert_eq!(r.bandwidth_pairs as usize, bw.len());
+    }
+    // An ingress cap on n2: named as receiving.
+    let bw = bandwidth_mesh(&NODES, |_, d| if d == "n2" { 50e6 } else { 940e6 });
+    let r = health_with_bandwidth(&grid, &bw);
+    assert_eq!(r.findings.len(), 1, "{r:?}");
+    assert_eq!(
+        r.findings[0].message,
+        "n2 slow: pod_cross_node TCP bandwidth receiving 50.0 Mbit/s vs 940 Mbit/s median"
+    );
+}
+
+#[test]
+fn bandwidth_spread_within_the_ratio_names_nothing() {
+    let grid = mesh(&NODES, |_, _| (10, 0.11));
+    // Pairs between 2.5 and 9.4 Gbit/s (well under 3× apart from the median): healthy.
+    let bw = bandwidth_mesh(&NODES, |s, d| match (s, d) {
+        ("n1", _) => 3.5e9,
+        (_, "n4") => 4e9,
+        _ => 9.4e9,
+    });
+    let r = health_with_bandwidth(&grid, &bw);
+    assert!(r.healthy, "{r:?}");
+    // Classes are judged apart: a slow overlay beside a fast underlay is not a slow node.
+    let mut bw = bandwidth_mesh(&NODES, |_, _| 1e9);
+    bw.extend(bandwidth_mesh(&NODES, |_, _| 9e9).into_iter().map(|mut b| {
+        b.path = SweepPath::NodeToNode;
+        b
+    }));
+    assert!(health_with_bandwidth(&grid, &bw).healthy);
+    // No bandwidth at all: the sweep grid's findings alone, as `health`.
+    assert_eq!(health_with_bandwidth(&grid, &[]), health(&grid));
+}
+
+#[test]
+fn a_node_already_named_unreachable_is_not_also_named_slow() {
+    let grid = mesh(&NODES, |s, d| {
+        if s == "n3" || d == "n3" {
+            (0, 0.0)
+        } else {
+            (10, 0.1)
+        }
+    });
+    let bw = bandwidth_mesh(&NODES, |s, _| if s == "n3" { 1e6 } else { 9e9 });
+    let r = health_with_bandwidth(&grid, &bw);
+    let named: Vec<_> = r.findings.iter().map(|f| (f.finding, &*f.node)).collect();
+    assert_eq!(named, [(FindingKind::Isolated, "n3")]);
+}
+
+#[test]
+fn bits_per_second_has_three_significant_digits() {
+    assert_eq!(bits_per_second(9.41e9), "9.41 Gbit/s");
+    assert_eq!(bits_per_second(95e6), "95.0 Mbit/s");
+    assert_eq!(bits_per_second(940e6), "940 Mbit/s");
+    assert_eq!(bits_per_second(1500.0), "1.50 kbit/s");
+    assert_eq!(bits_per_second(12.0), "12.0 bit/s");
 }
 
 /// 1,000 nodes (999,000 cells): one isolated node named, and how long that takes (debug build

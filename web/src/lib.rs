@@ -11,11 +11,13 @@
 //! - `extract.rs` — body, query and path extractors whose refusals are [`AppError`]s.
 //! - `auth.rs` — the bearer-token check.
 //! - `hub.rs` — the live-event hub behind `GET /api/v2/events`.
-//! - `api/` — REST v2, one file per resource; `api/health.rs` — `/healthz`, `/readyz`.
+//! - `api/` — REST v2, one file per resource; `api/health.rs` — `/healthz`, `/readyz`;
+//!   `api/fleet.rs` — `/api/v2/health` (`podperf health`: which node is at fault).
 //! - `v1/` — the published design's v1 API (its envelope, its `task_param` parser).
 //! - `openapi.rs` — the OpenAPI document (utoipa), snapshot-tested against `web/openapi.json`.
 //! - `ui/` — the web UI's routes.
-//! - `metrics/` — `/metrics` for Prometheus on its own listener, fed by following NATS.
+//! - `metrics/` — what is followed on NATS (always: the sweep rounds behind `GET /api/v2/health`)
+//!   and `/metrics` for Prometheus on its own listener (with `PODPERF_METRICS_LISTEN`).
 
 pub mod api;
 pub mod auth;
@@ -95,25 +97,64 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// Serves `listener` until `shutdown` resolves: then the event streams and `?wait=` requests end
-/// at once, the requests in flight finish, and this returns.
+/// at once, the requests in flight finish, and this returns. Without a metrics listener.
 pub async fn run(
     listener: TcpListener,
     client: podperf_client::Client,
     config: WebConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve(listener, client, config, None, shutdown).await
+}
+
+/// The `/metrics` listener (`PODPERF_METRICS_LISTEN`) and its `PODPERF_METRICS_MAX_PAIRS`.
+pub struct MetricsListener {
+    pub listener: TcpListener,
+    pub max_pairs: u64,
+}
+
+/// [`run`], and `/metrics` on `metrics` if given. NATS is followed (results stream, workers
+/// bucket, done notices) either way: `GET /api/v2/health` answers from the sweep rounds seen.
+pub async fn serve(
+    listener: TcpListener,
+    client: podperf_client::Client,
+    config: WebConfig,
+    metrics: Option<MetricsListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let token = CancellationToken::new();
-    let state = AppState::new(client, config, token.clone());
+    let max_pairs = metrics
+        .as_ref()
+        .map_or(metrics::MAX_PAIRS_DEFAULT, |m| m.max_pairs);
+    let (watch, tasks) = metrics::Watch::start(client.clone(), max_pairs, token.clone());
+    let metrics_served = metrics.map(|m| {
+        let stopped = token.clone().cancelled_owned();
+        tokio::spawn(metrics::serve(m.listener, watch.clone(), stopped))
+    });
+    let state = AppState::new(client, config, watch, token.clone());
     // Answers are small: send them at once rather than wait for Nagle's algorithm.
     let listener = listener.tap_io(|tcp| {
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
+    let stopping = token.clone();
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             shutdown.await;
-            token.cancel();
+            stopping.cancel();
         })
-        .await
+        .await;
+    token.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(m) = metrics_served {
+        match m.await {
+            Ok(Err(err)) => tracing::warn!(%err, "the metrics listener failed"),
+            Err(err) => tracing::warn!(%err, "the metrics task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    served
 }

@@ -98,24 +98,22 @@ async fn run(args: Args) -> Result<(), Fatal> {
                 .map_err(|e| Fatal::config_because(format!("cannot listen on {at}"), e))?;
             let addr = listener.local_addr().map_err(|e| Fatal::Run(e.into()))?;
             tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listening");
-            let max_pairs = args.metrics_max_pairs;
-            let shutdown = stop.clone().cancelled_owned();
-            let client = client.clone();
-            Some(tokio::spawn(podperf_web::metrics::run(
-                listener, client, max_pairs, shutdown,
-            )))
+            Some(podperf_web::MetricsListener {
+                listener,
+                max_pairs: args.metrics_max_pairs,
+            })
         }
         None => None,
     };
-    let served = podperf_web::run(listener, client, config, stop.clone().cancelled_owned()).await;
+    let served = podperf_web::serve(
+        listener,
+        client,
+        config,
+        metrics,
+        stop.clone().cancelled_owned(),
+    )
+    .await;
     stop.cancel();
-    if let Some(metrics) = metrics {
-        match metrics.await {
-            Ok(Err(err)) => tracing::warn!(%err, "the metrics listener failed"),
-            Err(err) => tracing::warn!(%err, "the metrics task failed"),
-            Ok(Ok(())) => {}
-        }
-    }
     podperf_connect::drain(&nats).await;
     tracing::info!("podperf-web stopped");
     served.map_err(|e| Fatal::Run(e.into()))

@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{events, health, jobs, runs, schedules, status, workers};
+use crate::api::{events, fleet, health, jobs, runs, schedules, status, workers};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::v1::{clients, task};
 
@@ -22,7 +22,7 @@ use crate::v1::{clients, task};
     paths(
         workers::list, jobs::submit, jobs::list, jobs::get, jobs::cancel, runs::start, runs::list,
         runs::get, schedules::list, schedules::add, schedules::remove, schedules::pause,
-        schedules::resume, events::events, status::status, health::healthz, health::readyz, clients::list, task::create,
+        schedules::resume, events::events, status::status, fleet::latest, fleet::run, health::healthz, health::readyz, clients::list, task::create,
         task::get, openapi_json
     ),
     components(schemas(ErrorBody, ErrorDetail, health::Ready)),

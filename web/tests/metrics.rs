@@ -441,6 +441,86 @@ fn a_round_sets_the_findings_of_podperf_health_and_the_next_one_clears_them() {
     assert!(text.contains("podperf_sweep_round_last_completed_timestamp_seconds 0.002"));
 }
 
+/// A TCP iperf3 job from `src` to `dst` at `bps`, as its done notice carries it.
+fn iperf3_done(src: &WorkerInfo, dst: &WorkerInfo, bps: f64) -> podperf_protocol::api::JobRecord {
+    let mut rec = podperf_web::metrics::state::sweep_record(sweep_from(src, &[]));
+    rec.params = JobParams::Iperf3(Iperf3Params::default());
+    rec.target_worker = Some(dst.worker_id.clone());
+    rec.finished_at_ms = Some(podperf_protocol::now_ms());
+    rec.result = Some(ProbeResult::Iperf3(
+        podperf_protocol::result::Iperf3Result {
+            protocol: podperf_protocol::job::TransportProtocol::Tcp,
+            reverse: false,
+            streams: 1,
+            duration_s: 1.0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            sender_bits_per_second: bps,
+            receiver_bits_per_second: bps,
+            retransmits: Some(0),
+            jitter_ms: None,
+            lost_packets: None,
+            packets: None,
+            lost_percent: None,
+            cpu_host_percent: None,
+            cpu_remote_percent: None,
+        },
+    ));
+    rec
+}
+
+/// A sweep that ends without a result (timed out: only its done notice tells) completes the
+/// round, its node named as cannot send; a node whose sending bandwidth is far below the rest
+/// is `slow_bandwidth`; the latest round's report is what `GET /api/v2/health` answers.
+#[test]
+fn a_failed_sweep_completes_the_round_and_bandwidth_findings_are_faults() {
+    let m = Metrics::new(10_000);
+    let all: Vec<WorkerInfo> = (0..4).map(|n| worker(n, false)).collect();
+    for w in &all {
+        m.worker_up(w.clone());
+    }
+    for s in &all {
+        for d in all.iter().filter(|d| d.worker_id != s.worker_id) {
+            let bps = if s.node_name == "node-3" { 50e6 } else { 9e9 };
+            m.job_done(&iperf3_done(s, d, bps));
+        }
+    }
+    for w in &all[1..] {
+        m.observe(sweep_from(w, &all));
+    }
+    assert!(m.latest_health().is_none(), "node-0's sweep has not ended");
+    let mut failed = podperf_web::metrics::state::sweep_record(sweep_from(&all[0], &all));
+    failed.result = None;
+    failed.state = podperf_protocol::outcome::JobState::TimedOut;
+    m.job_done(&failed);
+    let text = m.encode();
+    let fault = |n: &str, f: &str| format!("podperf_fault{{node=\"{n}\",finding=\"{f}\"}}");
+    assert_eq!(
+        sample(&text, &fault("node-0", "cannot_send")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, &fault("node-3", "slow_bandwidth")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(text.matches("podperf_fault{").count(), 2, "{text}");
+    let h = m.latest_health().expect("the round completed");
+    assert_eq!(h.sweeps, 4);
+    assert!(!h.report.healthy);
+    let slow = h
+        .report
+        .findings
+        .iter()
+        .find(|f| f.node == "node-3")
+        .unwrap();
+    assert_eq!(
+        slow.message,
+        "node-3 slow: pod_cross_node TCP bandwidth sending 50.0 Mbit/s vs 9.00 Gbit/s median"
+    );
+}
+
 /// A schedule's last run as series (read with the status every 5 s), removed with the schedule.
 #[tokio::test]
 async fn a_schedule_s_last_run_becomes_series_and_goes_with_it() {

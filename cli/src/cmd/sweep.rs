@@ -1,23 +1,15 @@
 //! `podperf sweep`: one full-mesh latency round now — one fping sweep per live worker toward
 //! every other, all at once (latency probes share nodes) — printed as node × node RTT/loss grids.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use podperf_client::Client;
-use podperf_protocol::api::JobRecord;
 use podperf_protocol::health::{GridCell, SweepGrid};
-use podperf_protocol::job::{JobParams, JobSpec};
-use podperf_protocol::sweep::{SweepParams, SweepTargets};
-use podperf_report::SourceInfo;
+use podperf_protocol::schedule::SweepRound;
 
 use super::{print, Ctx};
 use crate::export::Output;
-
-/// How long past a sweep's deadline the round waits for it.
-const WAIT_SLACK: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RoundArgs {
@@ -58,52 +50,21 @@ impl Sweep {
     }
 }
 
+impl RoundArgs {
+    /// The round these flags ask for.
+    pub fn round(&self) -> SweepRound {
+        SweepRound {
+            count: self.count,
+            interval_ms: self.interval_ms,
+            from: self.from.clone(),
+            to: self.to.clone(),
+        }
+    }
+}
+
 /// Runs one round (one batch: all sweeps or none are accepted) and waits for every sweep.
 pub async fn round(client: &Client, args: &RoundArgs) -> anyhow::Result<SweepGrid> {
-    let workers = client.workers().await?;
-    let sources: HashMap<String, SourceInfo> = workers
-        .iter()
-        .map(|w| {
-            let info = SourceInfo {
-                node: w.info.node_name.clone(),
-                host_network: w.info.host_network,
-            };
-            (w.info.worker_id.clone(), info)
-        })
-        .collect();
-    let from: Vec<String> = if args.from.is_empty() {
-        workers.iter().map(|w| w.info.worker_id.clone()).collect()
-    } else {
-        args.from.clone()
-    };
-    if args.from.is_empty() && args.to.is_empty() && workers.len() < 2 {
-        anyhow::bail!("a sweep round needs at least two live workers");
-    }
-    let targets = if args.to.is_empty() {
-        SweepTargets::All
-    } else {
-        SweepTargets::Workers(args.to.clone())
-    };
-    let specs = from
-        .into_iter()
-        .map(|source| JobSpec {
-            source,
-            target: None,
-            params: JobParams::Sweep(SweepParams {
-                targets: targets.clone(),
-                count: args.count,
-                interval_ms: args.interval_ms,
-                resolved: vec![],
-            }),
-            timeout_s: None,
-        })
-        .collect();
-    let ids = client.submit(specs).await?;
-    let waits = ids
-        .iter()
-        .map(|id| client.wait_past_deadline(*id, WAIT_SLACK));
-    let records: Vec<JobRecord> = futures::future::try_join_all(waits).await?;
-    Ok(podperf_report::grid(&sources, &records))
+    Ok(client.sweep_round(&args.round()).await?)
 }
 
 /// One table per path class (rows: from, columns: to), then the sweeps that failed.

@@ -24,8 +24,11 @@
 //!   (root, `ip netns`).
 //! - [`health_rounds`]: `podperf health` over many rounds: nothing on a healthy testbed; rounds
 //!   from a fault to its finding (root, `ip netns`).
+//! - [`bandwidth_health`]: `podperf health` names a node capped with `tc … tbf` slow in
+//!   bandwidth after a `--mesh` matrix (root, `ip netns`).
 
 mod bad_input;
+mod bandwidth_health;
 mod budgets;
 mod cluster;
 mod ha;

@@ -1,6 +1,8 @@
 // The node×node (or pod×pod) heatmap of a matrix run: one SVG cell per source → target, its
 // colour the metric's median on a green (good) → red (bad) scale; hovering a cell shows its
-// details (median, min–max, samples, job ids with links), clicking pins them.
+// details (median, min–max, samples, job ids with links), clicking pins them. The nodes and pairs
+// named by the latest health findings (health.js `marks`) are marked: a label or a cell gets the
+// class `fault` and a tooltip (`<title>`) with the findings' messages.
 
 import { h, s, replace, jobLink } from './dom.js';
 
@@ -48,9 +50,21 @@ function colour(t) {
   return 'hsl(' + Math.round(120 * (1 - t)) + ', 65%, 48%)';
 }
 
-// The heatmap element for `report`, metric `m` (from report.js METRICS), grid `grid`.
-export function heatmap(report, m, grid) {
+// The heatmap element for `report`, metric `m` (from report.js METRICS), grid `grid`, with the
+// `faults` of health.js `marks` (optional).
+export function heatmap(report, m, grid, faults) {
   const { rows, cols, cells: cs } = cells(report.pairs, grid, m.key);
+  const marks = faults || { nodes: new Map(), pairs: new Map() };
+  // The node of a label: itself, or in the pod grid its pod's node.
+  const nodeOf = new Map();
+  for (const p of report.pairs) { nodeOf.set(p.source_pod, p.source_node); nodeOf.set(p.target_pod, p.target_node); }
+  const node = (label) => (grid === 'pod' ? nodeOf.get(label) : label);
+  const mark = (el, messages) => {
+    if (!messages || !messages.length) return el;
+    el.classList.add('fault');
+    el.append(s('title', {}, messages.join('\n')));
+    return el;
+  };
   const vals = [...cs.values()].map((c) => c.median).filter((v) => v !== undefined);
   const lo = vals.length ? Math.min(...vals) : 0, hi = vals.length ? Math.max(...vals) : 1;
   const t = (v) => {
@@ -65,11 +79,12 @@ export function heatmap(report, m, grid) {
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, id: 'heatmap',
     'data-rows': rows.length, 'data-cols': cols.length, role: 'img', 'aria-label': m.label + ' heatmap' });
   const clip = (x) => (x.length > 28 ? x.slice(0, 27) + '…' : x);
-  rows.forEach((r, i) => svg.append(s('text', { x: labelW - 4, y: labelW + i * size + size / 2 + font / 3,
-    'text-anchor': 'end', 'font-size': font }, clip(r))));
+  rows.forEach((r, i) => svg.append(mark(s('text', { x: labelW - 4, y: labelW + i * size + size / 2 + font / 3,
+    'text-anchor': 'end', 'font-size': font, class: 'row-label' }, clip(r)), marks.nodes.get(node(r)))));
   cols.forEach((c, j) => {
     const x = labelW + j * size + size / 2 + font / 3, y = labelW - 4;
-    svg.append(s('text', { x, y, 'font-size': font, transform: `rotate(-90 ${x} ${y})` }, clip(c)));
+    svg.append(mark(s('text', { x, y, 'font-size': font, transform: `rotate(-90 ${x} ${y})`, class: 'col-label' }, clip(c)),
+      marks.nodes.get(node(c))));
   });
   const byIndex = [];
   const frag = document.createDocumentFragment();
@@ -77,8 +92,9 @@ export function heatmap(report, m, grid) {
     const cell = cs.get(r + '\u0000' + c);
     if (!cell) return;
     const fill = cell.median === undefined ? '#e3e6ea' : colour(t(cell.median));
-    frag.append(s('rect', { class: 'cell', x: labelW + j * size, y: labelW + i * size,
-      width: size - 1, height: size - 1, fill, 'data-i': byIndex.length }));
+    frag.append(mark(s('rect', { class: 'cell', x: labelW + j * size, y: labelW + i * size,
+      width: size - 1, height: size - 1, fill, 'data-i': byIndex.length }),
+    marks.pairs.get(node(r) + '\u0000' + node(c))));
     byIndex.push(cell);
   }));
   svg.append(frag);

@@ -5,6 +5,7 @@ import * as api from './api.js';
 import { h, replace, table, link, coalesce } from './dom.js';
 import { comparison, METRICS } from './report.js';
 import { heatmap, GRIDS } from './heatmap.js';
+import * as health from './health.js';
 
 function numberField(id, label, min, max, value) {
   return [h('label', { for: id }, label), h('span', {},
@@ -95,15 +96,23 @@ export async function render(main, params, { signal }) {
   const label = h('span', { id: 'run-progress-label' });
   const tableBox = h('section', { id: 'run-table' });
   const heatBox = h('section', { id: 'run-heatmap' });
+  const healthBox = h('div', { id: 'health-box' });
   main.append(h('p', {}, link('#/matrix', '← matrix')), h('h1', {}, 'Run ', h('span', { class: 'mono' }, id)),
-    h('p', {}, bar, ' ', label), tableBox, heatBox);
+    h('p', {}, bar, ' ', label), tableBox, healthBox, heatBox);
+  let faults = health.marks(null);
   let report = null;
   const metric = h('select', { id: 'heat-metric' });
   const grid = h('select', { id: 'heat-grid' });
   const drawHeat = () => {
     const m = METRICS.find((x) => x.key === metric.value) || METRICS[0];
-    replace(heatBox.querySelector('.heat-box'), heatmap(report, m, grid.value));
+    replace(heatBox.querySelector('.heat-box'), heatmap(report, m, grid.value, faults));
   };
+  // The latest health findings: a panel, and marks on the heatmap (redrawn once they are in).
+  health.latest(signal).then((got) => {
+    faults = health.marks(got);
+    replace(healthBox, health.panel(got));
+    if (report) drawHeat();
+  }).catch((e) => replace(healthBox, h('p', { class: 'muted', id: 'health-panel', 'data-state': 'error' }, 'Health: ' + String(e))));
   metric.addEventListener('change', drawHeat);
   grid.addEventListener('change', drawHeat);
   let seq = 0; // only the latest report is drawn

@@ -1,6 +1,7 @@
 //! REST API v2 (`/api/v2/…`): the protocol's types as JSON (the same as `podperf … -o json`).
 
 pub mod events;
+pub mod fleet;
 pub mod health;
 pub mod jobs;
 pub mod runs;
@@ -24,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v2/runs/{id}", get(runs::get))
         .route("/api/v2/events", get(events::events))
         .route("/api/v2/status", get(status::status))
+        .route("/api/v2/health", get(fleet::latest).post(fleet::run))
         .route(
             "/api/v2/schedules",
             get(schedules::list).post(schedules::add),

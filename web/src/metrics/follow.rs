@@ -9,7 +9,8 @@
 //! - the workers bucket (a watch with history: the live workers first, then every change);
 //! - the dispatcher's done notices (`podperf.done.>`): every terminal state, the dispatcher's
 //!   own verdicts (timed out, worker lost, undeliverable, cancelled) included, which never reach
-//!   the stream; and iperf3 results with their target (the stream's result does not name it);
+//!   the stream (a sweep that ended so ends its source's part of a round); and iperf3 results
+//!   with their target (the stream's result does not name it);
 //! - the dispatcher's status (the queue depth) every [`STATUS_EVERY`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -191,7 +192,16 @@ pub async fn done(
             Ok(mut notices) => loop {
                 tokio::select! {
                     rec = notices.next() => match rec {
-                        Some(rec) => metrics.job_done(&rec),
+                        Some(rec) => {
+                            // A failed sweep can complete a round: off the async threads.
+                            let metrics = metrics.clone();
+                            if tokio::task::spawn_blocking(move || metrics.job_done(&rec))
+                                .await
+                                .is_err()
+                            {
+                                tracing::warn!("counting a done notice panicked");
+                            }
+                        }
                         None => break,
                     },
                     _ = shutdown.cancelled() => return,

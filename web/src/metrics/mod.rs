@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use follow::Following;
-pub use state::{Metrics, MAX_PAIRS_DEFAULT, MAX_PAIRS_LIMIT};
+pub use state::{Metrics, HEALTH_BANDWIDTH_MAX_AGE_MS, MAX_PAIRS_DEFAULT, MAX_PAIRS_LIMIT};
 
 /// The content type of the OpenMetrics text format (what Prometheus asks for first).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -100,6 +100,56 @@ pub fn prometheus_text(openmetrics: &str) -> String {
     out
 }
 
+/// What follows NATS for the metrics and the health of the latest round: shared by the
+/// `/metrics` listener (when there is one) and `GET /api/v2/health`.
+#[derive(Clone)]
+pub struct Watch {
+    pub metrics: Arc<Metrics>,
+    pub following: Arc<Following>,
+}
+
+impl Watch {
+    /// Starts following NATS with `client`'s connection until `stop` is cancelled; the tasks to
+    /// await after it. `max_pairs`: `PODPERF_METRICS_MAX_PAIRS`.
+    pub fn start(
+        client: podperf_client::Client,
+        max_pairs: u64,
+        stop: CancellationToken,
+    ) -> (Watch, Vec<tokio::task::JoinHandle<()>>) {
+        let metrics = Arc::new(Metrics::new(max_pairs));
+        let following = Arc::new(Following::default());
+        let js = async_nats::jetstream::new(client.nats().clone());
+        let tasks = vec![
+            tokio::spawn(follow::results(
+                js.clone(),
+                metrics.clone(),
+                following.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(follow::workers(
+                js,
+                metrics.clone(),
+                following.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(follow::done(client.clone(), metrics.clone(), stop.clone())),
+            tokio::spawn(follow::status(client, metrics.clone(), stop)),
+        ];
+        (Watch { metrics, following }, tasks)
+    }
+}
+
+/// Serves `/metrics` of `watch` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    watch: Watch,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(watch.metrics, watch.following))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// Follows NATS with `client`'s connection and serves `/metrics` on `listener` until `shutdown`
 /// resolves. `max_pairs`: `PODPERF_METRICS_MAX_PAIRS`.
 pub async fn run(
@@ -108,33 +158,14 @@ pub async fn run(
     max_pairs: u64,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let metrics = Arc::new(Metrics::new(max_pairs));
-    let following = Arc::new(Following::default());
     let stop = CancellationToken::new();
-    let js = async_nats::jetstream::new(client.nats().clone());
-    let tasks = [
-        tokio::spawn(follow::results(
-            js.clone(),
-            metrics.clone(),
-            following.clone(),
-            stop.clone(),
-        )),
-        tokio::spawn(follow::workers(
-            js,
-            metrics.clone(),
-            following.clone(),
-            stop.clone(),
-        )),
-        tokio::spawn(follow::done(client.clone(), metrics.clone(), stop.clone())),
-        tokio::spawn(follow::status(client, metrics.clone(), stop.clone())),
-    ];
+    let (watch, tasks) = Watch::start(client, max_pairs, stop.clone());
     let stopping = stop.clone();
-    let served = axum::serve(listener, router(metrics, following))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.cancel();
-        })
-        .await;
+    let served = serve(listener, watch, async move {
+        shutdown.await;
+        stopping.cancel();
+    })
+    .await;
     stop.cancel();
     for t in tasks {
         let _ = t.await;

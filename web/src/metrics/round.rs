@@ -1,13 +1,16 @@
-//! Full-mesh sweep rounds as seen on the results stream. The stream does not say which sweeps
-//! belong together, so a round is defined by what it must contain: it completes when **every
-//! live worker has reported a sweep since the previous round completed** (a worker that leaves
-//! meanwhile is no longer waited for). Its grid is those sweeps (each source's latest), and
-//! `podperf health`'s findings over it are `podperf_fault`.
+//! Full-mesh sweep rounds as seen on the results stream and the done notices. The stream does
+//! not say which sweeps belong together, so a round is defined by what it must contain: it
+//! completes when **every live worker's sweep has ended since the previous round completed** —
+//! with a result (the stream) or without (a done notice of a sweep failed, timed out, lost, …;
+//! such a source is evidence too: it reached nobody, see `podperf health`'s *cannot send*). A
+//! worker that leaves meanwhile is no longer waited for. Its grid is those sweeps (each source's
+//! latest), and `podperf health`'s findings over it (with the latest bandwidth per node pair)
+//! are `podperf_fault` and `GET /api/v2/health`.
 
 use std::collections::{BTreeSet, HashMap};
 
 use podperf_protocol::api::JobRecord;
-use podperf_protocol::health::HealthReport;
+use podperf_protocol::health::{HealthReport, PairBandwidth};
 use podperf_protocol::outcome::JobOutcome;
 use podperf_protocol::result::ProbeResult;
 use podperf_report::SourceInfo;
@@ -15,7 +18,7 @@ use podperf_report::SourceInfo;
 /// The sweeps of the round being gathered, by source worker.
 #[derive(Default)]
 pub struct Round {
-    sweeps: HashMap<String, JobOutcome>,
+    sweeps: HashMap<String, JobRecord>,
 }
 
 /// A round that completed, to evaluate (outside any lock: at 1,000 nodes its grid has millions
@@ -25,12 +28,20 @@ pub struct Completed {
     pub completed_at_ms: u64,
     records: Vec<JobRecord>,
     sources: HashMap<String, SourceInfo>,
+    /// The latest bandwidth per node pair when it completed.
+    pub bandwidth: Vec<PairBandwidth>,
 }
 
 impl Completed {
-    /// `podperf health` over the round's grid.
+    /// Sweeps in the round.
+    pub fn sweeps(&self) -> u32 {
+        self.records.len() as u32
+    }
+
+    /// `podperf health` over the round's grid and the bandwidth.
     pub fn health(&self) -> HealthReport {
-        podperf_report::health(&podperf_report::grid(&self.sources, &self.records))
+        let grid = podperf_report::grid(&self.sources, &self.records);
+        podperf_report::health_with_bandwidth(&grid, &self.bandwidth)
     }
 }
 
@@ -46,7 +57,17 @@ impl Round {
             r.targets.shrink_to_fit();
         }
         outcome.raw_output = None;
-        self.sweeps.insert(outcome.worker_id.clone(), outcome);
+        self.sweeps.insert(
+            outcome.worker_id.clone(),
+            super::state::sweep_record(outcome),
+        );
+    }
+
+    /// A sweep that ended without a result (its done notice).
+    pub fn add_failed(&mut self, mut rec: JobRecord) {
+        rec.raw_output = None;
+        rec.result = None;
+        self.sweeps.insert(rec.source_worker.clone(), rec);
     }
 
     /// Drops a worker that left.
@@ -54,26 +75,24 @@ impl Round {
         self.sweeps.remove(worker_id);
     }
 
-    /// When every one of `live` (two at least) has swept: the completed round (with where each
-    /// of `live` lives), and a new one starts.
+    /// When the sweep of every one of `live` (two at least) has ended: the completed round
+    /// (with where each of `live` lives, and the bandwidth), and a new one starts.
     pub fn complete(
         &mut self,
         live: &BTreeSet<&String>,
         sources: impl FnOnce() -> HashMap<String, SourceInfo>,
+        bandwidth: impl FnOnce() -> Vec<PairBandwidth>,
     ) -> Option<Completed> {
         if live.len() < 2 || !live.iter().all(|id| self.sweeps.contains_key(*id)) {
             return None;
         }
         let sweeps = std::mem::take(&mut self.sweeps);
-        let completed_at_ms = sweeps.values().map(|o| o.finished_at_ms).max()?;
-        let records = sweeps
-            .into_values()
-            .map(super::state::sweep_record)
-            .collect();
+        let completed_at_ms = sweeps.values().filter_map(|r| r.finished_at_ms).max()?;
         Some(Completed {
             completed_at_ms,
-            records,
+            records: sweeps.into_values().collect(),
             sources: sources(),
+            bandwidth: bandwidth(),
         })
     }
 }

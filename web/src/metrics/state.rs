@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use podperf_protocol::api::JobRecord;
-use podperf_protocol::health::SweepPath;
-use podperf_protocol::job::{JobParams, TransportProtocol};
+use podperf_protocol::health::{HealthAnswer, HealthReport, PairBandwidth, SweepPath};
+use podperf_protocol::job::{JobKind, JobParams, TransportProtocol};
 use podperf_protocol::outcome::{JobOutcome, JobState};
 use podperf_protocol::result::{Iperf3Result, PingResult, ProbeResult};
 use podperf_protocol::schedule::{RunOutcome, Schedule};
@@ -27,6 +27,12 @@ pub const MAX_PAIRS_LIMIT: u64 = 1_000_000;
 /// Default `PODPERF_METRICS_MAX_PAIRS`: per node pair up to 32 nodes (≈ 77,000 series with pod
 /// and host-network workers on every node); summed per source node above.
 pub const MAX_PAIRS_DEFAULT: u64 = 1_000;
+/// Bandwidth results older than this (by their end) are not given to `podperf health` when a
+/// round completes (the CLI's and the API's `--bandwidth-max-age` default).
+pub const HEALTH_BANDWIDTH_MAX_AGE_MS: u64 =
+    podperf_protocol::health::BANDWIDTH_MAX_AGE_S_DEFAULT * 1000;
+/// The `finding` label of a *slow* finding about bandwidth (`slow` is about RTT).
+pub const SLOW_BANDWIDTH: &str = "slow_bandwidth";
 
 /// The exporter's state and its registry. Cheap to share (`Arc`); every change takes one lock.
 pub struct Metrics {
@@ -34,6 +40,15 @@ pub struct Metrics {
     f: Families,
     max_pairs: u64,
     state: Mutex<State>,
+    /// The findings of the latest completed round.
+    latest: Mutex<Option<Latest>>,
+}
+
+/// The latest completed round's health.
+struct Latest {
+    completed_at_ms: u64,
+    sweeps: u32,
+    report: HealthReport,
 }
 
 #[derive(Default)]
@@ -52,6 +67,9 @@ struct State {
     worker_series: HashSet<WorkerLabels>,
     /// The sweep round being gathered.
     round: Round,
+    /// The latest TCP bandwidth per (path class, sending node, receiving node), always per
+    /// node pair (whatever the series' mode), for `podperf health`.
+    health_bandwidth: HashMap<(SweepPath, String, String), PairBandwidth>,
     /// Schedules with series.
     schedules: HashSet<String>,
 }
@@ -75,7 +93,22 @@ impl Metrics {
                 per_pair: true,
                 ..State::default()
             }),
+            latest: Mutex::new(None),
         }
+    }
+
+    /// `podperf health` of the latest completed sweep round, if one completed since this
+    /// process started (`GET /api/v2/health`).
+    pub fn latest_health(&self) -> Option<HealthAnswer> {
+        let latest = self.latest.lock().unwrap();
+        let l = latest.as_ref()?;
+        let age_ms = podperf_protocol::now_ms().saturating_sub(l.completed_at_ms);
+        Some(HealthAnswer {
+            round_completed_at_ms: l.completed_at_ms,
+            round_age_s: age_ms as f64 / 1000.0,
+            sweeps: l.sweeps,
+            report: l.report.clone(),
+        })
     }
 
     /// The OpenMetrics text of every series.
@@ -162,13 +195,22 @@ impl Metrics {
             s.bandwidth.remove(&l);
         }
         self.update_overlay_ratio(s);
-        let faults: Vec<FaultLabels> = ["cannot_send", "unreachable", "isolated", "slow", "lossy"]
-            .into_iter()
-            .map(|finding| FaultLabels {
-                node: node.to_string(),
-                finding: finding.to_string(),
-            })
-            .collect();
+        s.health_bandwidth
+            .retain(|(_, src, dst), _| src != node && dst != node);
+        let faults: Vec<FaultLabels> = [
+            "cannot_send",
+            "unreachable",
+            "isolated",
+            "slow",
+            "lossy",
+            SLOW_BANDWIDTH,
+        ]
+        .into_iter()
+        .map(|finding| FaultLabels {
+            node: node.to_string(),
+            finding: finding.to_string(),
+        })
+        .collect();
         for l in &faults {
             self.f.fault.remove(l);
         }
@@ -214,7 +256,9 @@ impl Metrics {
         }
     }
 
-    /// A job reached a terminal state (the dispatcher's done notice carries its record).
+    /// A job reached a terminal state (the dispatcher's done notice carries its record). A
+    /// sweep that ended without a result ends its source's part of the round (which it can
+    /// complete: evaluating it takes a while at 1,000 nodes, call this off the async threads).
     pub fn job_done(&self, rec: &JobRecord) {
         let labels = JobLabels {
             kind: rec.params.kind().as_str().to_string(),
@@ -224,7 +268,22 @@ impl Metrics {
         if let (Some(ProbeResult::Iperf3(r)), true) = (&rec.result, rec.state.is_terminal()) {
             let mut s = self.state.lock().unwrap();
             let target = rec.target_worker.as_deref();
-            self.bandwidth(&mut s, &rec.source_worker, target, rec.target_ip, r);
+            let at = rec.finished_at_ms.unwrap_or(rec.created_at_ms);
+            self.bandwidth(&mut s, &rec.source_worker, target, rec.target_ip, r, at);
+        }
+        // A sweep with a result came through the stream already (`observe`).
+        if rec.params.kind() == JobKind::Sweep && rec.state.is_terminal() && rec.result.is_none() {
+            let completed = {
+                let mut s = self.state.lock().unwrap();
+                if !s.workers.contains_key(&rec.source_worker) {
+                    return; // a worker that left is no longer waited for
+                }
+                s.round.add_failed(rec.clone());
+                complete_round(&mut s)
+            };
+            if let Some(round) = completed {
+                self.round_completed(&round);
+            }
         }
     }
 
@@ -371,6 +430,7 @@ impl Metrics {
         target: Option<&str>,
         target_ip: Option<IpAddr>,
         r: &Iperf3Result,
+        finished_at_ms: u64,
     ) {
         let dst = match (target, target_ip) {
             (Some(id), _) => place(s, id),
@@ -383,6 +443,25 @@ impl Metrics {
         if r.reverse {
             // -R: the target sent, the source received.
             std::mem::swap(&mut from, &mut to);
+        }
+        let path = SweepPath::of(&from.node, from.host, &to.node, to.host);
+        if r.protocol == TransportProtocol::Tcp {
+            let key = (path, from.node.clone(), to.node.clone());
+            let newer = s
+                .health_bandwidth
+                .get(&key)
+                .is_none_or(|b| b.finished_at_ms <= finished_at_ms);
+            if newer {
+                let b = PairBandwidth {
+                    path,
+                    protocol: r.protocol,
+                    src_node: from.node.clone(),
+                    dst_node: to.node.clone(),
+                    bits_per_second: r.receiver_bits_per_second,
+                    finished_at_ms,
+                };
+                s.health_bandwidth.insert(key, b);
+            }
         }
         let Some(l) = self.labels(s, &from, &to) else {
             return;
@@ -443,11 +522,27 @@ impl Metrics {
             .set(round.completed_at_ms as f64 / 1000.0);
         self.f.fault.clear();
         for f in &report.findings {
+            let finding = match f.protocol {
+                Some(_) => SLOW_BANDWIDTH,
+                None => f.finding.as_str(),
+            };
             let l = FaultLabels {
                 node: f.node.clone(),
-                finding: f.finding.as_str().to_string(),
+                finding: finding.to_string(),
             };
             self.f.fault.get_or_create(&l).set(1);
+        }
+        let mut latest = self.latest.lock().unwrap();
+        // Rounds can complete out of order (evaluated off the lock): keep the newest.
+        if latest
+            .as_ref()
+            .is_none_or(|l| l.completed_at_ms <= round.completed_at_ms)
+        {
+            *latest = Some(Latest {
+                completed_at_ms: round.completed_at_ms,
+                sweeps: round.sweeps(),
+                report,
+            });
         }
     }
 }
@@ -456,18 +551,30 @@ impl Metrics {
 fn complete_round(s: &mut State) -> Option<Completed> {
     let live: BTreeSet<&String> = s.workers.keys().collect();
     let workers = &s.workers;
-    s.round.complete(&live, || {
-        workers
-            .iter()
-            .map(|(id, w)| {
-                let info = podperf_report::SourceInfo {
-                    node: w.node_name.clone(),
-                    host_network: w.host_network,
-                };
-                (id.clone(), info)
-            })
-            .collect()
-    })
+    let bandwidth = &s.health_bandwidth;
+    let fresh = podperf_protocol::now_ms().saturating_sub(HEALTH_BANDWIDTH_MAX_AGE_MS);
+    s.round.complete(
+        &live,
+        || {
+            workers
+                .iter()
+                .map(|(id, w)| {
+                    let info = podperf_report::SourceInfo {
+                        node: w.node_name.clone(),
+                        host_network: w.host_network,
+                    };
+                    (id.clone(), info)
+                })
+                .collect()
+        },
+        || {
+            bandwidth
+                .values()
+                .filter(|b| b.finished_at_ms >= fresh)
+                .cloned()
+                .collect()
+        },
+    )
 }
 
 fn place(s: &State, worker_id: &str) -> Option<Place> {

@@ -17,7 +17,8 @@
 //! - `assets/index.html` — the shell: navigation, the token form, one `<main>`.
 //! - `assets/app.css` — the styles.
 //! - `assets/js/*.js` — ES modules: `app.js` (router, token), `api.js` (fetch, event streams),
-//!   `dom.js` (element helpers), `chart.js` (SVG charts), `heatmap.js`, `report.js` (the
+//!   `dom.js` (element helpers), `chart.js` (SVG charts), `heatmap.js`, `health.js` (the health
+//!   panel and the heatmap's marks), `report.js` (the
 //!   comparison table), `jobview.js` (one job, live), and one module per page.
 
 use axum::extract::Path;
@@ -45,6 +46,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("dom.js", include_str!("../../assets/js/dom.js")),
     ("chart.js", include_str!("../../assets/js/chart.js")),
     ("heatmap.js", include_str!("../../assets/js/heatmap.js")),
+    ("health.js", include_str!("../../assets/js/health.js")),
     ("report.js", include_str!("../../assets/js/report.js")),
     ("jobview.js", include_str!("../../assets/js/jobview.js")),
     ("overview.js", include_str!("../../assets/js/overview.js")),
