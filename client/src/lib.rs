@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 pub use error::{Error, ErrorKind, Result};
 pub use live::{Live, LiveFilter, LiveStream};
-pub use sweep::{pair_bandwidth, WAIT_SLACK};
+pub use sweep::{pair_bandwidth, Recent, WAIT_SLACK};
 
 /// How long [`Client::new`] waits for each API answer unless told otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,7 +1,7 @@
 //! Sweep rounds and health: one implementation for `podperf sweep`, `podperf health`, and
 //! podperf-web's `/api/v2/health`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use podperf_protocol::api::{ApiError, ErrorCode, JobRecord, ListJobsRequest};
@@ -73,21 +73,41 @@ impl Client {
     /// among the succeeded iperf3 jobs created within `max_age` whose two workers are still live
     /// (UDP tests run at a requested rate: no measure of capacity). `max_age` zero: none.
     pub async fn latest_bandwidth(&self, max_age: Duration) -> Result<Vec<PairBandwidth>> {
-        if max_age.is_zero() {
-            return Ok(Vec::new());
-        }
+        Ok(self.recent(max_age, Duration::ZERO).await?.bandwidth)
+    }
+
+    /// One pass over the jobs of the look-back (newest first, at most 10,000): the latest TCP
+    /// bandwidth per pair within `bandwidth_max_age` (as [`Client::latest_bandwidth`]) and each
+    /// node's newest job within `gone_max_age` (any state: a cut-off node's last jobs fail).
+    pub async fn recent(
+        &self,
+        bandwidth_max_age: Duration,
+        gone_max_age: Duration,
+    ) -> Result<Recent> {
         let workers = self.workers().await?;
         let places = sources(&workers);
-        let since = podperf_protocol::now_ms().saturating_sub(max_age.as_millis() as u64);
+        let mut recent = Recent {
+            live_nodes: places.values().map(|p| p.node.clone()).collect(),
+            ..Recent::default()
+        };
+        let window = bandwidth_max_age.max(gone_max_age);
+        if window.is_zero() {
+            return Ok(recent);
+        }
+        let now = podperf_protocol::now_ms();
+        let since = |age: Duration| now.saturating_sub(age.as_millis() as u64);
+        let (bw_since, gone_since) = (since(bandwidth_max_age), since(gone_max_age));
+        // Only succeeded jobs matter unless nodes' last jobs are asked for.
+        let state = gone_max_age.is_zero().then_some(JobState::Succeeded);
         let mut latest: BTreeMap<(SweepPath, String, String), PairBandwidth> = BTreeMap::new();
         let mut seen = HashSet::new();
         let mut until = None;
         for _ in 0..MAX_PAGES {
             let page = self
                 .list(&ListJobsRequest {
-                    state: Some(JobState::Succeeded),
+                    state,
                     worker: None,
-                    since_ms: Some(since),
+                    since_ms: Some(since(window)),
                     until_ms: until,
                     limit: Some(PAGE),
                 })
@@ -99,6 +119,16 @@ impl Client {
                     continue;
                 }
                 new += 1;
+                if !gone_max_age.is_zero() && rec.created_at_ms >= gone_since {
+                    if let Some(node) = &rec.source_node {
+                        let at = rec.finished_at_ms.unwrap_or(rec.created_at_ms);
+                        let last = recent.last_seen.entry(node.clone()).or_insert(at);
+                        *last = (*last).max(at);
+                    }
+                }
+                if bandwidth_max_age.is_zero() || rec.created_at_ms < bw_since {
+                    continue;
+                }
                 if let Some(b) = pair_bandwidth(&places, rec) {
                     // Newest first: the first of a pair is its latest.
                     let key = (b.path, b.src_node.clone(), b.dst_node.clone());
@@ -118,27 +148,46 @@ impl Client {
                 oldest
             });
         }
-        Ok(latest.into_values().collect())
+        recent.bandwidth = latest.into_values().collect();
+        Ok(recent)
     }
 
-    /// `podperf health`: a sweep round now and the bandwidth results of the last
-    /// `bandwidth_max_age_s`; the round's grid and the report.
+    /// `podperf health`: a sweep round now, the bandwidth results of the last
+    /// `bandwidth_max_age_s`, and the nodes whose workers left within `gone_max_age_s`; the
+    /// round's grid and the report.
     pub async fn health(&self, req: &HealthRequest) -> Result<(SweepGrid, HealthReport)> {
         req.validate()
             .map_err(|e| ApiError::new(ErrorCode::InvalidParam, e.message).with_field(e.field))?;
         let grid = self.sweep_round(&req.round()).await?;
-        // The round's findings stand without the bandwidth: a failed look-up is noted, not fatal.
-        let (bandwidth, unavailable) = match self
-            .latest_bandwidth(Duration::from_secs(req.bandwidth_max_age_s))
+        // The round's findings stand without the look-up: a failed one is noted, not fatal.
+        let (recent, unavailable) = match self
+            .recent(
+                Duration::from_secs(req.bandwidth_max_age_s),
+                Duration::from_secs(req.gone_max_age_s),
+            )
             .await
         {
-            Ok(b) => (b, None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
+            Ok(r) => (r, None),
+            Err(e) => (Recent::default(), Some(e.to_string())),
         };
-        let mut report = podperf_report::health_with_bandwidth(&grid, &bandwidth);
+        let mut report = podperf_report::health_with_bandwidth(&grid, &recent.bandwidth);
         report.bandwidth_unavailable = unavailable;
+        if !recent.live_nodes.is_empty() {
+            let now = podperf_protocol::now_ms();
+            podperf_report::add_gone(&mut report, &recent.last_seen, &recent.live_nodes, now);
+        }
         Ok((grid, report))
     }
+}
+
+/// What the jobs of the look-back say (see [`Client::recent`]).
+#[derive(Debug, Clone, Default)]
+pub struct Recent {
+    pub bandwidth: Vec<PairBandwidth>,
+    /// Each node's newest job (its end, or its creation), ms since the epoch.
+    pub last_seen: BTreeMap<String, u64>,
+    /// The nodes with a live worker now.
+    pub live_nodes: BTreeSet<String>,
 }
 
 /// Where each live worker lives, by id.

@@ -204,6 +204,10 @@ pub struct JobRecord {
     pub params: JobParams,
     /// The source worker's id (resolved from the name given).
     pub source_worker: String,
+    /// The source worker's node when the job was submitted (kept after the worker has left:
+    /// `podperf health` names a node whose workers left recently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_node: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
     /// The IP the probe aimed at.

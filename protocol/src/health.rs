@@ -93,6 +93,9 @@ pub enum FindingKind {
     Slow,
     /// The node's loss is far above the rest of the cluster's.
     Lossy,
+    /// The node has no live worker now, but its workers ran jobs within the look-back
+    /// (`--gone-max-age`): its link or its workers went down after the round that could see it.
+    Gone,
 }
 
 impl FindingKind {
@@ -103,6 +106,7 @@ impl FindingKind {
             FindingKind::Isolated => "isolated",
             FindingKind::Slow => "slow",
             FindingKind::Lossy => "lossy",
+            FindingKind::Gone => "gone",
         }
     }
 }
@@ -190,6 +194,9 @@ pub struct HealthRequest {
     /// Bandwidth results older than this many seconds are not used (0: none are);
     /// 0..=[`BANDWIDTH_MAX_AGE_S_MAX`].
     pub bandwidth_max_age_s: u64,
+    /// A node without a live worker whose workers ran jobs within this many seconds is named
+    /// `gone` (0: never); 0..=[`BANDWIDTH_MAX_AGE_S_MAX`].
+    pub gone_max_age_s: u64,
 }
 
 impl HealthRequest {
@@ -231,13 +238,22 @@ impl HealthRequest {
             );
             return Err(FieldError::new("bandwidth_max_age_s", msg));
         }
+        if self.gone_max_age_s > BANDWIDTH_MAX_AGE_S_MAX {
+            let msg = format!(
+                "{} s is out of bounds (0..={BANDWIDTH_MAX_AGE_S_MAX} s)",
+                self.gone_max_age_s
+            );
+            return Err(FieldError::new("gone_max_age_s", msg));
+        }
         Ok(())
     }
 }
 
 /// Default of `--bandwidth-max-age` / `bandwidth_max_age_s`: an hour.
 pub const BANDWIDTH_MAX_AGE_S_DEFAULT: u64 = 3600;
-/// Largest `bandwidth_max_age_s`: a week.
+/// Default of `--gone-max-age` / `gone_max_age_s`: ten minutes.
+pub const GONE_MAX_AGE_S_DEFAULT: u64 = 600;
+/// Largest `bandwidth_max_age_s` (and `gone_max_age_s`): a week.
 pub const BANDWIDTH_MAX_AGE_S_MAX: u64 = 7 * 24 * 3600;
 
 impl Default for HealthRequest {
@@ -248,6 +264,7 @@ impl Default for HealthRequest {
             from: Vec::new(),
             to: Vec::new(),
             bandwidth_max_age_s: BANDWIDTH_MAX_AGE_S_DEFAULT,
+            gone_max_age_s: GONE_MAX_AGE_S_DEFAULT,
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn record(state: JobState, result: Option<ProbeResult>) -> JobRecord {
         state,
         params,
         source_worker: "w1".into(),
+        source_node: None,
         target: None,
         target_ip: Some(TARGET.parse().unwrap()),
         target_worker: None,

@@ -399,3 +399,53 @@ pub fn bits_per_second(v: f64) -> String {
     };
     format!("{v:.decimals$} {unit}")
 }
+
+/// Adds a `gone` finding for each node in `last_seen` (its workers' newest job, ms since the
+/// epoch, within the look-back) that is not among `live` (the nodes with a live worker now): a
+/// node cut off longer than the liveness TTL has left the round, and would otherwise not be
+/// named at all.
+pub fn add_gone(
+    report: &mut HealthReport,
+    last_seen: &BTreeMap<String, u64>,
+    live: &BTreeSet<String>,
+    now_ms: u64,
+) {
+    let named: BTreeSet<String> = report.findings.iter().map(|f| f.node.clone()).collect();
+    let mut added = 0;
+    for (node, &at) in last_seen {
+        if live.contains(node) || named.contains(node) {
+            continue;
+        }
+        let ago_s = now_ms.saturating_sub(at) as f64 / 1000.0;
+        report.findings.push(Finding {
+            finding: FindingKind::Gone,
+            node: node.clone(),
+            peer: None,
+            path: None,
+            protocol: None,
+            value: ago_s,
+            baseline: 0.0,
+            message: format!(
+                "{node} gone: no live worker; its workers ran jobs until {} ago",
+                ago(ago_s)
+            ),
+        });
+        added += 1;
+    }
+    report
+        .findings
+        .sort_by(|a, b| (&a.node, a.finding, &a.peer).cmp(&(&b.node, b.finding, &b.peer)));
+    report.nodes += added;
+    report.healthy = report.findings.is_empty();
+}
+
+/// `42 s`, `3.5 min`, `2.0 h`.
+fn ago(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}

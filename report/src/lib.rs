@@ -38,8 +38,8 @@ mod fixtures;
 
 pub use grid::{grid, loss_percent, SourceInfo};
 pub use health::{
-    bits_per_second, health, health_with_bandwidth, BANDWIDTH_SLOW_RATIO, LOSSY_EXCESS_PERCENT,
-    LOSSY_MIN_LOST, SLOW_EXCESS_MS, SLOW_RATIO,
+    add_gone, bits_per_second, health, health_with_bandwidth, BANDWIDTH_SLOW_RATIO,
+    LOSSY_EXCESS_PERCENT, LOSSY_MIN_LOST, SLOW_EXCESS_MS, SLOW_RATIO,
 };
 pub use matrix::report;
 pub use mtu::mtu_problems;

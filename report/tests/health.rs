@@ -5,7 +5,7 @@ use podperf_protocol::health::{
     FailedSweep, FindingKind, GridCell, PairBandwidth, SweepGrid, SweepPath,
 };
 use podperf_protocol::job::TransportProtocol;
-use podperf_report::{bits_per_second, health, health_with_bandwidth, loss_percent};
+use podperf_report::{add_gone, bits_per_second, health, health_with_bandwidth, loss_percent};
 
 const NODES: [&str; 4] = ["n1", "n2", "n3", "n4"];
 
@@ -248,6 +248,33 @@ fn a_node_already_named_unreachable_is_not_also_named_slow() {
     let r = health_with_bandwidth(&grid, &bw);
     let named: Vec<_> = r.findings.iter().map(|f| (f.finding, &*f.node)).collect();
     assert_eq!(named, [(FindingKind::Isolated, "n3")]);
+}
+
+#[test]
+fn a_node_that_left_the_view_after_running_jobs_is_gone_and_only_it() {
+    let grid = mesh(&["n1", "n2"], |_, _| (10, 0.1));
+    let mut r = health(&grid);
+    assert!(r.healthy);
+    let last_seen = [("n1", 9_000), ("n2", 9_500), ("n3", 4_000)]
+        .map(|(n, at)| (n.to_string(), at))
+        .into_iter()
+        .collect();
+    let live = ["n1", "n2"].map(String::from).into_iter().collect();
+    add_gone(&mut r, &last_seen, &live, 10_000);
+    assert!(!r.healthy);
+    assert_eq!(r.nodes, 3);
+    assert_eq!(r.findings.len(), 1, "{r:?}");
+    let f = &r.findings[0];
+    assert_eq!((f.finding, f.node.as_str()), (FindingKind::Gone, "n3"));
+    assert_eq!(f.value, 6.0);
+    assert_eq!(
+        f.message,
+        "n3 gone: no live worker; its workers ran jobs until 6 s ago"
+    );
+    // Nothing recent that is not live: nothing added.
+    let mut r = health(&grid);
+    add_gone(&mut r, &Default::default(), &live, 10_000);
+    assert!(r.healthy);
 }
 
 #[test]

@@ -24,6 +24,11 @@ pub struct Health {
     /// 1h; 0 = none; at most 7 days).
     #[arg(long, default_value = "1h", value_parser = parse_max_age)]
     bandwidth_max_age: Duration,
+    /// Name a node `gone` when it has no live worker now but its workers ran jobs this recently
+    /// (a node cut off longer than the liveness TTL is not in the round; e.g. 10m; 0 = never; at
+    /// most 7 days).
+    #[arg(long, default_value = "10m", value_parser = parse_max_age)]
+    gone_max_age: Duration,
 }
 
 fn parse_max_age(s: &str) -> Result<Duration, String> {
@@ -47,6 +52,7 @@ impl Health {
             from: round.from,
             to: round.to,
             bandwidth_max_age_s: self.bandwidth_max_age.as_secs(),
+            gone_max_age_s: self.gone_max_age.as_secs(),
         };
         let (_, report) = ctx.client.health(&req).await?;
         let text = match ctx.output {

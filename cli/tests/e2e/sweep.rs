@@ -19,8 +19,8 @@ fn jobs(c: &Cluster) -> usize {
 }
 
 #[test]
-fn a_sweep_round_measures_every_pair_and_a_healthy_cluster_names_nothing() {
-    let c = mesh();
+fn a_sweep_round_measures_every_pair_and_a_healthy_cluster_names_nothing_then_a_gone_node() {
+    let mut c = mesh();
     let (out, grid) = c.json(&["sweep", "--count", "3", "--interval-ms", "20"]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), c.logs());
     assert_eq!(grid["sweeps"], 4);
@@ -62,6 +62,36 @@ fn a_sweep_round_measures_every_pair_and_a_healthy_cluster_names_nothing() {
     assert_eq!(health["healthy"], true);
     assert_eq!(health["nodes"], 3);
     assert_eq!(health["findings"].as_array().unwrap().len(), 0);
+
+    // node-3's only worker dies and leaves the live view: the round cannot see node-3 any more,
+    // but its worker ran jobs minutes ago, so the node is named `gone` (not `healthy: 2 nodes`).
+    c.workers[2].proc.sigkill();
+    c.wait_for_workers(&["pod-a", "pod-b", "host-1"]);
+    let (out, health) = c.json(&["health", "--count", "3", "--interval-ms", "20"]);
+    assert_eq!(out.status.code(), Some(3), "{health}");
+    let findings = health["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{health}");
+    assert_eq!(findings[0]["finding"], "gone", "{health}");
+    assert_eq!(findings[0]["node"], "node-3", "{health}");
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("node-3 gone: no live worker"),
+        "{health}"
+    );
+    assert_eq!(health["nodes"], 3);
+    let (out, health) = c.json(&[
+        "health",
+        "--count",
+        "3",
+        "--interval-ms",
+        "20",
+        "--gone-max-age",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{health}");
+    assert_eq!(health["nodes"], 2);
 }
 
 #[test]

@@ -142,8 +142,8 @@ fn healthy_testbed_names_nothing_over_many_rounds() {
 ///   drop with a miss chance of ≈ 7·10⁻⁶ per round (BENCHMARKS.md) — so every round must.
 /// - A link down is named (`isolated`) by the first round, whose sweeps from the cut node end
 ///   `worker_lost`; once the node's workers have left the view a round no longer includes the
-///   node at all (2 nodes, nothing named): the rounds after the first either name it or do not
-///   see it, and once unseen it stays so while the link is down.
+///   node, and `podperf health` names it `gone` (no live worker, but its workers ran jobs within
+///   `--gone-max-age`): every round names node 1, `isolated` until it is `gone`.
 #[test]
 fn rounds_from_fault_to_finding() {
     if !testbed_usable() {
@@ -172,30 +172,29 @@ fn rounds_from_fault_to_finding() {
         let (code, before) = health(&tb, COUNT);
         assert_eq!(code, Some(0), "before {fault:?}: {before}");
         tb.inject(fault);
-        let mut seen = Vec::new();
+        let mut seen: Vec<(bool, bool)> = Vec::new();
         for round in 1..=rounds {
             let (code, report) = health(&tb, COUNT);
             let named = findings(&report) == [(kind.to_string(), node.to_string(), None)];
-            let unseen = report["nodes"] == 2 && code == Some(0);
+            let gone = findings(&report) == [("gone".to_string(), node.to_string(), None)];
+            assert_eq!(code, Some(3), "{fault:?} round {round}: {report}");
             match fault {
-                Fault::LinkDown(_) if round > 1 => assert!(
-                    named && seen.iter().all(|(n, _)| *n) || unseen,
+                // isolated while its workers are in the view, then gone (and stays gone).
+                Fault::LinkDown(_) => assert!(
+                    named && seen.iter().all(|(_, g)| !*g) || gone && round > 1,
                     "{fault:?} round {round}: {report}"
                 ),
-                _ => {
-                    assert_eq!(code, Some(3), "{fault:?} round {round}: {report}");
-                    assert!(named, "{fault:?} round {round}: {report}");
-                }
+                _ => assert!(named, "{fault:?} round {round}: {report}"),
             }
-            seen.push((named, unseen));
+            seen.push((named || gone, gone));
         }
         tb.clear(fault);
         let first = seen.iter().position(|(n, _)| *n).map(|i| i + 1);
         let named = seen.iter().filter(|(n, _)| *n).count();
-        let unseen = seen.iter().filter(|(_, u)| *u).count();
+        let gone = seen.iter().filter(|(_, g)| *g).count();
         println!(
-            "FIGURES rounds from fault to finding: {fault:?} → `{kind} {node}` named by \
-             {named} of {rounds} rounds (first: round {}), node not in the round: {unseen}",
+            "FIGURES rounds from fault to finding: {fault:?} → `{kind} {node}` (or `gone`) named \
+             by {named} of {rounds} rounds (first: round {}), of them `gone`: {gone}",
             first.map_or("none".to_string(), |r| r.to_string())
         );
     }

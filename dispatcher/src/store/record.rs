@@ -150,6 +150,7 @@ pub(super) fn decode(id: &str, mut map: HashMap<String, String>) -> Result<JobRe
         state,
         params: job.params,
         source_worker: job.source_worker,
+        source_node: Some(job.source_node),
         target: job.target,
         target_ip,
         target_worker,

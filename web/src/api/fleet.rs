@@ -38,7 +38,7 @@ pub async fn latest(State(s): State<AppState>) -> Result<Json<HealthAnswer>> {
 
 /// `POST /api/v2/health`: a sweep round now, and its findings with the latest bandwidth.
 #[utoipa::path(post, path = "/api/v2/health", operation_id = "run_health", tag = "v2",
-    request_body(content = serde_json::Value, description = "HealthRequest `{count, interval_ms, from, to, bandwidth_max_age_s}`, every field optional (count 1–100, default 5; interval_ms 20–10000, default 100; from/to: worker names, default every live worker; bandwidth_max_age_s 0–604800, default 3600, 0 = no bandwidth)"),
+    request_body(content = serde_json::Value, description = "HealthRequest `{count, interval_ms, from, to, bandwidth_max_age_s}`, every field optional (count 1–100, default 5; interval_ms 20–10000, default 100; from/to: worker names, default every live worker; bandwidth_max_age_s 0–604800, default 3600, 0 = no bandwidth; gone_max_age_s 0–604800, default 600, 0 = never name a node gone)"),
     responses((status = 200, description = ANSWER, body = serde_json::Value),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 404, description = "a worker named in from/to is unknown", body = crate::error::ErrorBody),

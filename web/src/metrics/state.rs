@@ -628,6 +628,7 @@ pub fn sweep_record(o: JobOutcome) -> JobRecord {
         state: JobState::from(o.status),
         params: JobParams::Sweep(SweepParams::default()),
         source_worker: o.worker_id,
+        source_node: None,
         target: None,
         target_ip: None,
         target_worker: None,
