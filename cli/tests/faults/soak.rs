@@ -638,6 +638,14 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
     let last_epoch = leader_of(&sys.settled().await).epoch.unwrap_or(0);
     let logs: Vec<String> = sys.dispatchers_mut().map(|d| d.log()).collect();
     gone += logs.iter().map(|l| stable_gone(&sys, l)).sum::<usize>();
+    // Attempts that found their submit stored already (by the replicas running at the end).
+    let replayed: usize = logs
+        .iter()
+        .map(|l| {
+            l.matches("a retried submit answered from its first")
+                .count()
+        })
+        .sum();
 
     // Submit → terminal of the load's noops and pings (a matrix's jobs wait for their round).
     let load_jobs: Vec<(u64, Uuid)> = batches
@@ -709,7 +717,8 @@ async fn soak_random_faults_under_mixed_load_lose_nothing() {
     println!(
         "FIGURES soak: seed {seed}; {:.0} s of load, {} faults {by_kind:?}; jobs submitted {} \
          ({} noop/ping, {matrix_jobs} in {matrices} matrices); stored twice (stored, never \
-         acknowledged) {} (during {untracked_by_fault:?}); refused and retried {:?} (by code and fault \
+         acknowledged) {} (during {untracked_by_fault:?}), retries answered from their first \
+         attempt {replayed} (logs of the last replicas); refused and retried {:?} (by code and fault \
          {refusals_by_fault:?}), unanswered and retried {}; lost {} duplicated {} \
          misreported {} not-terminal {} stable-not-succeeded {}; states {:?}; submit→terminal \
          {}; recovery max by fault {recovery:?} ms; leader changes {} (epoch {first_epoch} → \
