@@ -195,6 +195,11 @@ impl Api {
         run_id: Uuid,
         schedule: Option<String>,
     ) -> Reply<RunStarted> {
+        // Each run of a schedule is a new one, whatever id its stored request has.
+        let req = MatrixRequest {
+            submit_id: None,
+            ..req
+        };
         self.start_claimed(req, run_id, schedule, None).await
     }
 

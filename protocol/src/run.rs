@@ -105,7 +105,7 @@ pub struct MatrixRequest {
     pub mtu: bool,
     /// Makes `runs.start` idempotent as [`crate::api::SubmitRequest::submit_id`] makes a submit:
     /// a retry with the same id is answered the run already started. Not kept in the run's
-    /// record; a schedule's stored request has none (each of its runs is a new one).
+    /// record; ignored in a schedule's request (each of its runs is a new one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submit_id: Option<Uuid>,
 }
