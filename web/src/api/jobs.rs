@@ -97,13 +97,16 @@ pub async fn submit(
         .transpose()?;
     let (req, one) = parse_submit(body.0)?;
     let id = submit_id(&headers, req.submit_id)?;
+    // The client named the submit: it may be a retry.
+    let named = headers.contains_key(IDEMPOTENCY_KEY) || req.submit_id.is_some();
     let Some(limit) = wait else {
         let ids = s.client.submit_with_id(id, req.jobs).await?;
         return Ok((StatusCode::ACCEPTED, Json(SubmitReply { job_ids: ids })).into_response());
     };
     let give_up = Instant::now() + limit;
-    // Before the submit, so that no job of it can end unseen.
-    let notices = s.hub.done_events();
+    // Before the submit, so that no job of it can end unseen. A named submit may be a retry
+    // whose jobs ended before it came: their notices are gone, each job is read instead.
+    let notices = if named { None } else { s.hub.done_events() };
     let ids = s.client.submit_with_id(id, req.jobs).await?;
     let mut records = match notices {
         Some(rx) => wait_notices(&s, &ids, rx, give_up).await?,
