@@ -171,8 +171,9 @@ pub struct SubmitRequest {
     pub submit_id: Option<Uuid>,
 }
 
-/// How long the dispatcher remembers a submit id (seconds): retries with the same id within
-/// this window are answered from the first submit, never stored again.
+/// How long the dispatcher remembers a submit id by default (seconds; `PODPERF_SUBMIT_ID_TTL_S`,
+/// 60..=86400): retries with the same id within it are answered from the first submit, never
+/// stored again.
 pub const SUBMIT_ID_TTL_S: u64 = 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

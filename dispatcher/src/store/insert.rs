@@ -9,7 +9,6 @@
 
 use std::sync::LazyLock;
 
-use podperf_protocol::api::SUBMIT_ID_TTL_S;
 use podperf_protocol::outcome::JobState;
 use podperf_protocol::run::RunRecord;
 use serde::de::DeserializeOwned;
@@ -149,7 +148,7 @@ impl Store {
             .arg(claim.map_or_else(String::new, |c| {
                 serde_json::to_string(c).expect("claims serialise")
             }))
-            .arg(SUBMIT_ID_TTL_S.min(ttl))
+            .arg(self.submit_id_ttl.as_secs().clamp(1, ttl))
             .arg(ttl)
             .arg(run_json)
             .arg(run_id)

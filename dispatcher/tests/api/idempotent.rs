@@ -171,3 +171,32 @@ async fn a_retried_run_start_starts_one_run() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_is_kept_for_the_configured_ttl() {
+    let env = Env::start_with(podperf_dispatcher::DispatcherConfig {
+        submit_id_ttl: Duration::from_secs(90),
+        ..test_config()
+    })
+    .await;
+    let mut w = env
+        .register(worker("w-idem-4", "pod-i4", "n1", "10.244.1.6"))
+        .await;
+    w.listen().await;
+    let id = Uuid::new_v4();
+    env.api
+        .submit_with_id(id, vec![noop_ms("pod-i4", 10)])
+        .await
+        .unwrap();
+    let mut conn = redis::Client::open(env.redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(format!("podperf:submit:{id}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=90).contains(&ttl), "the claim's TTL is {ttl} s");
+}
