@@ -128,12 +128,24 @@ impl Client {
         self.call(endpoint::STATUS, &serde_json::json!({})).await
     }
 
-    /// Submits a batch (accepted or refused as a whole); one id per job, in order.
+    /// Submits a batch (accepted or refused as a whole); one id per job, in order. The submit
+    /// carries a new submit id; a caller that retries on a timeout uses [`Client::submit_with_id`]
+    /// with one id for all its attempts, so the batch is stored once.
     pub async fn submit(&self, jobs: Vec<JobSpec>) -> Result<Vec<Uuid>> {
+        self.submit_with_id(Uuid::new_v4(), jobs).await
+    }
+
+    /// Submits a batch under `submit_id`: a retry with the same id and the same jobs (on
+    /// whichever dispatcher replica, within [`SUBMIT_ID_TTL_S`]) is answered the ids of the
+    /// batch stored the first time and stores nothing; the same id with other jobs is refused
+    /// (`submit_id_reused`).
+    pub async fn submit_with_id(&self, submit_id: Uuid, jobs: Vec<JobSpec>) -> Result<Vec<Uuid>> {
         let n = jobs.len();
-        let reply: SubmitReply = self
-            .call(endpoint::JOBS_SUBMIT, &SubmitRequest { jobs })
-            .await?;
+        let req = SubmitRequest {
+            jobs,
+            submit_id: Some(submit_id),
+        };
+        let reply: SubmitReply = self.call(endpoint::JOBS_SUBMIT, &req).await?;
         if reply.job_ids.len() != n {
             return Err(Error::Malformed {
                 subject: api_subject(endpoint::JOBS_SUBMIT),
@@ -214,9 +226,17 @@ impl Client {
         })
     }
 
-    /// Starts a matrix run.
+    /// Starts a matrix run. Idempotent under `req.submit_id` (a new one when it has none): a
+    /// caller that retries sets it once for all its attempts.
     pub async fn run_start(&self, req: &MatrixRequest) -> Result<RunStarted> {
-        self.call(endpoint::RUNS_START, req).await
+        if req.submit_id.is_some() {
+            return self.call(endpoint::RUNS_START, req).await;
+        }
+        let req = MatrixRequest {
+            submit_id: Some(Uuid::new_v4()),
+            ..req.clone()
+        };
+        self.call(endpoint::RUNS_START, &req).await
     }
 
     /// A run's progress and report.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::config::DispatcherConfig;
 use crate::leader::Leadership;
 use crate::membership::Members;
-use crate::store::{NewJob, Store, StoreError};
+use crate::store::{Claim, Inserted, NewJob, Store, StoreError};
 
 pub struct Api {
     pub members: Members,
@@ -103,6 +103,13 @@ impl Api {
 
     async fn submit(&self, payload: &[u8]) -> Reply<SubmitReply> {
         let req: SubmitRequest = parse(payload)?;
+        // A retry of a stored submit is answered before anything else is checked: its jobs are
+        // in, whatever the workers are doing now.
+        if let Some(id) = req.submit_id {
+            if let Some(prior) = self.store.claim(id).await.map_err(store_error)? {
+                return replay(prior, &req.jobs);
+            }
+        }
         if req.jobs.is_empty() {
             return Err(
                 ApiError::new(ErrorCode::InvalidParam, "the batch is empty").with_field("jobs")
@@ -130,20 +137,37 @@ impl Api {
                 Err(e) => return Err(in_batch(e, i)),
             }
         }
-        let job_ids = jobs.iter().map(|j| j.job_id).collect();
-        self.accept(jobs, None).await?;
-        Ok(SubmitReply { job_ids })
+        let reply = SubmitReply {
+            job_ids: jobs.iter().map(|j| j.job_id).collect(),
+        };
+        let claim = req.submit_id.map(|id| Claim::new(id, &req.jobs, &reply));
+        match self.accept_claimed(jobs, None, claim.as_ref()).await? {
+            Some(prior) => replay(prior, &req.jobs),
+            None => Ok(reply),
+        }
     }
 
-    /// Stores admitted jobs (and their run) and has them scheduled: by this replica's engine
-    /// while it leads, else by the leader, told of them (and, should that fail, finding them
-    /// in the store: a new leader resumes them, a leader rescans for them). `busy` beyond the
-    /// dispatcher's limit.
+    /// [`Api::accept_claimed`] without a submit id.
     pub(crate) async fn accept(
         &self,
         jobs: Vec<NewJob>,
         run: Option<&podperf_protocol::run::RunRecord>,
     ) -> Reply<()> {
+        self.accept_claimed(jobs, run, None).await.map(|_| ())
+    }
+
+    /// Stores admitted jobs (and their run, and the submit's claim) and has them scheduled: by
+    /// this replica's engine while it leads, else by the leader, told of them (and, should that
+    /// fail, finding them in the store: a new leader resumes them, a leader rescans for them).
+    /// `busy` beyond the dispatcher's limit. When the claim's submit was stored before (a retry
+    /// another replica took, or this one took while this request waited), nothing is stored or
+    /// scheduled, the room reserved is given back, and the prior claim is returned.
+    pub(crate) async fn accept_claimed(
+        &self,
+        jobs: Vec<NewJob>,
+        run: Option<&podperf_protocol::run::RunRecord>,
+        claim: Option<&Claim>,
+    ) -> Reply<Option<Claim>> {
         let n = jobs.len();
         let busy = |outstanding: usize| {
             let msg = format!(
@@ -157,9 +181,10 @@ impl Api {
                 let reservation = engine
                     .reserve(n, self.cfg.max_queued)
                     .ok_or_else(|| busy(engine.outstanding()))?;
-                self.store.insert(&jobs).await.map_err(store_error)?;
-                if let Some(run) = run {
-                    self.store.put_run(run).await.map_err(store_error)?;
+                let stored = self.store.insert_claimed(&jobs, run, claim).await;
+                // On a claim found (or an error) the reservation is dropped: its room is free.
+                if let Inserted::Claimed(prior) = stored.map_err(store_error)? {
+                    return Ok(Some(prior));
                 }
                 engine.enqueue(jobs, reservation);
             }
@@ -168,15 +193,15 @@ impl Api {
                 if outstanding + n > self.cfg.max_queued {
                     return Err(busy(outstanding));
                 }
-                self.store.insert(&jobs).await.map_err(store_error)?;
-                if let Some(run) = run {
-                    self.store.put_run(run).await.map_err(store_error)?;
+                let stored = self.store.insert_claimed(&jobs, run, claim).await;
+                if let Inserted::Claimed(prior) = stored.map_err(store_error)? {
+                    return Ok(Some(prior));
                 }
                 let ids: Vec<Uuid> = jobs.iter().map(|j| j.job_id).collect();
                 tokio::spawn(tell_leader(self.client.clone(), ids, self.cfg.leader_ttl));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Validates one spec against the live workers and the allow-list; builds the job.
@@ -328,6 +353,20 @@ async fn tell_leader(client: Client, ids: Vec<Uuid>, ttl: std::time::Duration) {
     if let Err(err) = ask.retry(backoff).await {
         tracing::warn!(jobs = ids.len(), %err, "could not tell the leader about stored jobs; a rescan will find them");
     }
+}
+
+/// The answer to a retried submit: the first one's, when it asked the same; else
+/// `submit_id_reused`.
+pub(crate) fn replay<T: DeserializeOwned>(prior: Claim, request: &impl Serialize) -> Reply<T> {
+    if !prior.same_request(request) {
+        let msg = format!(
+            "submit id {} was used for a different request; use a new id for a new submit",
+            prior.submit_id
+        );
+        return Err(ApiError::new(ErrorCode::SubmitIdReused, msg).with_field("submit_id"));
+    }
+    tracing::info!(submit_id = %prior.submit_id, "a retried submit answered from its first");
+    prior.answer().map_err(store_error)
 }
 
 fn not_found(id: Uuid) -> ApiError {

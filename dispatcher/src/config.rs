@@ -41,6 +41,9 @@ pub struct DispatcherConfig {
     /// The shortest period a schedule may have (`PODPERF_SCHEDULE_MIN_EVERY_MS`; 10 s unless
     /// lowered for tests).
     pub schedule_min_every: Duration,
+    /// How long a submit id's claim is kept (`PODPERF_SUBMIT_ID_TTL_S`): a retry within it is
+    /// answered from the first submit; capped by the retention.
+    pub submit_id_ttl: Duration,
     /// This replica, as advertised to `podperf status`.
     pub identity: crate::lease::Identity,
 }
@@ -64,6 +67,7 @@ impl Default for DispatcherConfig {
             schedule_min_every: Duration::from_millis(
                 podperf_protocol::schedule::bounds::EVERY_MS_MIN,
             ),
+            submit_id_ttl: Duration::from_secs(podperf_protocol::api::SUBMIT_ID_TTL_S),
             identity: crate::lease::Identity::new(),
         }
     }

@@ -94,6 +94,7 @@ pub async fn run_with_reconnects(
     shutdown: impl Future<Output = ()>,
     reconnects: tokio::sync::watch::Receiver<u64>,
 ) -> Result<()> {
+    let store = store.with_submit_id_ttl(cfg.submit_id_ttl);
     let js = async_nats::jetstream::new(client.clone());
     let bucket = setup::workers_bucket(&js, &cfg).await?;
     let results = setup::results_stream(&js, &cfg).await?;

@@ -75,6 +75,11 @@ struct Args {
     #[arg(long, env = "PODPERF_SCHEDULE_MIN_EVERY_MS", default_value_t = podperf_protocol::schedule::bounds::EVERY_MS_MIN,
           value_parser = clap::value_parser!(u64).range(1000..=10_000))]
     schedule_min_every_ms: u64,
+    /// Seconds a submit id is remembered (a retry within it is answered from the first submit,
+    /// stored once); range 60..=86400.
+    #[arg(long, env = "PODPERF_SUBMIT_ID_TTL_S", default_value_t = podperf_protocol::api::SUBMIT_ID_TTL_S,
+          value_parser = clap::value_parser!(u64).range(60..=86_400))]
+    submit_id_ttl_s: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +104,7 @@ impl Args {
             results_max_bytes: self.results_max_bytes,
             store_max_jobs: self.store_max_jobs,
             schedule_min_every: Duration::from_millis(self.schedule_min_every_ms),
+            submit_id_ttl: Duration::from_secs(self.submit_id_ttl_s),
             ..DispatcherConfig::default()
         }
     }

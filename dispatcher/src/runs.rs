@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::api::{parse, store_error, Api};
 use crate::planner::{self, Planned};
-use crate::store::NewJob;
+use crate::store::{Claim, NewJob};
 
 type Reply<T> = Result<T, ApiError>;
 
@@ -175,8 +175,16 @@ pub(crate) fn seconds<'a>(params: impl Iterator<Item = &'a JobParams>) -> u64 {
 
 impl Api {
     pub(crate) async fn start_run(&self, payload: &[u8]) -> Reply<RunStarted> {
-        let req: MatrixRequest = parse(payload)?;
-        self.start_matrix(req, Uuid::now_v7(), None).await
+        let mut req: MatrixRequest = parse(payload)?;
+        // The id is not part of the request a retry must repeat, nor of the run's record.
+        let submit_id = req.submit_id.take();
+        if let Some(id) = submit_id {
+            if let Some(prior) = self.store.claim(id).await.map_err(store_error)? {
+                return crate::api::replay(prior, &req);
+            }
+        }
+        self.start_claimed(req, Uuid::now_v7(), None, submit_id)
+            .await
     }
 
     /// Plans and submits a matrix run: `runs.start`'s path, also taken by schedules (which give
@@ -186,6 +194,22 @@ impl Api {
         req: MatrixRequest,
         run_id: Uuid,
         schedule: Option<String>,
+    ) -> Reply<RunStarted> {
+        // Each run of a schedule is a new one, whatever id its stored request has.
+        let req = MatrixRequest {
+            submit_id: None,
+            ..req
+        };
+        self.start_claimed(req, run_id, schedule, None).await
+    }
+
+    /// [`Api::start_matrix`], idempotent with a submit id (`runs.start`'s retries).
+    async fn start_claimed(
+        &self,
+        req: MatrixRequest,
+        run_id: Uuid,
+        schedule: Option<String>,
+        submit_id: Option<Uuid>,
     ) -> Reply<RunStarted> {
         validate(&req)?;
         let live = self.members.snapshot();
@@ -212,18 +236,24 @@ impl Api {
             pairs,
             schedule,
         };
-        let job_ids = jobs.iter().map(|j| j.job_id).collect();
-        self.accept(jobs, Some(&run)).await?;
+        let started = RunStarted {
+            run_id,
+            rounds,
+            pairs: run.pairs.len() as u32,
+            job_ids: jobs.iter().map(|j| j.job_id).collect(),
+        };
+        let claim = submit_id.map(|id| Claim::new(id, &run.request, &started));
+        if let Some(prior) = self
+            .accept_claimed(jobs, Some(&run), claim.as_ref())
+            .await?
+        {
+            return crate::api::replay(prior, &run.request);
+        }
         tracing::info!(%run_id, rounds, pairs = run.pairs.len(), "matrix run started");
         if run.sampling.is_some() {
             crate::adaptive::spawn(self.detached(), run_id);
         }
-        Ok(RunStarted {
-            run_id,
-            rounds,
-            pairs: run.pairs.len() as u32,
-            job_ids,
-        })
+        Ok(started)
     }
 
     /// The jobs of every pair, in round order, each with a deadline after the end of its round

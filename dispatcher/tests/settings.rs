@@ -40,6 +40,8 @@ fn out_of_range_values_exit_64_naming_the_flag() {
         ("--max-queued", "0"),
         ("--schedule-min-every-ms", "999"),
         ("--schedule-min-every-ms", "10001"),
+        ("--submit-id-ttl-s", "59"),
+        ("--submit-id-ttl-s", "86401"),
     ];
     for (flag, value) in cases {
         assert_refused(&dispatcher(&[flag, value], &[]), flag);

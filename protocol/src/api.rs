@@ -104,6 +104,8 @@ pub enum ErrorCode {
     Busy,
     /// The job store (Redis) is unreachable.
     StoreUnavailable,
+    /// The submit id was used before for a different batch (or run).
+    SubmitIdReused,
     Internal,
 }
 
@@ -120,6 +122,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Busy => "busy",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::SubmitIdReused => "submit_id_reused",
             ErrorCode::Internal => "internal",
         }
     }
@@ -159,7 +162,19 @@ pub struct ListWorkersReply {
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     pub jobs: Vec<JobSpec>,
+    /// Makes the submit idempotent: a submit carrying the id of one already stored (a retry
+    /// after a lost answer, whichever replica takes it) stores nothing and is answered the
+    /// stored job ids; the same id with a different batch is refused (`submit_id_reused`). The
+    /// dispatcher remembers an id for [`SUBMIT_ID_TTL_S`] (or the job retention, if shorter).
+    /// Without one (older clients), every submit is a new batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_id: Option<Uuid>,
 }
+
+/// How long the dispatcher remembers a submit id by default (seconds; `PODPERF_SUBMIT_ID_TTL_S`,
+/// 60..=86400): retries with the same id within it are answered from the first submit, never
+/// stored again.
+pub const SUBMIT_ID_TTL_S: u64 = 3600;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmitReply {

@@ -103,6 +103,11 @@ pub struct MatrixRequest {
     pub latency_duration_s: u32,
     /// Adds one `mtu` job per pair (path MTU, DF black hole).
     pub mtu: bool,
+    /// Makes `runs.start` idempotent as [`crate::api::SubmitRequest::submit_id`] makes a submit:
+    /// a retry with the same id is answered the run already started. Not kept in the run's
+    /// record; ignored in a schedule's request (each of its runs is a new one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submit_id: Option<Uuid>,
 }
 
 fn is_samples_auto_max(n: &u32) -> bool {
@@ -126,6 +131,7 @@ impl Default for MatrixRequest {
             latency: true,
             latency_duration_s: 1,
             mtu: true,
+            submit_id: None,
         }
     }
 }

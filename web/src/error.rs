@@ -100,7 +100,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::UnknownWorker
         | ErrorCode::WorkerOffline
         | ErrorCode::ToolMissing
-        | ErrorCode::AddressNotAllowed => StatusCode::UNPROCESSABLE_ENTITY,
+        | ErrorCode::AddressNotAllowed
+        | ErrorCode::SubmitIdReused => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Busy => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -104,6 +104,7 @@ impl Matrix {
             latency: !self.no_latency,
             latency_duration_s: self.latency_duration,
             mtu: !self.no_mtu,
+            submit_id: None, // podperf-client gives `runs.start` one
         }
     }
 

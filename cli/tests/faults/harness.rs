@@ -166,12 +166,14 @@ impl Sys {
     }
 
     /// Submits a batch; the ids, or the client's error (typed: `kind()`, `code()`). Retried while
-    /// the dispatcher cannot be reached (e.g. while it restarts).
+    /// the dispatcher cannot be reached (e.g. while it restarts), under one submit id: an
+    /// attempt stored but unanswered is not stored again.
     pub async fn submit(&self, jobs: Vec<JobSpec>) -> Result<Vec<Uuid>, ClientError> {
+        let submit_id = Uuid::new_v4();
         eventually(Duration::from_secs(30), "jobs.submit answers", || {
             let jobs = jobs.clone();
             async move {
-                match self.client().submit(jobs).await {
+                match self.client().submit_with_id(submit_id, jobs).await {
                     Err(e) if e.kind() != ErrorKind::Refused => None,
                     answered => Some(answered),
                 }

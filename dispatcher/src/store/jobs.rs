@@ -1,5 +1,5 @@
-//! Jobs: inserted as `queued`, read back one by one, many at once, or a page at a time through
-//! the indexes.
+//! Jobs: read back one by one, many at once, or a page at a time through the indexes (inserted
+//! by `insert`), and the indexes trimmed to the retention window.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -16,70 +16,31 @@ use super::{keys, Result, Store, StoreError};
 const TRIM_EVERY_MS: u64 = 60_000;
 
 impl Store {
-    /// Stores a batch of new (queued) jobs atomically.
-    pub async fn insert(&self, jobs: &[NewJob]) -> Result<()> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let ttl = self.retention_s() as i64;
-        for job in jobs {
-            let key = keys::job(job.job_id);
-            let record = serde_json::to_string(job).expect("job serialises");
-            let id = job.job_id.to_string();
-            let score = job.created_at_ms;
-            pipe.hset_multiple(
-                &key,
-                &[
-                    ("state", JobState::Queued.as_str().to_string()),
-                    ("source_worker", job.source_worker.clone()),
-                    ("created_at_ms", score.to_string()),
-                    ("record", record),
-                    ("attempts", "0".into()),
-                ],
-            )
-            .ignore()
-            .expire(&key, ttl)
-            .ignore()
-            .zadd(keys::ALL_JOBS, &id, score)
-            .ignore()
-            .zadd(keys::state_index(JobState::Queued), &id, score)
-            .ignore()
-            .zadd(keys::worker_index(&job.source_worker), &id, score)
-            .ignore()
-            .sadd(keys::ACTIVE, &id)
-            .ignore();
-            if let Some(t) = job.target_worker() {
-                pipe.zadd(keys::worker_index(t), &id, score).ignore();
-            }
-        }
-        let workers: BTreeSet<&str> = jobs
-            .iter()
-            .flat_map(|j| std::iter::once(j.source_worker.as_str()).chain(j.target_worker()))
-            .collect();
-        for w in &workers {
-            // A gone worker's index goes with its jobs.
-            pipe.expire(keys::worker_index(w), ttl).ignore();
-        }
-        self.trim_indexes(&mut pipe, workers);
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
-        Ok(())
-    }
-
-    /// Adds to `pipe` the trimming of the indexes to the retention window: not per-batch work,
-    /// once a minute.
-    fn trim_indexes(&self, pipe: &mut redis::Pipeline, workers: BTreeSet<&str>) {
+    /// Trims the indexes (every job, the states', the batch's workers') to the retention window:
+    /// not per-batch work, once a minute. A failure is only logged: the batch is stored.
+    pub(super) async fn trim_indexes(&self, jobs: &[NewJob]) {
         let now = podperf_protocol::now_ms();
         let last = self.last_trim_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) < TRIM_EVERY_MS {
             return;
         }
         self.last_trim_ms.store(now, Ordering::Relaxed);
+        let workers: BTreeSet<&str> = jobs
+            .iter()
+            .flat_map(|j| std::iter::once(j.source_worker.as_str()).chain(j.target_worker()))
+            .collect();
         let horizon = now.saturating_sub(self.retention.as_millis() as u64);
         let indexes = [keys::ALL_JOBS.to_string()]
             .into_iter()
             .chain(JobState::ALL.iter().map(|s| keys::state_index(*s)))
             .chain(workers.into_iter().map(keys::worker_index));
+        let mut pipe = redis::pipe();
         for index in indexes {
             pipe.zrembyscore(index, 0, horizon as f64).ignore();
+        }
+        if let Err(err) = pipe.query_async::<()>(&mut self.conn.clone()).await {
+            tracing::warn!(%err, "could not trim the job indexes; the next batch will");
+            self.last_trim_ms.store(last, Ordering::Relaxed);
         }
     }
 

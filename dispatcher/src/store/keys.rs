@@ -40,3 +40,9 @@ pub fn worker_index(worker: &str) -> String {
 pub fn run(id: Uuid) -> String {
     format!("podperf:run:{id}")
 }
+
+/// String: a submit's claim (its batch's fingerprint and the answer a retry gets), kept for
+/// `PODPERF_SUBMIT_ID_TTL_S`.
+pub fn submit(id: Uuid) -> String {
+    format!("podperf:submit:{id}")
+}

@@ -6,16 +6,20 @@
 //! - `podperf:jobs:active` — set of non-terminal job ids (what a restarted dispatcher resumes).
 //! - `podperf:workers:known` — hash worker id → last worker info seen (tells offline from unknown).
 //! - `podperf:run:<id>` — a matrix run (JSON), `podperf:runs` — run ids by creation time.
+//! - `podperf:submit:<id>` — a submit's claim: the fingerprint of the batch and the answer given
+//!   (JSON), kept for `PODPERF_SUBMIT_ID_TTL_S`, so a retried submit is stored once.
 //!
 //! # Layout
 //! - [`keys`]: the key schema; `transition`: the state machine (one Lua script);
-//! - `record`: a job as stored; `jobs`: insert, read and page jobs;
+//! - `record`: a job as stored; `insert`: a batch, its run and its submit claim (one Lua
+//!   script); `jobs`: read and page jobs;
 //! - `runs`: matrix runs; `workers`: workers seen before; `fence`: the leader's epoch.
 
 pub mod keys;
 
 mod budget;
 mod fence;
+mod insert;
 mod jobs;
 mod record;
 mod runs;
@@ -29,6 +33,7 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use insert::{Claim, Inserted};
 pub use record::{NewJob, ResolvedTarget};
 pub use transition::{Applied, Transition};
 
@@ -56,6 +61,8 @@ pub struct Store {
     last_trim_ms: Arc<AtomicU64>,
     /// The leader's fencing epoch its state changes carry (`None`: unfenced, for tools and tests).
     epoch: Option<u64>,
+    /// How long a submit's claim is kept (`insert`), at most the retention.
+    submit_id_ttl: Duration,
 }
 
 impl Store {
@@ -81,7 +88,16 @@ impl Store {
             transition: Arc::new(redis::Script::new(&transition::script())),
             last_trim_ms: Default::default(),
             epoch: None,
+            submit_id_ttl: Duration::from_secs(podperf_protocol::api::SUBMIT_ID_TTL_S),
         })
+    }
+
+    /// This store, keeping submit claims for `ttl` (at most the retention).
+    pub fn with_submit_id_ttl(self, ttl: Duration) -> Store {
+        Store {
+            submit_id_ttl: ttl,
+            ..self
+        }
     }
 
     fn retention_s(&self) -> u64 {

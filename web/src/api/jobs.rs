@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use podperf_protocol::api::{
@@ -37,10 +37,47 @@ pub struct SubmitQuery {
     pub wait: Option<String>,
 }
 
+/// The `Idempotency-Key` request header: a UUID that becomes the submit id.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The submit id of a POST that creates jobs: its `Idempotency-Key` header (a UUID; anything
+/// else is refused, 400 `invalid_param`), else the body's `submit_id`, else a new one. A retry
+/// with the same key stores nothing and is answered the first submit's ids; the same key with
+/// another body is refused, 422 `submit_id_reused`.
+pub(crate) fn submit_id(headers: &HeaderMap, in_body: Option<Uuid>) -> Result<Uuid> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(in_body.unwrap_or_else(Uuid::new_v4));
+    };
+    let bad = || {
+        let shown = String::from_utf8_lossy(value.as_bytes())
+            .chars()
+            .take(64)
+            .collect::<String>();
+        AppError::invalid_param(
+            "Idempotency-Key",
+            format!("{shown:?} is not a UUID (e.g. 0192f0c8-7b1e-4c3a-9d2e-5f6a7b8c9d0e)"),
+        )
+    };
+    let key: Uuid = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(bad)?;
+    match in_body {
+        Some(other) if other != key => Err(AppError::invalid_param(
+            "submit_id",
+            format!("the body's submit_id {other} differs from the Idempotency-Key {key}"),
+        )),
+        _ => Ok(key),
+    }
+}
+
 /// `POST /api/v2/jobs`: 202 `{"job_ids": [...]}`; with `?wait=`, 200 and the record (one spec)
 /// or `{"jobs": [records]}` (a batch) once every job is terminal, 504 `wait_timeout` if not by then.
+/// With an `Idempotency-Key` header, a retry stores nothing more.
 #[utoipa::path(post, path = "/api/v2/jobs", operation_id = "submit_jobs", tag = "v2",
-    params(("wait" = Option<String>, Query, description = "wait this long (e.g. `30s`, at most 1h) for the terminal state")),
+    params(("wait" = Option<String>, Query, description = "wait this long (e.g. `30s`, at most 1h) for the terminal state"),
+           ("Idempotency-Key" = Option<String>, Header, description = "a UUID naming this submit: a retry with the same key (within an hour) stores nothing and is answered the first submit's job ids; the same key with another body is refused, 422 `submit_id_reused`; not a UUID: 400 `invalid_param`")),
     request_body(content = serde_json::Value, description = "one JobSpec (`{source, target, params: {kind, …}, timeout_s}`) or SubmitRequest `{jobs: [JobSpec]}`"),
     responses((status = 202, description = "SubmitReply `{job_ids: [uuid]}`", body = serde_json::Value),
               (status = 200, description = "with `wait`: the JobRecord (one spec) or `{jobs: [JobRecord]}` (a batch)", body = serde_json::Value),
@@ -50,6 +87,7 @@ pub struct SubmitQuery {
 pub async fn submit(
     State(s): State<AppState>,
     Params(q): Params<SubmitQuery>,
+    headers: HeaderMap,
     body: Body<serde_json::Value>,
 ) -> Result<Response> {
     let wait = q
@@ -57,15 +95,19 @@ pub async fn submit(
         .as_deref()
         .map(|w| parse_wait(w, s.config.max_wait))
         .transpose()?;
-    let (jobs, one) = parse_submit(body.0)?;
+    let (req, one) = parse_submit(body.0)?;
+    let id = submit_id(&headers, req.submit_id)?;
+    // The client named the submit: it may be a retry.
+    let named = headers.contains_key(IDEMPOTENCY_KEY) || req.submit_id.is_some();
     let Some(limit) = wait else {
-        let ids = s.client.submit(jobs).await?;
+        let ids = s.client.submit_with_id(id, req.jobs).await?;
         return Ok((StatusCode::ACCEPTED, Json(SubmitReply { job_ids: ids })).into_response());
     };
     let give_up = Instant::now() + limit;
-    // Before the submit, so that no job of it can end unseen.
-    let notices = s.hub.done_events();
-    let ids = s.client.submit(jobs).await?;
+    // Before the submit, so that no job of it can end unseen. A named submit may be a retry
+    // whose jobs ended before it came: their notices are gone, each job is read instead.
+    let notices = if named { None } else { s.hub.done_events() };
+    let ids = s.client.submit_with_id(id, req.jobs).await?;
     let mut records = match notices {
         Some(rx) => wait_notices(&s, &ids, rx, give_up).await?,
         None => wait_each(&s, &ids, give_up).await?,
@@ -134,17 +176,21 @@ fn record_json(rec: &JobRecord) -> String {
     serde_json::to_string(rec).expect("records serialise")
 }
 
-/// The jobs of a body and whether it was a single spec; the serde error of the shape it is
+/// The request of a body and whether it was a single spec; the serde error of the shape it is
 /// closest to (a body with `jobs` is a batch).
-fn parse_submit(body: serde_json::Value) -> Result<(Vec<JobSpec>, bool)> {
+fn parse_submit(body: serde_json::Value) -> Result<(SubmitRequest, bool)> {
     let batch = body.get("jobs").is_some();
     let bad = |e: serde_json::Error| AppError::bad_request(format!("the body is not valid: {e}"));
     if batch {
         let req: SubmitRequest = serde_json::from_value(body).map_err(bad)?;
-        Ok((req.jobs, false))
+        Ok((req, false))
     } else {
         let spec: JobSpec = serde_json::from_value(body).map_err(bad)?;
-        Ok((vec![spec], true))
+        let req = SubmitRequest {
+            jobs: vec![spec],
+            submit_id: None,
+        };
+        Ok((req, true))
     }
 }
 

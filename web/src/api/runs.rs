@@ -1,7 +1,7 @@
 //! `/api/v2/runs`: start a matrix run, list runs, one run's progress and report.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use podperf_protocol::run::{ListRunsReply, ListRunsRequest, MatrixRequest, RunReport, RunStarted};
 use serde::Deserialize;
@@ -13,14 +13,17 @@ use crate::state::AppState;
 /// `POST /api/v2/runs` with a matrix request (an empty body takes every default): 202 with the
 /// run's id, rounds, pairs and job ids.
 #[utoipa::path(post, path = "/api/v2/runs", operation_id = "start_run", tag = "v2",
+    params(("Idempotency-Key" = Option<String>, Header, description = "a UUID naming this start: a retry with the same key (within an hour) starts nothing and is answered the first run; the same key with another body is refused, 422 `submit_id_reused`; not a UUID: 400 `invalid_param`")),
     request_body(content = serde_json::Value, description = "MatrixRequest `{mesh, samples, ping_count, iperf3_duration_s, udp, udp_bitrate_bps, traceroute}` (every field optional)"),
     responses((status = 202, description = "RunStarted `{run_id, rounds, pairs, job_ids}`", body = serde_json::Value),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
               (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn start(
     State(s): State<AppState>,
-    Body(req): Body<MatrixRequest>,
+    headers: HeaderMap,
+    Body(mut req): Body<MatrixRequest>,
 ) -> Result<(StatusCode, Json<RunStarted>)> {
+    req.submit_id = Some(super::jobs::submit_id(&headers, req.submit_id)?);
     Ok((StatusCode::ACCEPTED, Json(s.client.run_start(&req).await?)))
 }
 

@@ -3,7 +3,7 @@
 //! output, with the old keys).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use podperf_protocol::api::JobRecord;
 use podperf_protocol::job::{JobSpec, Target};
@@ -30,6 +30,7 @@ pub struct TaskRequest {
 
 /// Creates tasks (all or none): `task_param` is parsed with an allow-list of flags per type.
 #[utoipa::path(post, path = "/api/v1/external/task/create", operation_id = "v1_task_create", tag = "v1",
+    params(("Idempotency-Key" = Option<String>, Header, description = "a UUID naming this create: a retry with the same key (within an hour) creates nothing and is answered the first task ids")),
     request_body(content = serde_json::Value, description = "`[{src_pod_uid, src_pod_ip, dst_pod_uid, dst_pod_ip, task_type (ping | iperf | traceroute), task_param}]`"),
     responses((status = 200, description = "`{status: 0, msg: \"\", data: [task id]}`", body = serde_json::Value),
               (status = 400, description = "`{status: -1, msg}` naming the refused flag, type or field; nothing runs", body = serde_json::Value),
@@ -40,9 +41,11 @@ pub struct TaskRequest {
               (status = 503, description = "`{status: -1, msg}`", body = serde_json::Value)))]
 pub async fn create(
     State(s): State<AppState>,
+    headers: HeaderMap,
     body: Result<Body<Vec<TaskRequest>>, AppError>,
 ) -> Response {
     let created = async {
+        let id = crate::api::jobs::submit_id(&headers, None)?;
         let Body(tasks) = body?;
         if tasks.is_empty() {
             return Err(AppError::bad_request("the body holds no task"));
@@ -53,7 +56,7 @@ pub async fn create(
             .enumerate()
             .map(|(i, t)| to_spec(t, &workers).map_err(|e| at(i, e)))
             .collect::<Result<Vec<_>, _>>()?;
-        let ids = s.client.submit(jobs).await?;
+        let ids = s.client.submit_with_id(id, jobs).await?;
         Ok::<_, AppError>(ids.iter().map(ToString::to_string).collect::<Vec<_>>())
     };
     match created.await {
