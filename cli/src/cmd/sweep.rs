@@ -87,6 +87,7 @@ pub async fn round(client: &Client, args: &RoundArgs) -> anyhow::Result<SweepGri
     let specs = from
         .into_iter()
         .map(|source| JobSpec {
+            family: None,
             source,
             target: None,
             params: JobParams::Sweep(SweepParams {

@@ -78,7 +78,7 @@ proptest! {
         } else {
             target.parse().ok().map(Target::Address)
         };
-        let spec = JobSpec { source, target, params: p, timeout_s };
+        let spec = JobSpec { source, target, params: p, family: None, timeout_s };
         let fields = ["source", "target", "target.worker", "timeout_s"];
         match spec.validate() {
             Ok(()) => {
