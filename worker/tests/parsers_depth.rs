@@ -244,7 +244,7 @@ fn df_ping_decides_the_black_hole(name: &str, received: u32, black_hole: bool) {
 
 // ---- properties ----
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 13] = [
     "sockperf_tcp",
     "sockperf_udp",
     "sockperf_refused",
@@ -255,6 +255,9 @@ const ALL: [&str; 10] = [
     "tracepath_net_unreachable",
     "ping_df_ok",
     "ping_df_too_big",
+    "tracepath_v6_drop",
+    "tracepath_v6_no_drop",
+    "sockperf_v6_invalid_address",
 ];
 
 /// Both parsers on `out`; each answer must survive JSON (no NaN, nothing unrepresentable).
