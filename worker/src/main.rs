@@ -97,8 +97,12 @@ impl Args {
             (_, None, None) => return Err(Fatal::config("POD_IP (or --pod-ip) is required")),
         };
         let node_ips = addresses(node_ip, &self.host_ips, "HOST_IPS")?;
+        // A host-network pod's addresses are the node's (Kubernetes gives them as its podIPs).
         let pod_ips = match self.host_network {
-            true => addresses(Some(pod_ip), &self.host_ips, "HOST_IPS")?,
+            true => {
+                let both = [&self.host_ips[..], &self.pod_ips[..]].concat();
+                addresses(Some(pod_ip), &both, "HOST_IPS and POD_IPS")?
+            }
             false => addresses(Some(pod_ip), &self.pod_ips, "POD_IPS")?,
         };
         let identity = Identity {
