@@ -240,7 +240,8 @@ impl Api {
         plan: &[Planned],
         now: u64,
     ) -> Reply<(Vec<NewJob>, Vec<RunPair>)> {
-        let (mut jobs, sweeps) = if req.mesh {
+        // A mesh's sweeps aim at the workers' primary (IPv4) addresses: only for IPv4 pairs.
+        let (mut jobs, sweeps) = if req.mesh && req.family != MatrixFamily::Ipv6 {
             let sources = plan
                 .iter()
                 .map(|p| (p.source.worker_id.as_str(), p.target.worker_id.clone()));
@@ -291,8 +292,19 @@ impl Api {
         let (source_ip, target_ip) = (address(p.source)?, address(p.target)?);
         let round_end_s = per_pair * (u64::from(round) + 1);
         let timeout_s = (round_end_s * 2 + 60).min(u64::from(bounds::TIMEOUT_S_MAX)) as u32;
+        // A mesh's sweeps measure the primary (IPv4) addresses' RTT: linked to those pairs only;
+        // the pairs of the other family measure theirs with a ping per sample.
+        let primary = IpFamily::of(p.source.pod_ip) == family && family == IpFamily::Ipv4;
+        let mut planned = pair_params(req);
+        if req.mesh && !primary {
+            let ping = PingParams {
+                count: req.ping_count,
+                ..PingParams::default()
+            };
+            planned.extend((0..req.samples).map(|s| (s, JobParams::Ping(ping.clone()))));
+        }
         let (mut jobs, mut run_jobs) = (Vec::new(), Vec::new());
-        for (sample, params) in pair_params(req) {
+        for (sample, params) in planned {
             let spec = JobSpec {
                 family: Some(family),
                 source: p.source.worker_id.clone(),
@@ -304,8 +316,6 @@ impl Api {
             run_jobs.push(run_job(job.job_id, &params, sample));
             jobs.push(job);
         }
-        // A mesh's sweeps measure the primary addresses' RTT: linked to those pairs only.
-        let primary = IpFamily::of(p.source.pod_ip) == family;
         let sweep_jobs = sweeps.get(&p.source.worker_id).filter(|_| primary);
         for (sample, job_id) in sweep_jobs.into_iter().flatten() {
             run_jobs.push(RunJob {
