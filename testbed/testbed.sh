@@ -9,6 +9,8 @@
 #                   [--image TAG]   (workers and dispatcher as containers of TAG, flags from k8s/base/)
 #                   [--worker-cpus LIST]   (every worker and its tools on these CPUs, taskset syntax:
 #                                           0 or 0-1 or 0,2; see README "CPU placement")
+#                   [--dual-stack]  (IPv6 too: pods fd10:244:N::/64 per node, nodes fd00:18::/64 on
+#                                    the underlay, flannel.1 carrying both; workers get POD_IPS/HOST_IPS)
 #   testbed.sh exec [--run-id ID] [--in infra|underlay|node-N|pod-N-M|host-N] -- CMD...
 #   testbed.sh run  [up options] [--keep-logs] -- CMD...   (up, wait, CMD in infra, down; CMD's status)
 #   testbed.sh down [--run-id ID | --all] [--keep-logs]
@@ -54,7 +56,7 @@ now_ms() {
 }
 
 usage() {
-  sed -n '2,18p' "$SELF" | sed 's/^# \{0,1\}//'
+  sed -n '2,20p' "$SELF" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -70,6 +72,16 @@ node_ip() { echo "$UNDERLAY_NET.$((10 + $1))"; }
 pod_ip() { echo "10.244.$1.$((2 + $2))"; }
 pod_subnet() { echo "10.244.$1.0/24"; }
 flannel_mac() { printf '0e:70:70:74:00:%02x' "$1"; }
+# --dual-stack: the IPv6 twins (ULA prefixes; node N's pods in fd10:244:N::/64, its flannel.1 at
+# fd10:244:N::ffff — not fd10:244:N::, the subnet-router anycast address of cni0's /64).
+UNDERLAY6_NET=fd00:18
+node_ip6() { echo "$UNDERLAY6_NET::$((10 + $1))"; }
+pod_ip6() { echo "fd10:244:$1::$((2 + $2))"; }
+vtep_ip6() { echo "fd10:244:$1::ffff"; }
+# A worker's address list: the IPv4 one, and the IPv6 one with --dual-stack.
+ips() { # v4 v6
+  if [ "${DUAL_STACK:-0}" -eq 1 ]; then echo "$1,$2"; else echo "$1"; fi
+}
 new_uid() { cat /proc/sys/kernel/random/uuid; }
 
 # Namespaces of a run that exist now (ip netns list prints "name (id: N)").
@@ -257,6 +269,11 @@ route add 10.244.$m.0/24 via 10.244.$m.0 dev flannel.1 onlink"
       fdb+="fdb append ${macs[m]} dev flannel.1 dst $UNDERLAY_NET.$((10 + m)) self permanent"$'\n'
     done
     for ((p = 0; p < pods; p++)); do cfg+=$'\n'"link set veth$p master cni0 up"; done
+    if [ "${DUAL_STACK:-0}" -eq 1 ]; then
+      no_dad "$node" eth0 $(for ((p = 0; p < pods; p++)); do echo "veth$p"; done)
+      ns_sysctl "$node" net.ipv6.conf.all.forwarding=1
+      cfg+=$'\n'"$(node_v6_config "$n" "$nodes" macs)"
+    fi
     ip -n "$node" -batch - <<<"$cfg"
     if [ -n "$fdb" ]; then bridge -n "$node" -batch - <<<"$fdb"; fi
 
@@ -264,13 +281,46 @@ route add 10.244.$m.0/24 via 10.244.$m.0 dev flannel.1 onlink"
       # A pod: eth0 (MTU 1450) on cni0, default route via the node's cni0 address.
       pod=$PREFIX-$run-n$n-p$p
       ns_sysctl "$pod" net.ipv4.icmp_ratelimit=0
+      [ "${DUAL_STACK:-0}" -eq 0 ] || no_dad "$pod" eth0
       ip -n "$pod" -batch - <<EOF
 link set lo up
 addr add 10.244.$n.$((2 + p))/24 dev eth0
 link set eth0 up
 route add default via 10.244.$n.1 dev eth0
 EOF
+      if [ "${DUAL_STACK:-0}" -eq 1 ]; then
+        ip -n "$pod" -batch - <<EOF
+addr add $(pod_ip6 "$n" "$p")/64 dev eth0 nodad
+route add default via fd10:244:$n::1 dev eth0
+EOF
+      fi
     done
+  done
+}
+
+# No duplicate address detection in NS (--dual-stack), for its links DEV… and those made later:
+# while a link-local address is tentative the first packets wait ~1 s for neighbour discovery.
+no_dad() { # ns dev...
+  local ns=$1 d keys=(net.ipv6.conf.default.accept_dad=0)
+  shift
+  for d in "$@"; do keys+=("net.ipv6.conf.$d.accept_dad=0"); done
+  ns_sysctl "$ns" "${keys[@]}"
+}
+
+# A node's IPv6 (--dual-stack), as `ip -batch` lines: its underlay address, cni0's gateway, and
+# flannel.1 carrying IPv6 like IPv4 (the same VXLAN device and fdb entries: VXLAN carries any
+# inner frame over the IPv4 underlay) — an address, a permanent neighbour and an onlink route per
+# other node. `nodad`: no duplicate address detection delay before the workers bind.
+node_v6_config() { # n nodes macs-array-name
+  local n=$1 nodes=$2 m
+  local -n mac_of=$3
+  echo "addr add $(node_ip6 "$n")/64 dev eth0 nodad"
+  echo "addr add fd10:244:$n::1/64 dev cni0 nodad"
+  echo "addr add $(vtep_ip6 "$n")/128 dev flannel.1 nodad"
+  for ((m = 0; m < nodes; m++)); do
+    [ "$m" -eq "$n" ] && continue
+    echo "neigh replace $(vtep_ip6 "$m") lladdr ${mac_of[m]} dev flannel.1 nud permanent"
+    echo "route add fd10:244:$m::/64 via $(vtep_ip6 "$m") dev flannel.1 onlink"
   done
 }
 
@@ -471,9 +521,9 @@ spawn_container() { # name ns manifest container want-hostnet
   echo $! >"$STATE_DIR/pids/$name"
 }
 
-worker_fields() { # pod-name uid pod-ip node-name node-ip → FIELDS
+worker_fields() { # pod-name uid pod-ip node-name node-ip pod-ips host-ips → FIELDS
   FIELDS=([metadata.name]=$1 [metadata.uid]=$2 [status.podIP]=$3 [metadata.namespace]=testbed
-    [spec.nodeName]=$4 [status.hostIP]=$5)
+    [spec.nodeName]=$4 [status.hostIP]=$5 [status.podIPs]=$6 [status.hostIPs]=$7)
 }
 
 # The run's containers (by the label every one gets), removed by force.
@@ -562,11 +612,14 @@ cmd_supervise() { # run
           for ((p = 0; p < PODS; p++)); do
             uid=$(new_uid)
             if [ -n "${IMAGE:-}" ]; then
-              worker_fields "pod-$n-$p" "$uid" "$(pod_ip "$n" "$p")" "node-$n" "$nip"
+              worker_fields "pod-$n-$p" "$uid" "$(pod_ip "$n" "$p")" "node-$n" "$nip" \
+                "$(ips "$(pod_ip "$n" "$p")" "$(pod_ip6 "$n" "$p")")" "$(ips "$nip" "$(node_ip6 "$n")")"
               spawn_container "pod-$n-$p" "$(ns_pod "$RUN_ID" "$n" "$p")" "$WORKER_POD_MANIFEST" worker false
             else
               spawn "pod-$n-$p" "$(ns_pod "$RUN_ID" "$n" "$p")" POD_NAME="pod-$n-$p" POD_UID="$uid" \
                 POD_NAMESPACE=testbed POD_IP="$(pod_ip "$n" "$p")" NODE_NAME="node-$n" NODE_IP="$nip" \
+                POD_IPS="$(ips "$(pod_ip "$n" "$p")" "$(pod_ip6 "$n" "$p")")" \
+                HOST_IPS="$(ips "$nip" "$(node_ip6 "$n")")" \
                 PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$POD_IPERF3_PORT \
                 PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
                 PODPERF_SHUTDOWN_GRACE_S=2 -- "${PIN[@]}" "$BIN_DIR/podperf-worker"
@@ -576,11 +629,13 @@ cmd_supervise() { # run
           done
           uid=$(new_uid)
           if [ -n "${IMAGE:-}" ]; then
-            worker_fields "host-$n" "$uid" "$nip" "node-$n" "$nip"
+            worker_fields "host-$n" "$uid" "$nip" "node-$n" "$nip" \
+              "$(ips "$nip" "$(node_ip6 "$n")")" "$(ips "$nip" "$(node_ip6 "$n")")"
             spawn_container "host-$n" "$(ns_node "$RUN_ID" "$n")" "$WORKER_HOST_MANIFEST" worker true
           else
             spawn "host-$n" "$(ns_node "$RUN_ID" "$n")" POD_NAME="host-$n" POD_UID="$uid" \
               POD_NAMESPACE=testbed POD_IP="$nip" NODE_NAME="node-$n" NODE_IP="$nip" \
+              POD_IPS="$(ips "$nip" "$(node_ip6 "$n")")" HOST_IPS="$(ips "$nip" "$(node_ip6 "$n")")" \
               PODPERF_HOST_NETWORK=true PODPERF_NATS_URL="$NATS_URL" PODPERF_IPERF3_PORT=$HOST_IPERF3_PORT \
               PODPERF_NATS_USER=worker PODPERF_NATS_PASSWORD="$PODPERF_WORKER_PASSWORD" \
               PODPERF_SHUTDOWN_GRACE_S=2 -- "${PIN[@]}" "$BIN_DIR/podperf-worker"
@@ -644,6 +699,7 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
       --pod-mtu) POD_MTU=${2:?}; shift 2 ;;
       --worker-cpus) WORKER_CPUS=${2:?}; shift 2 ;;
       --image) image=${2:?}; shift 2 ;;
+      --dual-stack) DUAL_STACK=1; shift ;;
       --keep-logs) KEEP_LOGS=1; shift ;;
       -h | --help) usage ;;
       *) die "up: unknown argument '$1'" ;;
@@ -703,7 +759,8 @@ cmd_up() { # also used by run; sets UP_RUN/RUN_ID/...
   done
   {
     local v
-    for v in RUN_ID NODES PODS BIN_DIR IMAGE INFRA_NS UNDERLAY_NS NATS_URL REDIS_URL INFRA_IP LOG_DIR STATE_DIR WORKER_CPUS; do
+    DUAL_STACK=${DUAL_STACK:-0}
+    for v in RUN_ID NODES PODS BIN_DIR IMAGE INFRA_NS UNDERLAY_NS NATS_URL REDIS_URL INFRA_IP LOG_DIR STATE_DIR WORKER_CPUS DUAL_STACK; do
       printf '%s=%q\n' "$v" "${!v}"
     done
     # NATS runs with authentication on (broker-config/auth.conf): one random password per role.

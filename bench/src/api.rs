@@ -12,6 +12,7 @@ pub const WAIT: Duration = Duration::from_secs(120);
 
 pub fn noop(source: &str) -> JobSpec {
     JobSpec {
+        family: None,
         source: source.to_string(),
         target: None,
         params: JobParams::Noop(NoopParams { sleep_ms: 0 }),

@@ -60,6 +60,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
             let mut n = (0u32, 0u32);
             while t0.elapsed() < Duration::from_secs(load) {
                 let spec = JobSpec {
+                    family: None,
                     source: source.clone(),
                     target: Some(Target::Worker(source.clone())),
                     params: JobParams::Ping(PingParams::default()),

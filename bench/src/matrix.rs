@@ -33,6 +33,8 @@ fn info(node: usize, pod: usize) -> WorkerInfo {
         pod_ip: ip(node, pod),
         node_name: format!("node-{node}"),
         node_ip: None,
+        pod_ips: vec![],
+        node_ips: vec![],
         host_network: false,
         tools: vec![],
         iperf3_port: 5201,

@@ -45,6 +45,8 @@ pub async fn start(
             pod_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             node_name: format!("{prefix}-node-{}", i % nodes.max(1)),
             node_ip: None,
+            pod_ips: vec![],
+            node_ips: vec![],
             host_network: false,
         };
         let config = WorkerConfig {

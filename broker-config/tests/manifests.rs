@@ -6,13 +6,15 @@ use podperf_broker_tests::{clap_env_names, config_variables, env_file_keys, read
 use serde_yaml::Value;
 
 /// The Downward API variables, exactly as the worker reads them, with their field paths.
-const DOWNWARD: [(&str, &str); 6] = [
+const DOWNWARD: [(&str, &str); 8] = [
     ("POD_NAME", "metadata.name"),
     ("POD_UID", "metadata.uid"),
     ("POD_IP", "status.podIP"),
     ("POD_NAMESPACE", "metadata.namespace"),
     ("NODE_NAME", "spec.nodeName"),
     ("NODE_IP", "status.hostIP"),
+    ("POD_IPS", "status.podIPs"),
+    ("HOST_IPS", "status.hostIPs"),
 ];
 
 const WORKER_FILES: [&str; 3] = ["worker-a.yaml", "worker-b.yaml", "worker-host.yaml"];

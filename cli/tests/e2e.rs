@@ -86,7 +86,7 @@ fn bad_input_is_rejected_with_a_clear_error_and_nothing_is_dispatched() {
     c.workers[2].proc.sigkill();
     c.wait_for_workers(&["pod-a", "pod-b"]);
 
-    let cases: [(&[&str], &[&str]); 5] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         (
             &["run", "ping", "--from", "nope", "--to", "pod-b"],
             &["unknown_worker", "source"],
@@ -116,6 +116,13 @@ fn bad_input_is_rejected_with_a_clear_error_and_nothing_is_dispatched() {
             &["run", "ping", "--from", "pod", "--to", "pod-b"],
             &["ambiguous_worker"],
         ),
+        (
+            // These workers advertise IPv4 only: no silent IPv4 run in its place.
+            &[
+                "run", "ping", "--from", "pod-a", "--to", "pod-b", "--family", "6",
+            ],
+            &["invalid_param", "family", "has no ipv6 address"],
+        ),
     ];
     for (args, expect) in cases {
         let out = c.podperf(args);
@@ -130,6 +137,16 @@ fn bad_input_is_rejected_with_a_clear_error_and_nothing_is_dispatched() {
         "run", "ping", "--from", "pod-a", "--to", "pod-b", "--count", "-f",
     ]);
     assert_eq!(out.status.code(), Some(64), "a usage error exits 64");
+    for args in [
+        &[
+            "run", "ping", "--from", "pod-a", "--to", "pod-b", "--family", "5",
+        ][..],
+        &["matrix", "--family", "ipv7"],
+    ] {
+        let out = c.podperf(args);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--family"), "{args:?}");
+    }
 
     let (_, jobs) = c.json(&["jobs"]);
     assert_eq!(

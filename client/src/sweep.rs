@@ -50,6 +50,7 @@ impl Client {
         let specs = from
             .into_iter()
             .map(|source| JobSpec {
+                family: None,
                 source,
                 target: None,
                 params: JobParams::Sweep(SweepParams {

@@ -70,6 +70,8 @@ impl Env {
             pod_ip: "127.0.0.1".parse().unwrap(),
             node_name: "node-1".into(),
             node_ip: None,
+            pod_ips: vec![],
+            node_ips: vec![],
             host_network: false,
         };
         let mut config = WorkerConfig::new(identity);
@@ -102,6 +104,7 @@ async fn connect(nats: &NatsServer) -> Client {
 
 fn noop(source: &str, sleep_ms: u32) -> JobSpec {
     JobSpec {
+        family: None,
         source: source.into(),
         target: None,
         params: JobParams::Noop(NoopParams { sleep_ms }),
@@ -279,6 +282,8 @@ fn worker_info(id: &str) -> WorkerInfo {
         pod_ip: "10.244.0.2".parse().unwrap(),
         node_name: "node-1".into(),
         node_ip: None,
+        pod_ips: vec![],
+        node_ips: vec![],
         host_network: false,
         tools: Vec::new(),
         iperf3_port: 5201,

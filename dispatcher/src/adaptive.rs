@@ -148,6 +148,7 @@ impl Api {
             for sample in *from..*to {
                 for (sample, params) in sample_params(req, sample) {
                     let spec = JobSpec {
+                        family: Some(pair.family),
                         source: pair.source.clone(),
                         target: Some(Target::Worker(pair.target.clone())),
                         params: params.clone(),
@@ -240,6 +241,7 @@ mod tests {
             schedule: None,
             pairs: vec![RunPair {
                 class: PathClass::PodCrossNode,
+                family: Default::default(),
                 source: "a".into(),
                 source_pod: "a".into(),
                 source_node: "n1".into(),

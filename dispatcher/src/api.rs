@@ -230,8 +230,16 @@ impl Api {
                     JobKind::Latency => i.sockperf_port,
                     _ => i.iperf3_port,
                 };
+                let ip = match spec.family {
+                    None => i.pod_ip,
+                    Some(family) => {
+                        // The source must have the family too (its probes bind to it).
+                        family_address(&source.info, family).map_err(|e| e.with_field("family"))?;
+                        family_address(i, family).map_err(|e| e.with_field("family"))?
+                    }
+                };
                 Some(crate::store::ResolvedTarget {
-                    ip: i.pod_ip,
+                    ip,
                     port,
                     worker: Some(i.worker_id.clone()),
                     node: i.node_name.clone(),
@@ -312,6 +320,23 @@ impl Api {
             .map_err(store_error)?
             .ok_or_else(|| not_found(req.job_id))
     }
+}
+
+/// `worker`'s address of `family`; a worker without one is refused (`--family` never falls back
+/// to the other family).
+fn family_address(
+    worker: &WorkerInfo,
+    family: podperf_protocol::job::IpFamily,
+) -> Reply<std::net::IpAddr> {
+    worker.address(family).ok_or_else(|| {
+        let addresses: Vec<String> = worker.addresses().map(|ip| ip.to_string()).collect();
+        let msg = format!(
+            "worker {} has no {family} address (its addresses: {})",
+            worker.pod_name,
+            addresses.join(", ")
+        );
+        ApiError::new(ErrorCode::InvalidParam, msg)
+    })
 }
 
 impl Api {

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberEvent {
     /// A worker appeared, or a new instance of it (a different `started_at_ms`) replaced the old.
-    Up(WorkerInfo),
+    Up(Box<WorkerInfo>),
     Gone(String),
 }
 
@@ -89,7 +89,7 @@ impl Members {
                 };
                 let old = map.insert(entry.key.clone(), view);
                 let new = old.is_none_or(|o| o.info.started_at_ms != info.started_at_ms);
-                new.then_some(MemberEvent::Up(info))
+                new.then_some(MemberEvent::Up(Box::new(info)))
             }
             Operation::Delete | Operation::Purge => map
                 .remove(&entry.key)

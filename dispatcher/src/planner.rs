@@ -213,6 +213,8 @@ mod tests {
             pod_ip: "10.0.0.1".parse().unwrap(),
             node_name: format!("node-{node}"),
             node_ip: None,
+            pod_ips: vec![],
+            node_ips: vec![],
             host_network: host,
             tools: vec![],
             iperf3_port: 5201,

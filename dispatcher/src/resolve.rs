@@ -74,6 +74,8 @@ mod tests {
                 pod_ip: "127.0.0.2".parse().unwrap(),
                 node_name: "n1".into(),
                 node_ip: None,
+                pod_ips: vec![],
+                node_ips: vec![],
                 host_network: false,
                 tools: vec![],
                 iperf3_port: 5201,

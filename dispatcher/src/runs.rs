@@ -163,6 +163,11 @@ fn params_count_seconds(p: &SweepParams) -> u64 {
     requests.div_ceil(1000)
 }
 
+/// `a, b, c`.
+fn list(ips: impl Iterator<Item = std::net::IpAddr>) -> String {
+    ips.map(|ip| ip.to_string()).collect::<Vec<_>>().join(", ")
+}
+
 /// Seconds one pair takes when all goes well.
 fn pair_seconds(req: &MatrixRequest) -> u64 {
     seconds(pair_params(req).iter().map(|(_, p)| p))
@@ -226,7 +231,8 @@ impl Api {
         }
         let now = now_ms();
         let (jobs, pairs) = self.plan_jobs(&req, &plan, now)?;
-        let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(0);
+        let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(0)
+            * req.family.families().len() as u32;
         let run = RunRecord {
             run_id,
             created_at_ms: now,
@@ -264,7 +270,8 @@ impl Api {
         plan: &[Planned],
         now: u64,
     ) -> Reply<(Vec<NewJob>, Vec<RunPair>)> {
-        let (mut jobs, sweeps) = if req.mesh {
+        // A mesh's sweeps aim at the workers' primary (IPv4) addresses: only for IPv4 pairs.
+        let (mut jobs, sweeps) = if req.mesh && req.family != MatrixFamily::Ipv6 {
             let sources = plan
                 .iter()
                 .map(|p| (p.source.worker_id.as_str(), p.target.worker_id.clone()));
@@ -274,44 +281,95 @@ impl Api {
         };
         let mut pairs = Vec::new();
         let per_pair = pair_seconds(req);
-        for p in plan {
-            let round_end_s = per_pair * (u64::from(p.round) + 1);
-            let timeout_s = (round_end_s * 2 + 60).min(u64::from(bounds::TIMEOUT_S_MAX)) as u32;
-            let mut run_jobs = Vec::new();
-            for (sample, params) in pair_params(req) {
-                let spec = JobSpec {
-                    source: p.source.worker_id.clone(),
-                    target: Some(Target::Worker(p.target.worker_id.clone())),
-                    params: params.clone(),
-                    timeout_s: Some(timeout_s),
-                };
-                let job = self.admit(&spec, &[], now)?;
-                run_jobs.push(run_job(job.job_id, &params, sample));
-                jobs.push(job);
+        // `--family both`: every pair over IPv4, then over IPv6 in the rounds after.
+        let rounds = plan.iter().map(|p| p.round + 1).max().unwrap_or(0);
+        for (nth, family) in req.family.families().iter().enumerate() {
+            let family_rounds = rounds * nth as u32;
+            for p in plan {
+                let round = p.round + family_rounds;
+                let pair = self.plan_pair(req, p, *family, round, per_pair, &sweeps, now)?;
+                jobs.extend(pair.0);
+                pairs.push(pair.1);
             }
-            for (sample, job_id) in sweeps.get(&p.source.worker_id).into_iter().flatten() {
-                run_jobs.push(RunJob {
-                    job_id: *job_id,
-                    kind: JobKind::Sweep,
-                    protocol: None,
-                    sample: *sample,
-                });
-            }
-            pairs.push(RunPair {
-                class: p.class,
-                source: p.source.worker_id.clone(),
-                source_pod: p.source.pod_name.clone(),
-                source_node: p.source.node_name.clone(),
-                source_ip: p.source.pod_ip,
-                target: p.target.worker_id.clone(),
-                target_pod: p.target.pod_name.clone(),
-                target_node: p.target.node_name.clone(),
-                target_ip: p.target.pod_ip,
-                round: p.round,
-                jobs: run_jobs,
-            });
         }
         Ok((jobs, pairs))
+    }
+
+    /// The jobs of one pair over `family` in `round` (a worker without an address of that
+    /// family fails the run: the matrix never measures the other family in its place).
+    #[allow(clippy::too_many_arguments)]
+    fn plan_pair(
+        &self,
+        req: &MatrixRequest,
+        p: &Planned,
+        family: IpFamily,
+        round: u32,
+        per_pair: u64,
+        sweeps: &HashMap<String, Vec<(u32, Uuid)>>,
+        now: u64,
+    ) -> Reply<(Vec<NewJob>, RunPair)> {
+        let address = |w: &WorkerInfo| {
+            w.address(family).ok_or_else(|| {
+                let msg = format!(
+                    "worker {} has no {family} address (its addresses: {}): the {family} \
+                     matrix needs one on every worker",
+                    w.pod_name,
+                    list(w.addresses())
+                );
+                ApiError::new(ErrorCode::InvalidParam, msg).with_field("family")
+            })
+        };
+        let (source_ip, target_ip) = (address(p.source)?, address(p.target)?);
+        let round_end_s = per_pair * (u64::from(round) + 1);
+        let timeout_s = (round_end_s * 2 + 60).min(u64::from(bounds::TIMEOUT_S_MAX)) as u32;
+        // A mesh's sweeps measure the primary (IPv4) addresses' RTT: linked to those pairs only;
+        // the pairs of the other family measure theirs with a ping per sample.
+        let primary = IpFamily::of(p.source.pod_ip) == family && family == IpFamily::Ipv4;
+        let mut planned = pair_params(req);
+        if req.mesh && !primary {
+            let ping = PingParams {
+                count: req.ping_count,
+                ..PingParams::default()
+            };
+            planned.extend((0..req.samples).map(|s| (s, JobParams::Ping(ping.clone()))));
+        }
+        let (mut jobs, mut run_jobs) = (Vec::new(), Vec::new());
+        for (sample, params) in planned {
+            let spec = JobSpec {
+                family: Some(family),
+                source: p.source.worker_id.clone(),
+                target: Some(Target::Worker(p.target.worker_id.clone())),
+                params: params.clone(),
+                timeout_s: Some(timeout_s),
+            };
+            let job = self.admit(&spec, &[], now)?;
+            run_jobs.push(run_job(job.job_id, &params, sample));
+            jobs.push(job);
+        }
+        let sweep_jobs = sweeps.get(&p.source.worker_id).filter(|_| primary);
+        for (sample, job_id) in sweep_jobs.into_iter().flatten() {
+            run_jobs.push(RunJob {
+                job_id: *job_id,
+                kind: JobKind::Sweep,
+                protocol: None,
+                sample: *sample,
+            });
+        }
+        let pair = RunPair {
+            class: p.class,
+            family,
+            source: p.source.worker_id.clone(),
+            source_pod: p.source.pod_name.clone(),
+            source_node: p.source.node_name.clone(),
+            source_ip,
+            target: p.target.worker_id.clone(),
+            target_pod: p.target.pod_name.clone(),
+            target_node: p.target.node_name.clone(),
+            target_ip,
+            round,
+            jobs: run_jobs,
+        };
+        Ok((jobs, pair))
     }
 
     /// A mesh's sweeps, queued before every other job of the run (they share nodes, so they all
@@ -341,6 +399,7 @@ impl Api {
                 .min(u64::from(bounds::TIMEOUT_S_MAX)) as u32;
             for sample in samples.clone() {
                 let spec = JobSpec {
+                    family: None,
                     source: source.to_string(),
                     target: None,
                     params: JobParams::Sweep(params.clone()),

@@ -434,6 +434,7 @@ impl Api {
         let mut sweep_of = std::collections::HashMap::new();
         for source in &sources {
             let spec = JobSpec {
+                family: None,
                 source: source.worker_id.clone(),
                 target: None,
                 params: JobParams::Sweep(SweepParams {
@@ -456,6 +457,7 @@ impl Api {
                 let job_id = *sweep_of.get(&s.worker_id)?;
                 Some(RunPair {
                     class,
+                    family: podperf_protocol::job::IpFamily::of(s.pod_ip),
                     source: s.worker_id.clone(),
                     source_pod: s.pod_name.clone(),
                     source_node: s.node_name.clone(),

@@ -5,6 +5,8 @@
 mod common;
 #[path = "api/delivery.rs"]
 mod delivery;
+#[path = "api/family.rs"]
+mod family;
 #[path = "api/idempotent.rs"]
 mod idempotent;
 #[path = "api/restart.rs"]

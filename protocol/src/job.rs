@@ -217,6 +217,44 @@ pub enum Target {
     Address(IpAddr),
 }
 
+/// An IP address family: which of a target worker's addresses a job aims at (`--family 4|6`).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub enum IpFamily {
+    #[default]
+    #[serde(rename = "ipv4", alias = "4")]
+    Ipv4,
+    #[serde(rename = "ipv6", alias = "6")]
+    Ipv6,
+}
+
+impl IpFamily {
+    pub const ALL: [IpFamily; 2] = [IpFamily::Ipv4, IpFamily::Ipv6];
+
+    /// The family of `ip`.
+    pub fn of(ip: IpAddr) -> IpFamily {
+        match ip {
+            IpAddr::V4(_) => IpFamily::Ipv4,
+            IpAddr::V6(_) => IpFamily::Ipv6,
+        }
+    }
+
+    /// `ipv4` or `ipv6`, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFamily::Ipv4 => "ipv4",
+            IpFamily::Ipv6 => "ipv6",
+        }
+    }
+}
+
+impl std::fmt::Display for IpFamily {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A job as a client submits it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,6 +265,11 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
     pub params: JobParams,
+    /// The family of the target worker's address to aim at (`--family`); without it, the
+    /// worker's primary address (`pod_ip`). A worker without an address of that family (or an
+    /// address target of the other family) is refused, never measured over the other family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<IpFamily>,
     /// Deadline, in seconds from submission; by default the probe's own duration plus
     /// [`DEFAULT_QUEUE_ALLOWANCE_S`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -396,10 +439,23 @@ impl JobSpec {
                 "a sweep takes its targets in params.targets",
             ));
         }
-        if let Some(Target::Worker(w)) = &self.target {
-            if w.is_empty() {
+        match (&self.target, self.family) {
+            (Some(Target::Worker(w)), _) if w.is_empty() => {
                 return Err(FieldError::new("target.worker", "must name a worker"));
             }
+            (Some(Target::Address(ip)), Some(f)) if IpFamily::of(*ip) != f => {
+                return Err(FieldError::new(
+                    "family",
+                    format!("the target address {ip} is not an {f} address"),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(FieldError::new(
+                    "family",
+                    "applies to a job with a target only",
+                ));
+            }
+            _ => {}
         }
         if let Some(t) = self.timeout_s {
             check("timeout_s", t, 1, bounds::TIMEOUT_S_MAX)
@@ -416,11 +472,38 @@ mod tests {
 
     fn spec(params: JobParams) -> JobSpec {
         JobSpec {
+            family: None,
             source: "w1".into(),
             target: Some(Target::Worker("w2".into())),
             params,
             timeout_s: None,
         }
+    }
+
+    #[test]
+    fn family_is_ipv4_or_ipv6_and_must_match_an_address_target() {
+        let json = r#"{"source":"w1","target":{"worker":"w2"},"family":"ipv6",
+                       "params":{"kind":"ping"}}"#;
+        let s: JobSpec = serde_json::from_str(json).unwrap();
+        assert_eq!(s.family, Some(IpFamily::Ipv6));
+        let json =
+            r#"{"source":"w1","target":{"worker":"w2"},"family":"4","params":{"kind":"ping"}}"#;
+        assert_eq!(
+            serde_json::from_str::<JobSpec>(json).unwrap().family,
+            Some(IpFamily::Ipv4)
+        );
+        let json =
+            r#"{"source":"w1","target":{"worker":"w2"},"family":"5","params":{"kind":"ping"}}"#;
+        assert!(serde_json::from_str::<JobSpec>(json).is_err());
+        let mut s = spec(JobParams::Ping(PingParams::default()));
+        s.target = Some(Target::Address("127.0.0.3".parse().unwrap()));
+        s.family = Some(IpFamily::Ipv6);
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.field, "family");
+        assert!(err.message.contains("not an ipv6 address"), "{err}");
+        s.target = Some(Target::Address("::1".parse().unwrap()));
+        s.validate().unwrap();
+        assert_eq!(IpFamily::of("::1".parse().unwrap()), IpFamily::Ipv6);
     }
 
     #[test_case(JobParams::Ping(PingParams { count: 0, ..Default::default() }), "params.count")]

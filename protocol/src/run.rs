@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::job::{JobKind, TransportProtocol};
+use crate::job::{IpFamily, JobKind, TransportProtocol};
 
 /// Most samples per measurement, fixed or added by `--samples auto`.
 pub const SAMPLES_MAX: u32 = 20;
@@ -64,12 +64,43 @@ impl PathClass {
     }
 }
 
+/// `podperf matrix --family 4|6|both`: the address family (families) the pairs are measured over.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MatrixFamily {
+    #[default]
+    #[serde(rename = "ipv4", alias = "4")]
+    Ipv4,
+    #[serde(rename = "ipv6", alias = "6")]
+    Ipv6,
+    /// Every pair once per family: a row per family.
+    #[serde(rename = "both")]
+    Both,
+}
+
+impl MatrixFamily {
+    /// The families measured, IPv4 first.
+    pub fn families(self) -> &'static [IpFamily] {
+        match self {
+            MatrixFamily::Ipv4 => &[IpFamily::Ipv4],
+            MatrixFamily::Ipv6 => &[IpFamily::Ipv6],
+            MatrixFamily::Both => &IpFamily::ALL,
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == MatrixFamily::Ipv4
+    }
+}
+
 /// `podperf matrix` options. An omitted field takes its value from [`Default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MatrixRequest {
     /// Every ordered pod pair (and node pair) instead of one pair per path class.
     pub mesh: bool,
+    /// The family of the addresses measured (`both`: every pair over each, a row per family).
+    #[serde(skip_serializing_if = "MatrixFamily::is_default")]
+    pub family: MatrixFamily,
     /// Repetitions of each measurement (the report shows the median and the spread); with
     /// `samples_auto`, the first count.
     pub samples: u32,
@@ -118,6 +149,7 @@ impl Default for MatrixRequest {
     fn default() -> Self {
         MatrixRequest {
             mesh: false,
+            family: MatrixFamily::Ipv4,
             samples: 3,
             samples_auto: false,
             samples_auto_max: SAMPLES_AUTO_MAX,
@@ -140,6 +172,9 @@ impl Default for MatrixRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunPair {
     pub class: PathClass,
+    /// The family of `source_ip` and `target_ip` (absent in runs made before `--family`: IPv4).
+    #[serde(default)]
+    pub family: IpFamily,
     pub source: String,
     pub source_pod: String,
     pub source_node: String,
@@ -362,6 +397,8 @@ pub struct MtuProblem {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairReport {
     pub class: PathClass,
+    #[serde(default)]
+    pub family: IpFamily,
     pub source_pod: String,
     pub target_pod: String,
     pub source_node: String,
@@ -378,6 +415,9 @@ pub struct PairReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassReport {
     pub class: PathClass,
+    /// The family the row was measured over (`--family both` makes a row per family).
+    #[serde(default)]
+    pub family: IpFamily,
     pub pairs: u32,
     /// `--samples auto`: where this row's sampling stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]

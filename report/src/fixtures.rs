@@ -142,6 +142,7 @@ pub fn pair(class: PathClass, source: &str, target: &str, records: &[JobRecord])
     });
     RunPair {
         class,
+        family: Default::default(),
         source: source.into(),
         source_pod: format!("pod-{source}"),
         source_node: format!("node-{source}"),
@@ -181,6 +182,7 @@ pub fn unrecorded_job(pair: &mut RunPair) {
 pub fn class_row(class: PathClass, bps: &[f64], rtt: &[f64]) -> ClassReport {
     ClassReport {
         class,
+        family: Default::default(),
         pairs: 1,
         sampling: None,
         figures: Figures {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use podperf_protocol::api::JobRecord;
-use podperf_protocol::job::JobKind;
+use podperf_protocol::job::{IpFamily, JobKind};
 use podperf_protocol::outcome::JobState;
 use podperf_protocol::run::{
     ClassReport, PairReport, PathClass, RunProgress, RunRecord, RunReport, Sampling,
@@ -14,16 +14,17 @@ use crate::overlay::overlay_cost;
 use crate::samples::Samples;
 
 /// Builds the report of `run` from its jobs' records (records of other jobs are ignored; a job
-/// without a record counts as not done). Pairs keep the run's order; classes come in
-/// [`PathClass`] order, each only if the run has a pair of it.
+/// without a record counts as not done). Pairs keep the run's order; rows come by family (IPv4
+/// first) and in [`PathClass`] order, each only if the run has a pair of it — so the overlay
+/// cost, the MTU check and the gate read the first family's rows.
 pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
     let by_id: HashMap<Uuid, &JobRecord> = records.iter().map(|r| (r.job_id, r)).collect();
-    let mut classes: BTreeMap<PathClass, (u32, Samples)> = BTreeMap::new();
+    let mut classes: BTreeMap<(IpFamily, PathClass), (u32, Samples)> = BTreeMap::new();
     let mut pairs = Vec::new();
     let (mut done, mut succeeded) = (0, 0);
     for pair in &run.pairs {
         let mut samples = Samples::default();
-        let class = classes.entry(pair.class).or_default();
+        let class = classes.entry((pair.family, pair.class)).or_default();
         class.0 += 1;
         for rec in pair.jobs.iter().filter_map(|j| by_id.get(&j.job_id)) {
             done += u32::from(rec.state.is_terminal());
@@ -39,6 +40,7 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
         }
         pairs.push(PairReport {
             class: pair.class,
+            family: pair.family,
             source_pod: pair.source_pod.clone(),
             target_pod: pair.target_pod.clone(),
             source_node: pair.source_node.clone(),
@@ -51,8 +53,9 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
     }
     let mut classes: Vec<ClassReport> = classes
         .into_iter()
-        .map(|(class, (n, s))| ClassReport {
+        .map(|((family, class), (n, s))| ClassReport {
             class,
+            family,
             pairs: n,
             sampling: None,
             figures: s.figures(),
@@ -93,6 +96,7 @@ pub fn report(run: &RunRecord, records: &[JobRecord]) -> RunReport {
 mod tests {
     use super::*;
     use crate::fixtures::{iperf3_tcp, pair, ping, record, run, traceroute, unrecorded_job};
+    use podperf_protocol::run::RunPair;
 
     fn ok(result: podperf_protocol::result::ProbeResult) -> JobRecord {
         record(JobState::Succeeded, Some(result))
@@ -184,6 +188,37 @@ mod tests {
         assert_eq!(cross.rtt_avg_ms.as_ref().unwrap().median, 0.5);
         assert_eq!(cross.jobs_failed, 1);
         assert_eq!(r.request, run.request);
+    }
+
+    #[test]
+    fn a_run_over_both_families_has_a_row_per_family_and_its_cost_from_ipv4() {
+        let (mut run, records) = measured();
+        let v6: Vec<_> = run
+            .pairs
+            .iter()
+            .map(|p| RunPair {
+                family: IpFamily::Ipv6,
+                ..p.clone()
+            })
+            .collect();
+        // IPv6 first in the run: the rows still come IPv4 first.
+        run.pairs = [v6, run.pairs].concat();
+        let r = report(&run, &records);
+        let rows: Vec<_> = r.classes.iter().map(|c| (c.family, c.class)).collect();
+        assert_eq!(
+            rows,
+            [
+                (IpFamily::Ipv4, PathClass::PodSameNode),
+                (IpFamily::Ipv4, PathClass::PodCrossNode),
+                (IpFamily::Ipv4, PathClass::NodeToNode),
+                (IpFamily::Ipv6, PathClass::PodSameNode),
+                (IpFamily::Ipv6, PathClass::PodCrossNode),
+                (IpFamily::Ipv6, PathClass::NodeToNode),
+            ]
+        );
+        assert_eq!(r.pairs[0].family, IpFamily::Ipv6);
+        assert_eq!(r.classes[4].figures, r.classes[1].figures);
+        assert_eq!(r.overlay_cost.unwrap().bandwidth_ratio, Some(0.9));
     }
 
     #[test]

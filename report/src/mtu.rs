@@ -51,6 +51,7 @@ mod tests {
     fn class(class: PathClass, mtu: u32, black_hole: bool) -> ClassReport {
         ClassReport {
             class,
+            family: Default::default(),
             pairs: 1,
             sampling: None,
             figures: Figures {

@@ -43,6 +43,8 @@ async fn simulated_workers(cluster: &Cluster) {
                     .parse()
                     .unwrap(),
             ),
+            pod_ips: vec![],
+            node_ips: vec![],
             host_network: i % 10 == 0,
             tools: Tool::ALL
                 .iter()

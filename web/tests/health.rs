@@ -104,6 +104,7 @@ async fn health_runs_a_round_on_post_and_get_answers_from_the_latest_round_seen(
     for s in pods {
         for d in pods.iter().filter(|d| **d != s) {
             specs.push(JobSpec {
+                family: None,
                 source: s.into(),
                 target: Some(Target::Worker((*d).into())),
                 params: JobParams::Iperf3(Iperf3Params {
@@ -115,6 +116,7 @@ async fn health_runs_a_round_on_post_and_get_answers_from_the_latest_round_seen(
         }
     }
     let noops = (0..60).map(|i| JobSpec {
+        family: None,
         source: pods[i % 3].into(),
         target: None,
         params: JobParams::Noop(Default::default()),

@@ -50,6 +50,7 @@ fn promtool_check(text: &str) {
 async fn ping(cluster: &Cluster, from: &str, to: &str, count: u32) {
     let client = cluster.client();
     let spec = JobSpec {
+        family: None,
         source: cluster.worker(from).id.clone(),
         target: Some(Target::Worker(cluster.worker(to).id.clone())),
         params: JobParams::Ping(PingParams {
@@ -70,6 +71,7 @@ async fn ping(cluster: &Cluster, from: &str, to: &str, count: u32) {
 async fn iperf3(cluster: &Cluster, from: &str, to: &str) {
     let client = cluster.client();
     let spec = JobSpec {
+        family: None,
         source: cluster.worker(from).id.clone(),
         target: Some(Target::Worker(cluster.worker(to).id.clone())),
         params: JobParams::Iperf3(Iperf3Params {
@@ -236,6 +238,8 @@ fn worker(node: usize, host: bool) -> WorkerInfo {
             .unwrap(),
         node_name: format!("node-{node}"),
         node_ip: None,
+        pod_ips: vec![],
+        node_ips: vec![],
         host_network: host,
         tools: vec![],
         iperf3_port: 5201,

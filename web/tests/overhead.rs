@@ -25,6 +25,7 @@ async fn http_overhead_of_a_waited_noop() {
     let web = Web::two_workers("127.0.0.141", "127.0.0.142").await;
     let client = web.cluster.client().clone();
     let spec = JobSpec {
+        family: None,
         source: "pod-a".into(),
         target: None,
         params: JobParams::Noop(NoopParams::default()),

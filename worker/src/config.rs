@@ -12,6 +12,10 @@ pub struct Identity {
     pub pod_ip: IpAddr,
     pub node_name: String,
     pub node_ip: Option<IpAddr>,
+    /// Every address of the pod, `pod_ip` first (dual-stack: one per family).
+    pub pod_ips: Vec<IpAddr>,
+    /// Every address of the node, `node_ip` first.
+    pub node_ips: Vec<IpAddr>,
     pub host_network: bool,
 }
 

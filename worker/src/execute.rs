@@ -18,10 +18,23 @@ use crate::runner::{self, Ended, Finished};
 pub struct JobEnv {
     pub js: jetstream::Context,
     pub worker_id: String,
-    pub source_ip: std::net::IpAddr,
+    /// The worker's addresses (its primary first): a probe binds to the one of its target's
+    /// family.
+    pub source_ips: Vec<std::net::IpAddr>,
     pub output_cap: usize,
     /// Fires at the end of the shutdown grace: stop publishing retries.
     pub give_up: CancellationToken,
+}
+
+impl JobEnv {
+    /// The worker's address of `target`'s family, if it has one.
+    pub fn source_for(&self, target: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        let v6 = target.is_ipv6();
+        self.source_ips
+            .iter()
+            .copied()
+            .find(|ip| ip.is_ipv6() == v6)
+    }
 }
 
 /// Why a run stopped early, if it did.
@@ -132,7 +145,7 @@ fn spawn_failed(err: runner::RunError) -> ProbeOutcome {
 
 fn probe_context(env: &JobEnv, target: &podperf_protocol::command::ResolvedTarget) -> ProbeContext {
     ProbeContext {
-        source_ip: Some(env.source_ip),
+        source_ip: env.source_for(target.ip),
         target_ip: target.ip,
         target_port: target.port,
     }
@@ -140,7 +153,12 @@ fn probe_context(env: &JobEnv, target: &podperf_protocol::command::ResolvedTarge
 
 fn probe_argv(env: &JobEnv, job: &JobAssignment) -> Option<(&'static str, Vec<String>)> {
     if let JobParams::Sweep(p) = &job.params {
-        return Some(("fping", probe::sweep::argv(p, Some(env.source_ip))));
+        let first = p.resolved.first().map(|t| t.ip);
+        let source = first.and_then(|ip| env.source_for(ip));
+        return Some((
+            "fping",
+            probe::sweep::argv(p, source.or(env.source_ips.first().copied())),
+        ));
     }
     let ctx = probe_context(env, job.target.as_ref()?);
     Some(match &job.params {

@@ -62,6 +62,8 @@ pub async fn worker_info(config: &WorkerConfig) -> WorkerInfo {
         pod_ip: id.pod_ip,
         node_name: id.node_name.clone(),
         node_ip: id.node_ip,
+        pod_ips: id.pod_ips.clone(),
+        node_ips: id.node_ips.clone(),
         host_network: id.host_network,
         tools: tools::detect_all().await,
         iperf3_port: config.iperf3_port,
@@ -99,18 +101,29 @@ pub async fn run(
     let env = execute::JobEnv {
         js: js.clone(),
         worker_id: info.worker_id.clone(),
-        source_ip: info.pod_ip,
+        source_ips: info.addresses().collect(),
         output_cap: config.raw_output_cap_bytes,
         give_up: give_up.clone(),
     };
     let intake = jobs::Intake::new(client.clone(), info.clone(), env);
     let mut tasks = Supervisor::new();
     if config.iperf3_server && info.has_tool(Tool::Iperf3) {
-        tasks.spawn(
-            "iperf3-server",
-            iperf_server::supervise(info.pod_ip, config.iperf3_port, stop.clone()),
-        );
+        // One server per address (a dual-stack pod has one per family), each bound to it: a
+        // `::` server would also answer on addresses the worker does not advertise.
+        for (nth, ip) in info.addresses().enumerate() {
+            let name = match (nth, ip.is_ipv6()) {
+                (0, _) => "iperf3-server",
+                (_, true) => "iperf3-server-ipv6",
+                (_, false) => "iperf3-server-ipv4",
+            };
+            tasks.spawn(
+                name,
+                iperf_server::supervise(ip, config.iperf3_port, stop.clone()),
+            );
+        }
     }
+    // sockperf 3.7 (Debian 12) accepts IPv4 addresses only: its servers listen on the primary
+    // address (a `latency` job toward an IPv6 address fails with sockperf's "Invalid address").
     if config.sockperf_server && info.has_tool(Tool::Sockperf) {
         for (name, tcp) in [
             ("sockperf-server-tcp", true),

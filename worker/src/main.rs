@@ -34,6 +34,15 @@ struct Args {
     node_name: Option<String>,
     #[arg(long, env = "NODE_IP")]
     node_ip: Option<IpAddr>,
+    /// Every address of the pod, comma-separated (the Downward API's `status.podIPs`: one per
+    /// family on a dual-stack cluster); POD_IP comes first, the others are what `--family`
+    /// chooses from. At most 8.
+    #[arg(long, env = "POD_IPS", value_delimiter = ',')]
+    pod_ips: Vec<IpAddr>,
+    /// Every address of the node, comma-separated (`status.hostIPs` where the cluster has it);
+    /// with --host-network these are the worker's addresses. At most 8.
+    #[arg(long, env = "HOST_IPS", value_delimiter = ',')]
+    host_ips: Vec<IpAddr>,
     /// The worker shares the node's network namespace (its pod IP is the node IP).
     #[arg(long, env = "PODPERF_HOST_NETWORK")]
     host_network: bool,
@@ -79,11 +88,22 @@ impl Args {
             Some(id) => id.clone(),
             None => uuid::Uuid::new_v4().to_string(),
         };
-        let pod_ip = match (self.host_network, self.node_ip, self.pod_ip) {
+        let node_ip = self.node_ip.or(self.host_ips.first().copied());
+        let pod_ip = self.pod_ip.or(self.pod_ips.first().copied());
+        let pod_ip = match (self.host_network, node_ip, pod_ip) {
             (true, Some(ip), _) => ip,
             (_, _, Some(ip)) => ip,
             (_, Some(ip), None) => ip,
             (_, None, None) => return Err(Fatal::config("POD_IP (or --pod-ip) is required")),
+        };
+        let node_ips = addresses(node_ip, &self.host_ips, "HOST_IPS")?;
+        // A host-network pod's addresses are the node's (Kubernetes gives them as its podIPs).
+        let pod_ips = match self.host_network {
+            true => {
+                let both = [&self.host_ips[..], &self.pod_ips[..]].concat();
+                addresses(Some(pod_ip), &both, "HOST_IPS and POD_IPS")?
+            }
+            false => addresses(Some(pod_ip), &self.pod_ips, "POD_IPS")?,
         };
         let identity = Identity {
             worker_id,
@@ -91,7 +111,9 @@ impl Args {
             pod_namespace: self.pod_namespace.clone(),
             pod_ip,
             node_name: self.node_name.clone().unwrap_or(host),
-            node_ip: self.node_ip,
+            node_ip,
+            pod_ips,
+            node_ips,
             host_network: self.host_network,
         };
         let mut config = WorkerConfig::new(identity);
@@ -104,6 +126,26 @@ impl Args {
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_s);
         Ok(config)
     }
+}
+
+/// Most addresses a list (`POD_IPS`, `HOST_IPS`) may hold; Kubernetes gives one per family.
+const ADDRESSES_MAX: usize = 8;
+
+/// `primary` first, then the others of `list` (each once); at most [`ADDRESSES_MAX`].
+fn addresses(primary: Option<IpAddr>, list: &[IpAddr], name: &str) -> Result<Vec<IpAddr>, Fatal> {
+    if list.len() > ADDRESSES_MAX {
+        let n = list.len();
+        return Err(Fatal::config(format!(
+            "{name}: {n} addresses; at most {ADDRESSES_MAX}"
+        )));
+    }
+    let mut out: Vec<IpAddr> = primary.into_iter().collect();
+    for ip in list {
+        if !out.contains(ip) {
+            out.push(*ip);
+        }
+    }
+    Ok(out)
 }
 
 fn hostname() -> String {

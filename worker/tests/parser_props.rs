@@ -25,7 +25,7 @@ const PING: [&str; 8] = [
     "ping_loss_all",
     "ping_loss_partial",
     "ping_net_unreachable",
-    "ping_ok",
+    "ping6_pipe",
 ];
 const TRACEROUTE: [&str; 9] = [
     "traceroute_ecmp",
@@ -36,9 +36,9 @@ const TRACEROUTE: [&str; 9] = [
     "traceroute_stars",
     "traceroute_tcp_ok",
     "traceroute_udp_ok",
-    "traceroute_icmp_ok",
+    "traceroute_v6_udp_ok",
 ];
-const IPERF3: [&str; 7] = [
+const IPERF3: [&str; 8] = [
     "iperf3_busy",
     "iperf3_connect_timeout",
     "iperf3_net_unreachable",
@@ -46,6 +46,7 @@ const IPERF3: [&str; 7] = [
     "iperf3_tcp",
     "iperf3_tcp_reverse_p2",
     "iperf3_udp",
+    "iperf3_v6_tcp",
 ];
 
 #[path = "support/fixtures.rs"]

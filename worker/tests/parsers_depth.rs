@@ -333,7 +333,7 @@ proptest! {
 
 // ---- properties ----
 
-const ALL: [&str; 14] = [
+const ALL: [&str; 17] = [
     "sockperf_tcp",
     "sockperf_udp",
     "sockperf_refused",
@@ -348,6 +348,9 @@ const ALL: [&str; 14] = [
     "ping_reach_ok",
     "ping_df_black_hole",
     "ping_df_black_hole_passes",
+    "tracepath_v6_drop",
+    "tracepath_v6_no_drop",
+    "sockperf_v6_invalid_address",
 ];
 
 /// Both parsers on `out`; each answer must survive JSON (no NaN, nothing unrepresentable).

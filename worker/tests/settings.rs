@@ -28,6 +28,8 @@ fn worker(args: &[&str], env: &[(&str, &str)]) -> Output {
 #[test_case("--max-jobs", "eight")]
 #[test_case("--heartbeat-ms", "1s")]
 #[test_case("--pod-ip", "not-an-ip")]
+#[test_case("--pod-ips", "127.0.0.1,not-an-ip")]
+#[test_case("--host-ips", "fd00:18::1,::g")]
 fn a_bad_value_exits_64_naming_the_flag(flag: &str, value: &str) {
     let out = worker(&["--pod-ip", "127.0.0.1", flag, value], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -47,6 +49,18 @@ fn a_variable_out_of_range_is_refused_like_its_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "stderr:\n{stderr}");
     assert!(stderr.contains("--max-jobs"), "stderr:\n{stderr}");
+}
+
+#[test]
+fn more_than_8_pod_ips_exit_64() {
+    let ips: Vec<String> = (1..=9).map(|i| format!("127.0.0.{i}")).collect();
+    let out = worker(&[], &[("POD_IPS", &ips.join(","))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("POD_IPS: 9 addresses; at most 8"),
+        "stderr:\n{stderr}"
+    );
 }
 
 #[test]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use podperf_client::{Client, Live, LiveFilter};
 use podperf_protocol::run::{
-    MatrixRequest, RunReport, RunStarted, MAX_RTT_RATIO_MAX, SAMPLES_AUTO_MAX, SAMPLES_MAX,
-    TOLERANCE_PERCENT_MAX,
+    MatrixFamily, MatrixRequest, RunReport, RunStarted, MAX_RTT_RATIO_MAX, SAMPLES_AUTO_MAX,
+    SAMPLES_MAX, TOLERANCE_PERCENT_MAX,
 };
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
@@ -32,6 +32,10 @@ pub struct Matrix {
     /// Every ordered pod pair (and node pair), not one pair per class.
     #[arg(long)]
     mesh: bool,
+    /// The address family measured: 4, 6, or both (every pair over each; a row per family).
+    /// Every worker needs an address of the family.
+    #[arg(long, value_enum, default_value = "4", value_name = "4|6|both")]
+    family: FamilyChoice,
     /// Repetitions of each measurement (1..=20); the table shows the median, the spread and the
     /// 95 % confidence interval of the mean. `auto`: start with 3 and add samples until every
     /// row's intervals (TCP bandwidth, RTT, latency p50) are within 5 % of their means, at most
@@ -81,11 +85,32 @@ pub struct Matrix {
     no_wait: bool,
 }
 
+/// `--family 4|6|both`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FamilyChoice {
+    #[value(name = "4")]
+    Ipv4,
+    #[value(name = "6")]
+    Ipv6,
+    Both,
+}
+
+impl From<FamilyChoice> for MatrixFamily {
+    fn from(f: FamilyChoice) -> MatrixFamily {
+        match f {
+            FamilyChoice::Ipv4 => MatrixFamily::Ipv4,
+            FamilyChoice::Ipv6 => MatrixFamily::Ipv6,
+            FamilyChoice::Both => MatrixFamily::Both,
+        }
+    }
+}
+
 impl Matrix {
     /// The run these flags ask for (also what `podperf schedule add … matrix` stores).
     pub(super) fn request(&self) -> MatrixRequest {
         MatrixRequest {
             mesh: self.mesh,
+            family: self.family.into(),
             // `auto` starts at 3, or at the bound if that is lower.
             samples: if self.samples.auto {
                 self.samples.first.min(self.max_samples)

@@ -53,12 +53,34 @@ struct Common {
     /// Target address (must be inside the dispatcher's allow-listed CIDRs).
     #[arg(long)]
     to_address: Option<IpAddr>,
+    /// The family of the target worker's address to aim at (default: its primary address). A
+    /// worker without an address of that family is refused, never measured over the other.
+    #[arg(long, value_enum, value_name = "4|6")]
+    family: Option<Family>,
     /// Deadline in seconds (default: the probe's duration plus a queueing allowance).
     #[arg(long)]
     timeout: Option<u32>,
     /// Print the job id and return at once.
     #[arg(long)]
     no_wait: bool,
+}
+
+/// `--family 4|6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Family {
+    #[value(name = "4")]
+    Ipv4,
+    #[value(name = "6")]
+    Ipv6,
+}
+
+impl From<Family> for IpFamily {
+    fn from(f: Family) -> IpFamily {
+        match f {
+            Family::Ipv4 => IpFamily::Ipv4,
+            Family::Ipv6 => IpFamily::Ipv6,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +270,7 @@ impl Probe {
             (None, None) => None,
         };
         let spec = JobSpec {
+            family: common.family.map(IpFamily::from),
             source: common.from,
             target,
             params,

@@ -111,10 +111,26 @@ pub fn path_mtu(f: &Figures) -> String {
     }
 }
 
+/// The row's path class, with its family unless the run measured IPv4 only.
+pub fn row_label(r: &RunReport, c: &ClassReport) -> String {
+    match r.request.family {
+        podperf_protocol::run::MatrixFamily::Ipv4 => c.class.label().to_string(),
+        _ => format!("{} ({})", c.class.label(), family_name(c.family)),
+    }
+}
+
+/// `IPv4` or `IPv6`.
+pub fn family_name(f: podperf_protocol::job::IpFamily) -> &'static str {
+    match f {
+        podperf_protocol::job::IpFamily::Ipv4 => "IPv4",
+        podperf_protocol::job::IpFamily::Ipv6 => "IPv6",
+    }
+}
+
 pub fn class_row(r: &RunReport, c: &ClassReport) -> Vec<String> {
     let f = &c.figures;
     let mut row = vec![
-        c.class.label().to_string(),
+        row_label(r, c),
         c.pairs.to_string(),
         cell(&f.tcp_bits_per_second, bits),
         f.tcp_retransmits

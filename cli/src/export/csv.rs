@@ -44,7 +44,7 @@ pub fn csv(r: &RunReport) -> String {
          udp_latency_p50_ms,udp_latency_p99_ms,path_mtu_bytes,mtu_black_hole,\
          tcp_bits_per_second_mean,tcp_bits_per_second_ci95_low,tcp_bits_per_second_ci95_high,\
          tcp_bits_per_second_samples,rtt_avg_ms_mean,rtt_avg_ms_ci95_low,rtt_avg_ms_ci95_high,\
-         rtt_avg_ms_samples,latency_p50_ms_ci95_low,latency_p50_ms_ci95_high,sampling,verdict\n",
+         rtt_avg_ms_samples,latency_p50_ms_ci95_low,latency_p50_ms_ci95_high,family,sampling,verdict\n",
     );
     let verdict = match r.verdict.as_ref().map(|v| v.status) {
         Some(VerdictStatus::Pass) => "pass",
@@ -85,6 +85,7 @@ pub fn csv(r: &RunReport) -> String {
             opt(&f.rtt_avg_ms, |s| f64::from(s.samples)),
             opt_of(&f.latency_p50_ms, |s| s.ci95_low),
             opt_of(&f.latency_p50_ms, |s| s.ci95_high),
+            c.family.to_string(),
             c.sampling.map(sampling).unwrap_or_default().to_string(),
             verdict.to_string(),
         ];

@@ -190,6 +190,7 @@ async fn fencing_a_paused_leader_resumed_changes_nothing() {
     let late = |src: &str| JobSpec {
         timeout_s: Some(1),
         ..JobSpec {
+            family: None,
             source: src.into(),
             target: None,
             params: JobParams::Noop(NoopParams { sleep_ms: 8_000 }),

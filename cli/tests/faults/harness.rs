@@ -467,6 +467,7 @@ pub fn spec(json: serde_json::Value) -> JobSpec {
 
 pub fn noop(source: &str, sleep_ms: u32) -> JobSpec {
     JobSpec {
+        family: None,
         source: source.into(),
         target: None,
         params: JobParams::Noop(NoopParams { sleep_ms }),
@@ -480,6 +481,7 @@ pub fn noops(source: &str, n: usize, sleep_ms: u32) -> Vec<JobSpec> {
 
 pub fn ping(source: &str, target: &str, count: u32) -> JobSpec {
     JobSpec {
+        family: None,
         source: source.into(),
         target: Some(Target::Worker(target.into())),
         params: JobParams::Ping(PingParams {

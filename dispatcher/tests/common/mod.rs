@@ -383,6 +383,8 @@ pub fn worker(id: &str, pod: &str, node: &str, ip: &str) -> WorkerInfo {
         pod_ip: ip.parse().unwrap(),
         node_name: node.into(),
         node_ip: Some("192.168.0.1".parse().unwrap()),
+        pod_ips: vec![],
+        node_ips: vec![],
         host_network: false,
         tools: Tool::ALL
             .iter()
@@ -421,6 +423,7 @@ pub fn outcome(job_id: Uuid, worker_id: &str, status: OutcomeStatus) -> JobOutco
 /// A noop job spec for `source`.
 pub fn noop(source: &str) -> JobSpec {
     JobSpec {
+        family: None,
         source: source.into(),
         target: None,
         params: JobParams::Noop(NoopParams::default()),

@@ -10,6 +10,8 @@ fn info(id: &str, pod: &str, iperf3: bool) -> WorkerInfo {
         pod_ip: "10.244.0.9".parse().unwrap(),
         node_name: "n1".into(),
         node_ip: Some("192.168.0.1".parse().unwrap()),
+        pod_ips: vec![],
+        node_ips: vec![],
         host_network: false,
         tools: vec![ToolInfo {
             tool: Tool::Iperf3,

@@ -11,7 +11,7 @@ mod params;
 use decode::{any_json, decode_all, mutate, mutation, nasty_string, valid_examples};
 use params::{any_params, model_valid, PARAM_FIELDS};
 use podperf_protocol::api::{ApiError, ErrorCode};
-use podperf_protocol::job::{JobParams, JobSpec, Target};
+use podperf_protocol::job::{IpFamily, JobParams, JobSpec, Target};
 use podperf_protocol::names::is_valid_worker_id;
 use podperf_protocol::outcome::JobState;
 use proptest::prelude::*;
@@ -72,17 +72,21 @@ proptest! {
         as_worker in any::<bool>(),
         p in any_params(),
         timeout_s in prop::option::of(any::<u32>()),
+        family in prop::option::of(prop::sample::select(&IpFamily::ALL[..])),
     ) {
         let target = if as_worker {
             Some(Target::Worker(target))
         } else {
             target.parse().ok().map(Target::Address)
         };
-        let spec = JobSpec { source, target, params: p, timeout_s };
-        let fields = ["source", "target", "target.worker", "timeout_s"];
+        let spec = JobSpec { source, target, params: p, family, timeout_s };
+        let fields = ["source", "target", "target.worker", "timeout_s", "family"];
         match spec.validate() {
             Ok(()) => {
                 prop_assert!(!spec.source.is_empty());
+                if let (Some(Target::Address(ip)), Some(f)) = (&spec.target, spec.family) {
+                    prop_assert_eq!(IpFamily::of(*ip), f, "an address of the other family");
+                }
                 prop_assert!(model_valid(&spec.params));
                 let json = serde_json::to_string(&spec).unwrap();
                 prop_assert_eq!(serde_json::from_str::<JobSpec>(&json).unwrap(), spec);

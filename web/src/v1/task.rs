@@ -82,6 +82,7 @@ fn to_spec(t: &TaskRequest, workers: &[WorkerView]) -> Result<JobSpec, AppError>
     let source = find(workers, &t.src_pod_uid, &t.src_pod_ip, "src")?;
     let target = find(workers, &t.dst_pod_uid, &t.dst_pod_ip, "dst")?;
     Ok(JobSpec {
+        family: None,
         source,
         target: Some(Target::Worker(target)),
         params,

@@ -103,6 +103,7 @@ pub async fn sweep_round(cluster: &Cluster, count: u32) {
         .workers
         .iter()
         .map(|w| JobSpec {
+            family: None,
             source: w.id.clone(),
             target: None,
             params: JobParams::Sweep(SweepParams {

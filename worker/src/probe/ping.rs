@@ -171,9 +171,12 @@ fn parse_counts(
     })
 }
 
-/// `0.062/0.077/0.090/0.007 ms` → [min, avg, max, mdev].
+/// `0.062/0.077/0.090/0.007 ms` → [min, avg, max, mdev]; what follows a comma (`, pipe 3`: that
+/// many requests were outstanding at once, when replies take longer than the interval) is not
+/// an RTT.
 fn parse_rtt(values: &str) -> Result<[f64; 4], ParseError> {
-    let numbers: Vec<f64> = values
+    let rtts = values.split(',').next().unwrap_or(values);
+    let numbers: Vec<f64> = rtts
         .trim_end_matches(" ms")
         .split('/')
         .map(|v| number(v, values))

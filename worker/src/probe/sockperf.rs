@@ -207,7 +207,8 @@ pub fn parse(stdout: &str, params: &LatencyParams) -> Result<LatencyResult, Pars
 }
 
 /// Classifies a run: a report is a success; otherwise sockperf's `ERROR:` line (refused,
-/// unreachable) or its "No messages were received" (nothing answered, UDP) says why.
+/// unreachable), its "No messages were received" (nothing answered, UDP) or its "Invalid
+/// address" (an IPv6 target: sockperf 3.7 has no IPv6) says why.
 pub fn interpret(out: &ToolOutput, params: &LatencyParams) -> ProbeOutcome {
     let err = match parse(&out.stdout, params) {
         Ok(result) if result.observations > 0 => {
@@ -220,8 +221,17 @@ pub fn interpret(out: &ToolOutput, params: &LatencyParams) -> ProbeOutcome {
     let complaint = text
         .lines()
         .map(|l| l.strip_prefix("sockperf: ").unwrap_or(l).trim())
-        .find(|l| l.starts_with("ERROR") || l.starts_with("No messages were received"));
+        .find(|l| {
+            l.starts_with("ERROR")
+                || l.starts_with("No messages were received")
+                || l.contains("Invalid address")
+        });
     let (reason, message) = match complaint {
+        // sockperf 3.7 (Debian 12) parses IPv4 addresses only.
+        Some(line) if line.contains("Invalid address") && line.contains(':') => (
+            FailureReason::ToolError,
+            format!("{line} (this sockperf takes no IPv6 address)"),
+        ),
         Some(line) => (classify(line), line.to_string()),
         None if out.exit_code != Some(0) => (FailureReason::ToolError, err.to_string()),
         None => (FailureReason::InvalidOutput, err.to_string()),

@@ -314,6 +314,8 @@ pub fn test_config(pod_ip: &str) -> WorkerConfig {
         pod_ip: pod_ip.parse().expect("a valid IP"),
         node_name: "test-node".into(),
         node_ip: None,
+        pod_ips: vec![],
+        node_ips: vec![],
         host_network: false,
     };
     let mut config = WorkerConfig::new(identity);
@@ -428,11 +430,21 @@ pub fn child_of(parent: u32, program: &str, needles: &[&str]) -> Option<u32> {
 /// Whether a TCP socket listens on exactly `ip:port` (IPv4), read from `/proc/net/tcp` so that
 /// checking does not disturb the listener (a bare connect counts as a failed test for iperf3).
 pub fn is_listening(ip: IpAddr, port: u16) -> bool {
-    let IpAddr::V4(v4) = ip else {
-        return false;
+    // /proc/net/tcp{,6} print an address as 32-bit words, each in host (little-endian) order.
+    let (words, table): (Vec<[u8; 4]>, _) = match ip {
+        IpAddr::V4(v4) => (vec![v4.octets()], "/proc/net/tcp"),
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            let words = o.chunks(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+            (words, "/proc/net/tcp6")
+        }
     };
-    let want = format!("{:08X}:{:04X}", u32::from_le_bytes(v4.octets()), port);
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+    let hex: String = words
+        .iter()
+        .map(|w| format!("{:08X}", u32::from_le_bytes(*w)))
+        .collect();
+    let want = format!("{hex}:{port:04X}");
+    let Ok(table) = std::fs::read_to_string(table) else {
         return false;
     };
     table.lines().skip(1).any(|line| {
