@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -156,13 +158,16 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     pids.push((web.child.pid(), "podperf-web"));
     let every = Duration::from_secs(opts.every_s);
     let mut last_round_ts = web.scrape().await.ok().and_then(|t| gauge(&t, ROUND_GAUGE));
+    let stalls = Stalls::watch(&stack).await?;
     let sampler = Sampler::start(&pids);
     let start = tokio::time::Instant::now();
     let mut rounds = Vec::new();
     for r in 0..opts.rounds {
         tokio::time::sleep_until(start + every * r).await;
         let before = counters.read().await?;
+        stalls.reset();
         let mut round = one_round(&client, &sources, opts).await?;
+        (round.harness_stall_ms, round.kv_put_max_ms) = stalls.read();
         let (seen, scrape) = web.round_seen(&mut last_round_ts, round.started).await;
         round.web_saw_round_s = seen.map(|d| d.as_secs_f64());
         if let Some(s) = scrape {
@@ -180,6 +185,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     }
     tokio::time::sleep_until(start + every * opts.rounds).await;
     let usage = sampler.finish();
+    stalls.stop.cancel();
     let window_s = start.elapsed().as_secs_f64();
     fleet.stop().await;
     drop(sim_rt);
@@ -189,6 +195,63 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
         "instant": opts.instant, "per_client": opts.per_client, "sim_threads": opts.sim_threads } });
     drop(web);
     Ok(fig.done())
+}
+
+/// Watches for stalls while rounds run (see [`RoundStats::harness_stall_ms`]).
+struct Stalls {
+    tick_ms: Arc<AtomicU64>,
+    put_ms: Arc<AtomicU64>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Stalls {
+    async fn watch(stack: &Stack) -> anyhow::Result<Stalls> {
+        let js = async_nats::jetstream::new(stack.client("bench-stalls").await?);
+        let kv = js
+            .create_key_value(async_nats::jetstream::kv::Config {
+                bucket: "podperf-bench-probe".into(),
+                history: 1,
+                ..Default::default()
+            })
+            .await?;
+        let s = Stalls {
+            tick_ms: Arc::default(),
+            put_ms: Arc::default(),
+            stop: tokio_util::sync::CancellationToken::new(),
+        };
+        let (tick_ms, stop) = (s.tick_ms.clone(), s.stop.clone());
+        tokio::spawn(async move {
+            let period = Duration::from_millis(100);
+            while !stop.is_cancelled() {
+                let t = Instant::now();
+                tokio::time::sleep(period).await;
+                let late = t.elapsed().saturating_sub(period).as_millis() as u64;
+                tick_ms.fetch_max(late, Ordering::Relaxed);
+            }
+        });
+        let (put_ms, stop) = (s.put_ms.clone(), s.stop.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let t = Instant::now();
+                let _ = kv.put("probe", bytes::Bytes::from_static(b"x")).await;
+                put_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+        Ok(s)
+    }
+
+    fn reset(&self) {
+        self.tick_ms.store(0, Ordering::Relaxed);
+        self.put_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> (u64, u64) {
+        (
+            self.tick_ms.load(Ordering::Relaxed),
+            self.put_ms.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// The simulated workers' runtime; dropped without blocking (it may be dropped on the harness's
@@ -233,6 +296,11 @@ struct RoundStats {
     /// Largest record (the done notice and a `jobs.get` reply carry it whole), bytes.
     max_record_bytes: usize,
     web_saw_round_s: Option<f64>,
+    /// During the round (until every wait returned): the largest lateness of a 100 ms timer on
+    /// the harness's runtime (a stalled harness process), and the slowest put into a JetStream
+    /// KV bucket of the bench's own, every 250 ms (a stalled JetStream), ms.
+    harness_stall_ms: u64,
+    kv_put_max_ms: u64,
     series: usize,
     scrape_bytes: usize,
     scrape_s: f64,
@@ -392,6 +460,14 @@ fn report(fig: &mut Figure, opts: &Opts, rounds: &[RoundStats], usage: &[Usage],
         ),
         format!("{} sweeps / N·(N−1)·rounds = {want}", rounds.len() * n),
         Some(ok == rounds.len() * n && targets == want),
+    );
+    let stall = rounds.iter().map(|r| r.harness_stall_ms).max().unwrap_or(0);
+    let put = rounds.iter().map(|r| r.kv_put_max_ms).max().unwrap_or(0);
+    fig.row(
+        "during the rounds, worst: harness stalled (100 ms timer late by) / a JetStream KV put took (separate bucket, every 250 ms)",
+        format!("{stall} ms / {put} ms"),
+        "the liveness TTL and the leader lease are 3 s".into(),
+        None,
     );
     let seen: Vec<f64> = rounds.iter().filter_map(|r| r.web_saw_round_s).collect();
     fig.row(
