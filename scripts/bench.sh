@@ -5,7 +5,8 @@
 # fail because a target is missed.
 #
 #   scripts/bench.sh                 # every figure (≈ 5 min on 2 cores)
-#   scripts/bench.sh latency         # one: latency | throughput | scale | footprint | fidelity | matrix
+#   scripts/bench.sh latency         # one: latency | throughput | scale | footprint | fidelity | matrix | sweep-scale
+#   scripts/bench.sh sweep-scale     # not part of `all`: 1,000 simulated nodes, 5 rounds 60 s apart (≈ 7 min)
 #   scripts/bench.sh latency --jobs 2000
 #
 # The fidelity figure uses the netns testbed (testbed/testbed.sh) and needs root.
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build --release -p podperf-bench -p podperf-dispatcher -p podperf-worker -p podperf-cli
+cargo build --release -p podperf-bench -p podperf-dispatcher -p podperf-worker -p podperf-cli -p podperf-web
 out=${PODPERF_BENCH_OUT:-$CARGO_TARGET_DIR/bench-results}
 mkdir -p "$out"
 rm -f "$out/figures.md"

@@ -9,7 +9,8 @@
 //! - [`sim`]: simulated workers (real worker code, shared clients).
 //! - [`stats`], [`report`]: percentiles, figures.
 //! - one module per figure: [`latency`], [`throughput`], [`scale`], [`footprint`], [`fidelity`],
-//!   [`matrix`]; [`ingest_ceiling`]: the prototype beside the throughput figure.
+//!   [`matrix`], [`sweep_scale`] (not in `all`: 5 minutes by default);
+//!   [`ingest_ceiling`]: the prototype beside the throughput figure.
 
 mod api;
 mod env;
@@ -22,6 +23,7 @@ mod report;
 mod scale;
 mod sim;
 mod stats;
+mod sweep_scale;
 mod throughput;
 
 use std::path::PathBuf;
@@ -53,13 +55,28 @@ enum Bench {
     Fidelity(fidelity::Opts),
     /// 6. Mesh planning: rounds vs N(N−1), and wall time on loopback.
     Matrix(matrix::Opts),
-    /// Every figure, in order.
+    /// Sweep scale: full-mesh sweep rounds on 1,000 simulated nodes (not in `all`: 5 minutes).
+    SweepScale(sweep_scale::Opts),
+    /// Every figure but `sweep-scale`, in order.
     All,
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = sweep_scale::as_fping() {
+        return code; // started through the `fping` symlink of a simulated worker
+    }
     let args = Args::parse();
     hide_tools();
+    let fping_dir = match &args.bench {
+        Bench::SweepScale(o) => match sweep_scale::install_fake_fping(o.instant) {
+            Ok(dir) => Some(dir),
+            Err(err) => {
+                eprintln!("podperf-bench: cannot install the simulated fping: {err}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let machine = env::Machine::describe();
     println!(
@@ -92,6 +109,7 @@ fn main() -> ExitCode {
                 Bench::Footprint(o) => footprint::run(&o).await,
                 Bench::Fidelity(o) => fidelity::run(&o).await,
                 Bench::Matrix(o) => matrix::run(&o).await,
+                Bench::SweepScale(o) => sweep_scale::run(&o).await,
                 Bench::All => unreachable!("expanded above"),
             }
         });
@@ -104,6 +122,9 @@ fn main() -> ExitCode {
             }
             Err(err) => eprintln!("podperf-bench: {name} could not run: {err:#}\n"),
         }
+    }
+    if let Some(dir) = fping_dir {
+        let _ = std::fs::remove_dir_all(dir);
     }
     ExitCode::SUCCESS
 }

@@ -1,7 +1,9 @@
 //! Simulated workers: many `podperf_worker::run` instances sharing a few NATS clients in this
 //! process. They go through the real liveness (KV put every heartbeat) and job-intake code
 //! (request/reply, de-duplication, concurrency limit, durable result publishing); they run `noop`
-//! jobs only (no iperf3 server, and no tools on `PATH`, see `main.rs`).
+//! jobs only (no iperf3 server, and no tools on `PATH`, see `main.rs`) — except in the
+//! `sweep-scale` figure, where `PATH` holds the simulated `fping` (see `sweep_scale.rs`) and each
+//! worker has an address of its own ([`start_with`]).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -21,13 +23,30 @@ pub struct Fleet {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// `n` workers named `<prefix>-<i>` on `nodes` nodes, over `clients` shared connections.
+/// `n` workers named `<prefix>-<i>` on `nodes` nodes, over `clients` shared connections, all
+/// with the pod IP 127.0.0.1.
 pub async fn start(
     url: &str,
     prefix: &str,
     n: usize,
     clients: usize,
     nodes: usize,
+) -> anyhow::Result<Fleet> {
+    start_with(url, prefix, n, clients, nodes, |_| {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    })
+    .await
+}
+
+/// Like [`start`], worker `i` with the pod IP `ip(i)` (a sweep's targets are told apart by their
+/// address, as fping reports them).
+pub async fn start_with(
+    url: &str,
+    prefix: &str,
+    n: usize,
+    clients: usize,
+    nodes: usize,
+    ip: impl Fn(usize) -> IpAddr,
 ) -> anyhow::Result<Fleet> {
     let mut conns = Vec::with_capacity(clients);
     for c in 0..clients.max(1) {
@@ -42,7 +61,7 @@ pub async fn start(
             worker_id: id.clone(),
             pod_name: format!("{prefix}-{i}"),
             pod_namespace: None,
-            pod_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            pod_ip: ip(i),
             node_name: format!("{prefix}-node-{}", i % nodes.max(1)),
             node_ip: None,
             pod_ips: vec![],
