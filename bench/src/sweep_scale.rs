@@ -317,6 +317,7 @@ async fn one_round(
     let specs = sources
         .iter()
         .map(|source| JobSpec {
+            family: None,
             source: source.clone(),
             target: None,
             params: JobParams::Sweep(SweepParams {
