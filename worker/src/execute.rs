@@ -187,6 +187,12 @@ async fn run_mtu(
         Err(err) => return (RunOutcome::Probe(spawn_failed(err)), None),
     };
     let mut raw = raw_text(&trace, raw_cap);
+    let checks = Checks {
+        ctx,
+        until: started + timeout,
+        cancel,
+        raw_cap,
+    };
     let result = match trace.ended {
         Ended::TimedOut => return (RunOutcome::TimedOut, Some(raw)),
         Ended::Cancelled => return (RunOutcome::Stopped, Some(raw)),
@@ -197,49 +203,24 @@ async fn run_mtu(
                 message,
                 result: Some(ProbeResult::Mtu(traced)),
             } if !tracepath::could_not_send(&trace.output) => {
-                let checks = Checks {
-                    ctx,
-                    until: started + timeout,
-                    cancel,
-                    raw_cap,
-                };
                 let outcome = checks.unreached(traced, message, &mut raw).await;
                 return (outcome, Some(raw));
             }
             other => return (RunOutcome::Probe(other), Some(raw)),
         },
     };
+    let succeeded = |r| RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Mtu(r)));
     let Some(ping_args) = tracepath::df_ping_argv(result.path_mtu_bytes, ctx) else {
-        return (
-            RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Mtu(result))),
-            Some(raw),
-        );
+        return (succeeded(result), Some(raw));
     };
-    let left = timeout.saturating_sub(started.elapsed());
-    let ping = match runner::run("ping", &ping_args, left, PARSE_CAP_BYTES, cancel).await {
-        Ok(f) => f,
-        Err(err) => {
+    let outcome = match checks.ping("DF ping", &ping_args, &mut raw).await {
+        Ok(p) => succeeded(tracepath::with_df_ping(result, &p)),
+        Err(NoFigures::NotRun(err)) => {
             // No ping: the MTU stands, unchecked.
             tracing::warn!(cause = %err, "DF ping not run");
-            let done = ProbeOutcome::Succeeded(ProbeResult::Mtu(result));
-            return (RunOutcome::Probe(done), Some(raw));
+            succeeded(result)
         }
-    };
-    raw.push_str("\n--- DF ping ---\n");
-    raw.push_str(&raw_text(&ping, raw_cap));
-    let outcome = match ping.ended {
-        Ended::TimedOut => RunOutcome::TimedOut,
-        Ended::Cancelled => RunOutcome::Stopped,
-        Ended::Exited => match probe::ping::parse(&ping.output.stdout) {
-            Ok(p) => RunOutcome::Probe(ProbeOutcome::Succeeded(ProbeResult::Mtu(
-                tracepath::with_df_ping(result, &p),
-            ))),
-            Err(err) => RunOutcome::Probe(ProbeOutcome::Failed {
-                reason: FailureReason::InvalidOutput,
-                message: err.to_string(),
-                result: Some(ProbeResult::Mtu(result)),
-            }),
-        },
+        Err(other) => other.end(result),
     };
     (outcome, Some(raw))
 }
@@ -252,35 +233,55 @@ struct Checks<'a> {
     raw_cap: usize,
 }
 
-/// How a check ping ended.
-enum Check {
-    Ping(podperf_protocol::result::PingResult),
-    /// The run ends with this outcome (timed out, stopped, the ping would not run or parse).
-    End(RunOutcome),
+/// Why a check ping gave no figures.
+enum NoFigures {
+    /// ping could not be started.
+    NotRun(runner::RunError),
+    /// Its output did not parse.
+    Invalid(String),
+    TimedOut,
+    Stopped,
+}
+
+impl NoFigures {
+    /// The job's outcome; `traced` is what tracepath learnt.
+    fn end(self, traced: MtuResult) -> RunOutcome {
+        match self {
+            NoFigures::TimedOut => RunOutcome::TimedOut,
+            NoFigures::Stopped => RunOutcome::Stopped,
+            NoFigures::NotRun(err) => RunOutcome::Probe(spawn_failed(err)),
+            NoFigures::Invalid(message) => RunOutcome::Probe(ProbeOutcome::Failed {
+                reason: FailureReason::InvalidOutput,
+                message,
+                result: Some(ProbeResult::Mtu(traced)),
+            }),
+        }
+    }
 }
 
 impl Checks<'_> {
-    async fn ping(&self, label: &str, args: &[String], raw: &mut String) -> Check {
+    /// Runs one ping of the checks (until the job's deadline), its output appended to `raw`
+    /// under `label`.
+    async fn ping(
+        &self,
+        label: &str,
+        args: &[String],
+        raw: &mut String,
+    ) -> Result<podperf_protocol::result::PingResult, NoFigures> {
         let left = self
             .until
             .saturating_duration_since(tokio::time::Instant::now());
         let run = match runner::run("ping", args, left, PARSE_CAP_BYTES, self.cancel).await {
             Ok(f) => f,
-            Err(err) => return Check::End(RunOutcome::Probe(spawn_failed(err))),
+            Err(err) => return Err(NoFigures::NotRun(err)),
         };
         raw.push_str(&format!("\n--- {label} ---\n"));
         raw.push_str(&raw_text(&run, self.raw_cap));
         match run.ended {
-            Ended::TimedOut => Check::End(RunOutcome::TimedOut),
-            Ended::Cancelled => Check::End(RunOutcome::Stopped),
-            Ended::Exited => match probe::ping::parse(&run.output.stdout) {
-                Ok(p) => Check::Ping(p),
-                Err(err) => Check::End(RunOutcome::Probe(ProbeOutcome::Failed {
-                    reason: FailureReason::InvalidOutput,
-                    message: err.to_string(),
-                    result: None,
-                })),
-            },
+            Ended::TimedOut => Err(NoFigures::TimedOut),
+            Ended::Cancelled => Err(NoFigures::Stopped),
+            Ended::Exited => probe::ping::parse(&run.output.stdout)
+                .map_err(|e| NoFigures::Invalid(e.to_string())),
         }
     }
 
@@ -301,9 +302,9 @@ impl Checks<'_> {
         };
         let reach = tracepath::reach_ping_argv(self.ctx);
         match self.ping("reach ping", &reach, raw).await {
-            Check::Ping(p) if p.received > 0 => {}
-            Check::Ping(_) => return unreachable(traced, message),
-            Check::End(end) => return end,
+            Ok(p) if p.received > 0 => {}
+            Ok(_) => return unreachable(traced, message),
+            Err(no) => return no.end(traced),
         }
         let local = traced.local_mtu_bytes.unwrap_or(traced.path_mtu_bytes);
         let small = tracepath::reach_packet_bytes(target);
@@ -313,8 +314,8 @@ impl Checks<'_> {
             return unreachable(traced, message);
         };
         let at_local = match self.ping("DF ping", &args, raw).await {
-            Check::Ping(p) => p,
-            Check::End(end) => return end,
+            Ok(p) => p,
+            Err(no) => return no.end(traced),
         };
         if at_local.received > 0 {
             let mut result = traced;
@@ -332,8 +333,8 @@ impl Checks<'_> {
                 .ping(&format!("DF ping {size} bytes"), &args, raw)
                 .await
             {
-                Check::Ping(p) => search.record(size, p.received > 0),
-                Check::End(end) => return end,
+                Ok(p) => search.record(size, p.received > 0),
+                Err(no) => return no.end(traced),
             }
         }
         let found = tracepath::black_hole(traced, search.largest_passing(), lost);
