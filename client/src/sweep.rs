@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use podperf_protocol::api::{ApiError, ErrorCode, JobRecord, ListJobsRequest};
 use podperf_protocol::health::{HealthReport, HealthRequest, PairBandwidth, SweepGrid, SweepPath};
-use podperf_protocol::job::{JobParams, JobSpec, TransportProtocol};
+use podperf_protocol::job::TransportProtocol;
 use podperf_protocol::outcome::JobState;
 use podperf_protocol::result::ProbeResult;
 use podperf_protocol::schedule::SweepRound;
-use podperf_protocol::sweep::{SweepParams, SweepTargets};
 use podperf_report::SourceInfo;
 
 use crate::{Client, Result};
@@ -42,26 +41,7 @@ impl Client {
             )
             .into());
         }
-        let targets = if round.to.is_empty() {
-            SweepTargets::All
-        } else {
-            SweepTargets::Workers(round.to.clone())
-        };
-        let specs = from
-            .into_iter()
-            .map(|source| JobSpec {
-                family: None,
-                source,
-                target: None,
-                params: JobParams::Sweep(SweepParams {
-                    targets: targets.clone(),
-                    count: round.count,
-                    interval_ms: round.interval_ms,
-                    resolved: vec![],
-                }),
-                timeout_s: None,
-            })
-            .collect();
+        let specs = from.into_iter().map(|source| round.spec(source)).collect();
         let ids = self.submit(specs).await?;
         let waits = ids
             .iter()

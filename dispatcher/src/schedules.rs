@@ -26,11 +26,9 @@ use async_nats::jetstream::kv;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use podperf_protocol::api::{ApiError, ErrorCode};
-use podperf_protocol::job::{JobParams, JobSpec};
 use podperf_protocol::now_ms;
 use podperf_protocol::run::{MatrixRequest, RunJob, RunPair, RunRecord};
 use podperf_protocol::schedule::*;
-use podperf_protocol::sweep::{SweepParams, SweepTargets};
 use podperf_protocol::worker::{Tool, WorkerInfo};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -424,27 +422,11 @@ impl Api {
             let msg = "nothing to sweep: a round needs at least two live workers (with fping)";
             return Err(ApiError::new(ErrorCode::InvalidParam, msg));
         }
-        let targets = if round.to.is_empty() {
-            SweepTargets::All
-        } else {
-            SweepTargets::Workers(round.to.clone())
-        };
         let now = now_ms();
         let mut jobs = Vec::with_capacity(sources.len());
         let mut sweep_of = std::collections::HashMap::new();
         for source in &sources {
-            let spec = JobSpec {
-                family: None,
-                source: source.worker_id.clone(),
-                target: None,
-                params: JobParams::Sweep(SweepParams {
-                    targets: targets.clone(),
-                    count: round.count,
-                    interval_ms: round.interval_ms,
-                    resolved: vec![],
-                }),
-                timeout_s: None,
-            };
+            let spec = round.spec(source.worker_id.clone());
             let job = self.admit(&spec, &[], now)?;
             sweep_of.insert(source.worker_id.clone(), job.job_id);
             jobs.push(job);

@@ -84,6 +84,30 @@ impl Default for SweepRound {
     }
 }
 
+impl SweepRound {
+    /// The sweep job `source` runs in this round: toward `to`, or every live worker.
+    pub fn spec(&self, source: String) -> crate::job::JobSpec {
+        use crate::sweep::{SweepParams, SweepTargets};
+        let targets = if self.to.is_empty() {
+            SweepTargets::All
+        } else {
+            SweepTargets::Workers(self.to.clone())
+        };
+        crate::job::JobSpec {
+            family: None,
+            source,
+            target: None,
+            params: crate::job::JobParams::Sweep(SweepParams {
+                targets,
+                count: self.count,
+                interval_ms: self.interval_ms,
+                resolved: vec![],
+            }),
+            timeout_s: None,
+        }
+    }
+}
+
 /// `schedules.add`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
