@@ -40,38 +40,12 @@ fn mesh_matrix(tb: &Testbed) {
 }
 
 fn health(tb: &Testbed) -> (Option<i32>, Value) {
-    let args = [
-        "health",
-        "--count",
-        "5",
-        "--interval-ms",
-        "20",
-        "--bandwidth-max-age",
-        "10m",
-    ];
-    let (code, v, err) = tb.try_podperf(&args);
-    assert!(
-        !v.is_null(),
-        "health printed no JSON ({code:?}): {err}\n{}",
-        tb.logs()
-    );
-    (code, v)
+    crate::health::health_with(tb, "5", &["--bandwidth-max-age", "10m"])
 }
 
 /// (finding, node, protocol) of each finding.
 fn findings(report: &Value) -> Vec<(String, String, Option<String>)> {
-    report["findings"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no findings in {report}"))
-        .iter()
-        .map(|f| {
-            (
-                f["finding"].as_str().unwrap().to_string(),
-                f["node"].as_str().unwrap().to_string(),
-                f["protocol"].as_str().map(String::from),
-            )
-        })
-        .collect()
+    crate::health::findings_with(report, "protocol")
 }
 
 #[test]

@@ -12,6 +12,11 @@ use crate::testbed::{testbed_usable, Fault, Testbed};
 
 /// (finding, node, peer) of each finding.
 pub fn findings(report: &Value) -> Vec<(String, String, Option<String>)> {
+    findings_with(report, "peer")
+}
+
+/// (finding, node, the field `extra`) of each finding.
+pub fn findings_with(report: &Value, extra: &str) -> Vec<(String, String, Option<String>)> {
     report["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("no findings in {report}"))
@@ -20,7 +25,7 @@ pub fn findings(report: &Value) -> Vec<(String, String, Option<String>)> {
             (
                 f["finding"].as_str().unwrap().to_string(),
                 f["node"].as_str().unwrap().to_string(),
-                f["peer"].as_str().map(String::from),
+                f[extra].as_str().map(String::from),
             )
         })
         .collect()
@@ -28,8 +33,15 @@ pub fn findings(report: &Value) -> Vec<(String, String, Option<String>)> {
 
 /// `podperf -o json health --count COUNT --interval-ms 20`: exit code and report.
 pub fn health(tb: &Testbed, count: &str) -> (Option<i32>, Value) {
+    health_with(tb, count, &[])
+}
+
+/// [`health`] with more flags.
+pub fn health_with(tb: &Testbed, count: &str, more: &[&str]) -> (Option<i32>, Value) {
     let started = Instant::now();
-    let (code, v, err) = tb.try_podperf(&["health", "--count", count, "--interval-ms", "20"]);
+    let mut args = vec!["health", "--count", count, "--interval-ms", "20"];
+    args.extend_from_slice(more);
+    let (code, v, err) = tb.try_podperf(&args);
     assert!(
         !v.is_null(),
         "health printed no JSON ({code:?}): {err}\n{}",
