@@ -77,7 +77,7 @@ pub fn health_with_bandwidth(grid: &SweepGrid, bandwidth: &[PairBandwidth]) -> H
     findings.extend(lossy(&nodes, &pairs, &named));
     findings.extend(slow(&nodes, &grid.cells, &named));
     findings.extend(slow_bandwidth(&nodes, bandwidth, &named));
-    findings.sort_by(|a, b| (&a.node, a.finding, &a.peer).cmp(&(&b.node, b.finding, &b.peer)));
+    sort(&mut findings);
     HealthReport {
         healthy: findings.is_empty(),
         nodes: nodes.len() as u32,
@@ -249,17 +249,13 @@ fn slow(nodes: &BTreeSet<String>, cells: &[GridCell], named: &BTreeSet<String>) 
             let Some(value) = median(mine.remove(n.as_str()).unwrap_or_default()) else {
                 continue;
             };
-            let baseline = if nodes.len() > LEAVE_ONE_OUT_MAX_NODES {
-                everyone
-            } else {
-                median(
-                    class
-                        .iter()
-                        .filter(|(c, _)| !touches(c))
-                        .map(|(_, r)| *r)
-                        .collect(),
-                )
-            };
+            let baseline = rest_median(
+                nodes.len(),
+                everyone,
+                &class,
+                |(c, _)| touches(c),
+                |(_, r)| *r,
+            );
             let Some(baseline) = baseline else { continue };
             if value < SLOW_RATIO * baseline || value - baseline < SLOW_EXCESS_MS {
                 continue;
@@ -320,17 +316,13 @@ fn slow_bandwidth(
     for ((path, proto), class) in &classes {
         let everyone = median(class.iter().map(|b| b.bits_per_second).collect());
         for n in nodes.iter().filter(|n| !named.contains(*n)) {
-            let baseline = if nodes.len() > LEAVE_ONE_OUT_MAX_NODES {
-                everyone
-            } else {
-                median(
-                    class
-                        .iter()
-                        .filter(|b| b.src_node != *n && b.dst_node != *n)
-                        .map(|b| b.bits_per_second)
-                        .collect(),
-                )
-            };
+            let baseline = rest_median(
+                nodes.len(),
+                everyone,
+                class,
+                |b| b.src_node == *n || b.dst_node == *n,
+                |b| b.bits_per_second,
+            );
             let Some(baseline) = baseline.filter(|b| *b > 0.0) else {
                 continue;
             };
@@ -432,11 +424,30 @@ pub fn add_gone(
         });
         added += 1;
     }
-    report
-        .findings
-        .sort_by(|a, b| (&a.node, a.finding, &a.peer).cmp(&(&b.node, b.finding, &b.peer)));
+    sort(&mut report.findings);
     report.nodes += added;
     report.healthy = report.findings.is_empty();
+}
+
+/// The median of `value` over the `items` that do not `touch` the node judged — or, above
+/// [`LEAVE_ONE_OUT_MAX_NODES`] nodes, `everyone`'s median (one node barely moves it, and leaving
+/// each node out in turn would cost a pass per node).
+fn rest_median<T>(
+    nodes: usize,
+    everyone: Option<f64>,
+    items: &[T],
+    touches: impl Fn(&T) -> bool,
+    value: impl Fn(&T) -> f64,
+) -> Option<f64> {
+    if nodes > LEAVE_ONE_OUT_MAX_NODES {
+        return everyone;
+    }
+    median(items.iter().filter(|i| !touches(i)).map(value).collect())
+}
+
+/// Findings in report order: by node, finding, peer.
+fn sort(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| (&a.node, a.finding, &a.peer).cmp(&(&b.node, b.finding, &b.peer)));
 }
 
 /// `42 s`, `3.5 min`, `2.0 h`.
