@@ -64,8 +64,9 @@ pub struct SweepTarget {
     pub worker_id: String,
     pub node: String,
     pub ip: IpAddr,
-    /// The target worker shares its node's network namespace.
-    #[serde(default)]
+    /// The target worker shares its node's network namespace (written only when true: a
+    /// 1,000-node sweep carries this for every target).
+    #[serde(default, skip_serializing_if = "is_false")]
     pub host_network: bool,
 }
 
@@ -121,7 +122,8 @@ pub struct SweepTargetResult {
     pub worker_id: String,
     pub node: String,
     pub ip: IpAddr,
-    #[serde(default)]
+    /// Written only when true, as in [`SweepTarget`].
+    #[serde(default, skip_serializing_if = "is_false")]
     pub host_network: bool,
     /// Echo requests sent.
     pub sent: u32,
@@ -143,6 +145,10 @@ pub struct SweepTargetResult {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[cfg(test)]

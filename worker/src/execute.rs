@@ -384,7 +384,11 @@ fn interpret(job: &JobAssignment, f: Finished, raw_cap: usize) -> (RunOutcome, O
             JobParams::Noop(_) | JobParams::Mtu(_) => unreachable!("run apart"),
         }),
     };
-    (outcome, Some(raw))
+    // A parsed sweep's fping text says no more than its per-target result and is as large
+    // (≈ 100 B per target, 2,000 targets at most): publish it only when the sweep failed.
+    let parsed_sweep = matches!(job.params, JobParams::Sweep(_))
+        && matches!(outcome, RunOutcome::Probe(ProbeOutcome::Succeeded(_)));
+    (outcome, (!parsed_sweep).then_some(raw))
 }
 
 /// What the parsers may read of a tool's output: far more than any bounded run prints (iperf3's

@@ -2,6 +2,7 @@
 //! (real fping), and bad input refused before anything runs.
 
 use super::*;
+use serde_json::json;
 
 /// Three pod workers on three nodes and a host-network worker on node-1.
 fn mesh() -> Cluster {
@@ -50,6 +51,22 @@ fn a_sweep_round_measures_every_pair_and_a_healthy_cluster_names_nothing_then_a_
     assert_eq!(cell("pod_to_node", "node-1", "node-1")["pairs"], 1);
     assert_eq!(cell("node_to_pod", "node-1", "node-3")["loss_percent"], 0.0);
     assert_eq!(jobs(&c), 4, "one sweep per worker");
+    // The stored records are compact: no fping text, no resolved list (the result has the
+    // targets), `host_network` written only where it is true.
+    for job in c.json(&["jobs"]).1["jobs"].as_array().unwrap() {
+        let id = job["job_id"].as_str().unwrap();
+        let (_, rec) = c.json(&["job", id]);
+        assert_eq!(rec["state"], "succeeded", "{rec}");
+        assert!(rec.get("raw_output").is_none(), "{rec}");
+        assert!(rec["params"].get("resolved").is_none(), "{rec}");
+        let targets = rec["result"]["targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 3, "{rec}");
+        for t in targets {
+            let host = t["ip"] == "127.0.0.64"; // host-1
+            assert_eq!(t.get("host_network") == Some(&json!(true)), host, "{t}");
+            assert_eq!(t.get("host_network").is_some(), host, "{t}");
+        }
+    }
 
     let table = c.podperf(&["sweep", "--count", "1", "--interval-ms", "20"]);
     let text = String::from_utf8_lossy(&table.stdout);
