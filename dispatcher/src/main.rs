@@ -12,6 +12,10 @@ use ipnet::IpNet;
 use podperf_connect::{Fatal, NatsArgs};
 use podperf_dispatcher::{DispatcherConfig, Store};
 
+/// mimalloc: see the workspace Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The podperf dispatcher: job API, scheduler, result store.
 #[derive(Debug, Parser)]
 #[command(version, about)]

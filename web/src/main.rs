@@ -10,6 +10,10 @@ use podperf_connect::{Fatal, NatsArgs};
 use podperf_web::WebConfig;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: see the workspace Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// podperf's HTTP API (v2 and v1), live events and web UI.
 #[derive(Debug, Parser)]
 #[command(version, about)]
