@@ -165,10 +165,15 @@ impl Client {
             .await
     }
 
-    /// Jobs matching the filters, newest first.
+    /// Jobs matching the filters, newest first: one page, which the dispatcher cuts short to
+    /// fit one NATS message (see [`ListJobsReply::truncated`]).
     pub async fn list(&self, req: &ListJobsRequest) -> Result<Vec<JobRecord>> {
-        let reply: ListJobsReply = self.call(endpoint::JOBS_LIST, req).await?;
-        Ok(reply.jobs)
+        Ok(self.list_page(req).await?.jobs)
+    }
+
+    /// As [`Client::list`], with whether the page was cut short.
+    pub async fn list_page(&self, req: &ListJobsRequest) -> Result<ListJobsReply> {
+        self.call(endpoint::JOBS_LIST, req).await
     }
 
     /// Cancels a job; the record once the cancellation is stored (unchanged when it had ended).

@@ -84,8 +84,8 @@ impl Client {
         let mut seen = HashSet::new();
         let mut until = None;
         for _ in 0..MAX_PAGES {
-            let page = self
-                .list(&ListJobsRequest {
+            let reply = self
+                .list_page(&ListJobsRequest {
                     state,
                     worker: None,
                     since_ms: Some(since(window)),
@@ -93,7 +93,8 @@ impl Client {
                     limit: Some(PAGE),
                 })
                 .await?;
-            let full = page.len() as u32 >= PAGE;
+            let full = reply.truncated || reply.jobs.len() as u32 >= PAGE;
+            let page = reply.jobs;
             let mut new = 0;
             for rec in &page {
                 if !seen.insert(rec.job_id) {

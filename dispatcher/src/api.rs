@@ -39,6 +39,39 @@ pub struct Api {
 
 type Reply<T> = Result<T, ApiError>;
 
+/// What a reply adds around its records: `{"ok":{"jobs":[…],"truncated":true}}` and the
+/// headers of NATS's reply, with room to spare.
+const REPLY_ENVELOPE_BYTES: usize = 1024;
+
+/// The newest jobs of `jobs` whose JSON fits in `budget` bytes, marked truncated when some were
+/// left out. A single record larger than the budget is an error (it could not be sent at all).
+fn fit_page(mut jobs: Vec<JobRecord>, budget: usize) -> Reply<ListJobsReply> {
+    let mut used = 0usize;
+    for (i, job) in jobs.iter().enumerate() {
+        let size = serde_json::to_vec(job).map_or(usize::MAX, |v| v.len() + 1); // and a comma
+        used = used.saturating_add(size);
+        if used > budget {
+            if i == 0 {
+                let msg = format!(
+                    "job {}'s record ({size} bytes) is larger than one NATS message allows \
+                     ({budget} bytes for records): read it with jobs.get",
+                    job.job_id
+                );
+                return Err(ApiError::new(ErrorCode::Internal, msg));
+            }
+            jobs.truncate(i);
+            return Ok(ListJobsReply {
+                jobs,
+                truncated: true,
+            });
+        }
+    }
+    Ok(ListJobsReply {
+        jobs,
+        truncated: false,
+    })
+}
+
 pub(crate) fn store_error(err: StoreError) -> ApiError {
     ApiError::new(
         ErrorCode::StoreUnavailable,
@@ -300,9 +333,9 @@ impl Api {
                 req.worker = Some(v.info.worker_id.clone());
             }
         }
-        Ok(ListJobsReply {
-            jobs: self.store.list(&req).await.map_err(store_error)?,
-        })
+        let jobs = self.store.list(&req).await.map_err(store_error)?;
+        let max_payload = self.client.server_info().max_payload;
+        fit_page(jobs, max_payload.saturating_sub(REPLY_ENVELOPE_BYTES))
     }
 
     async fn cancel(&self, payload: &[u8]) -> Reply<JobRecord> {

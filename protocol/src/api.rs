@@ -206,9 +206,14 @@ pub struct ListJobsRequest {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ListJobsReply {
     pub jobs: Vec<JobRecord>,
+    /// The page was cut before `limit` to fit one NATS message (a 1,000-node sweep's record is
+    /// ≈ 200 KB): more jobs may match. Ask again with `until_ms` set to the oldest
+    /// `created_at_ms` of this page (the ids already seen repeat). Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// A job as the store keeps it: its resolved spec, state and, once terminal, its result.

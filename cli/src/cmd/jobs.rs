@@ -27,11 +27,17 @@ impl Jobs {
             limit: Some(self.limit),
             ..Default::default()
         };
-        let reply = ListJobsReply {
-            jobs: ctx.client.list(&req).await?,
-        };
+        let reply: ListJobsReply = ctx.client.list_page(&req).await?;
         let names = ctx.names().await;
         print(&ctx.out().jobs(&reply, &names))?;
+        if reply.truncated {
+            eprintln!(
+                "note: {} jobs shown, fewer than --limit {}: the list was cut to fit one NATS \
+                 message (large sweep records); narrow it with --state or --worker",
+                reply.jobs.len(),
+                self.limit
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

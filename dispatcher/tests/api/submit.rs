@@ -1,5 +1,9 @@
 //! Submits: refused batches (nothing stored, nothing dispatched), resolved addresses, gets and lists.
 
+use std::collections::HashSet;
+
+use podperf_protocol::now_ms;
+
 use super::*;
 
 /// One submit that must be refused: the raw request, the code, and the field it must name.
@@ -280,4 +284,47 @@ async fn jobs_get_and_list_answer_not_found_and_filters() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BadRequest), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_page_is_cut_to_fit_one_nats_message() {
+    const MAX_PAYLOAD: usize = 8192;
+    let env = Env::start_with_nats_config(&format!("max_payload: {MAX_PAYLOAD}\n")).await;
+    let _w = env
+        .register(worker("w-list", "pod-list", "n1", "10.244.1.2"))
+        .await;
+    // One job per millisecond: pages continue at the oldest `created_at_ms` shown.
+    let mut submitted = HashSet::new();
+    for _ in 0..40 {
+        let before = now_ms();
+        submitted.insert(env.api.submit_one(noop("w-list")).await.unwrap());
+        eventually(SOON, "the clock passes the job's millisecond", || async {
+            (now_ms() > before).then_some(())
+        })
+        .await;
+    }
+    let mut seen = HashSet::new();
+    let (mut until, mut cut) = (None, 0);
+    for _ in 0..40 {
+        let req = ListJobsRequest {
+            until_ms: until,
+            limit: Some(100),
+            ..all_jobs()
+        };
+        let page = env.api.list_page(&req).await.expect("a page, not an error");
+        let size = serde_json::to_vec(&page).unwrap().len();
+        assert!(size <= MAX_PAYLOAD, "a page of {size} bytes");
+        assert!(!page.jobs.is_empty());
+        seen.extend(page.jobs.iter().map(|j| j.job_id));
+        if !page.truncated {
+            break;
+        }
+        cut += 1;
+        until = page.jobs.iter().map(|j| j.created_at_ms).min();
+    }
+    assert!(
+        cut > 0,
+        "40 records of a few hundred bytes do not fit in {MAX_PAYLOAD} bytes"
+    );
+    assert_eq!(seen, submitted, "every job is on some page");
 }

@@ -83,13 +83,23 @@ impl Env {
         Env::launch(cfg, RedisServer::start()).await
     }
 
+    /// Like [`start`](Self::start), with a nats-server started with this config text (see
+    /// [`NatsServer::start_with_config`]).
+    pub async fn start_with_nats_config(conf_text: &str) -> Env {
+        let nats = NatsServer::start_with_config(conf_text);
+        Env::launch_on(nats, test_config(), RedisServer::start()).await
+    }
+
     /// Like [`start`](Self::start), with a Redis whose data survives a stop + restart.
     pub async fn start_persistent() -> Env {
         Env::launch(test_config(), RedisServer::start_persistent()).await
     }
 
     async fn launch(cfg: DispatcherConfig, redis: RedisServer) -> Env {
-        let nats = NatsServer::start();
+        Env::launch_on(NatsServer::start(), cfg, redis).await
+    }
+
+    async fn launch_on(nats: NatsServer, cfg: DispatcherConfig, redis: RedisServer) -> Env {
         let client = async_nats::connect(nats.url()).await.expect("test client");
         let js = jetstream::new(client.clone());
         let api = ApiClient::new(client.clone(), SOON);

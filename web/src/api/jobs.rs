@@ -229,7 +229,7 @@ pub struct ListQuery {
            ("worker" = Option<String>, Query, description = "a worker id (source or target)"),
            ("since_ms" = Option<u64>, Query), ("until_ms" = Option<u64>, Query),
            ("limit" = Option<u32>, Query, description = "default 100, max 1000")),
-    responses((status = 200, description = "ListJobsReply `{jobs: [JobRecord]}`", body = serde_json::Value),
+    responses((status = 200, description = "ListJobsReply `{jobs: [JobRecord], truncated?: true}`: `truncated` when the page was cut before `limit` to fit one NATS message (ask again with `until_ms` = the oldest `created_at_ms` shown)", body = serde_json::Value),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody), (status = 504, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
@@ -249,8 +249,7 @@ pub async fn list(
         until_ms: q.until_ms,
         limit: q.limit,
     };
-    let jobs = s.client.list(&req).await?;
-    Ok(Json(ListJobsReply { jobs }))
+    Ok(Json(s.client.list_page(&req).await?))
 }
 
 /// `GET /api/v2/jobs/{id}`.
