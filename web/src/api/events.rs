@@ -77,7 +77,7 @@ pub async fn events(
         )
     })?;
     // Subscribed before the first snapshot is read: nothing after it is missed.
-    let rx = s.hub.subscribe();
+    let rx = s.hub.subscribe().await;
     let first = match filter {
         Filter::All => Event::default().comment("connected"),
         Filter::Job(id) => json_event("job", &s.client.get(id).await?),
