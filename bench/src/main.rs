@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`env`]: servers, dispatcher and real workers (testkit's `Cluster`), machine, `/proc`
 //!   CPU/RSS; [`api`]: the job the figures submit (every request goes through `podperf-client`).
-//! - [`sim`]: simulated workers (real worker code, shared clients).
+//! - [`sim`]: simulated workers (real worker code, shared clients); [`sim_procs`]: the same in
+//!   processes of their own (the hidden `sim-workers` subcommand, for `sweep-scale`).
 //! - [`stats`], [`report`]: percentiles, figures.
 //! - one module per figure: [`latency`], [`throughput`], [`scale`], [`footprint`], [`fidelity`],
 //!   [`matrix`], [`sweep_scale`] (not in `all`: 5 minutes by default);
@@ -22,6 +23,7 @@ mod matrix;
 mod report;
 mod scale;
 mod sim;
+mod sim_procs;
 mod stats;
 mod sweep_scale;
 mod throughput;
@@ -59,6 +61,9 @@ enum Bench {
     SweepScale(sweep_scale::Opts),
     /// Every figure but `sweep-scale`, in order.
     All,
+    /// Simulated workers in a process of their own (started by `sweep-scale`).
+    #[command(hide = true)]
+    SimWorkers(sim_procs::Opts),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,9 @@ fn main() -> ExitCode {
         return code; // started through the `fping` symlink of a simulated worker
     }
     let args = Args::parse();
+    if let Bench::SimWorkers(o) = args.bench {
+        return sim_procs::main(o); // its PATH is the simulated fping's, set by `sweep-scale`
+    }
     hide_tools();
     let fping_dir = match &args.bench {
         Bench::SweepScale(o) => match sweep_scale::install_fake_fping(o.instant) {
@@ -110,7 +118,7 @@ fn main() -> ExitCode {
                 Bench::Fidelity(o) => fidelity::run(&o).await,
                 Bench::Matrix(o) => matrix::run(&o).await,
                 Bench::SweepScale(o) => sweep_scale::run(&o).await,
-                Bench::All => unreachable!("expanded above"),
+                Bench::All | Bench::SimWorkers(_) => unreachable!("expanded above"),
             }
         });
         match fig {

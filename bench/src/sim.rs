@@ -6,6 +6,9 @@
 //! worker has an address of its own ([`start_with`]).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use async_nats::Client;
 use podperf_worker::{Identity, WorkerConfig};
@@ -19,6 +22,8 @@ use crate::env::connect;
 pub struct Fleet {
     pub ids: Vec<String>,
     pub clients: Vec<Client>,
+    /// Workers whose `run` ended with an error.
+    pub failed: Arc<AtomicUsize>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -48,14 +53,29 @@ pub async fn start_with(
     nodes: usize,
     ip: impl Fn(usize) -> IpAddr,
 ) -> anyhow::Result<Fleet> {
+    start_range(url, prefix, 0..n, clients, nodes, ip).await
+}
+
+/// Like [`start_with`], workers `range` of a larger fleet (one of several processes, see
+/// [`crate::sim_procs`]): worker `i` is named `<prefix>-<i>` on node `i % nodes`.
+pub async fn start_range(
+    url: &str,
+    prefix: &str,
+    range: Range<usize>,
+    clients: usize,
+    nodes: usize,
+    ip: impl Fn(usize) -> IpAddr,
+) -> anyhow::Result<Fleet> {
+    let n = range.len();
     let mut conns = Vec::with_capacity(clients);
     for c in 0..clients.max(1) {
         conns.push(connect(url, &format!("{prefix}-conn-{c}")).await?);
     }
     let stop = CancellationToken::new();
+    let failed = Arc::new(AtomicUsize::new(0));
     let mut ids = Vec::with_capacity(n);
     let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    for (k, i) in range.enumerate() {
         let id = Uuid::new_v4().to_string();
         let identity = Identity {
             worker_id: id.clone(),
@@ -72,10 +92,11 @@ pub async fn start_with(
             iperf3_server: false,
             ..WorkerConfig::new(identity)
         };
-        let client = conns[i % conns.len()].clone();
-        let stop = stop.clone();
+        let client = conns[k % conns.len()].clone();
+        let (stop, failed) = (stop.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(err) = podperf_worker::run(client, config, stop.cancelled_owned()).await {
+                failed.fetch_add(1, Ordering::Relaxed);
                 eprintln!("simulated worker failed: {err}");
             }
         }));
@@ -84,6 +105,7 @@ pub async fn start_with(
     Ok(Fleet {
         ids,
         clients: conns,
+        failed,
         stop,
         tasks,
     })

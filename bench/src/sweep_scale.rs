@@ -7,7 +7,8 @@
 //! series of a `/metrics` scrape after each round.
 //!
 //! The workers are the real worker code ([`crate::sim`]) running the real sweep path (assignment
-//! → `fping` process → parser → durable result); only `fping` is simulated: this binary, called
+//! → `fping` process → parser → durable result), in `--sim-procs` processes of their own
+//! ([`crate::sim_procs`]); only `fping` is simulated: this binary, called
 //! through a symlink named `fping` that is the only thing on the simulated workers' `PATH`
 //! ([`install_fake_fping`]), prints fping's quiet summary with synthetic values (RTT 0.05–0.3 ms
 //! per pair, ≈ 1 pair in 10,000 losing one echo in five) after as long as fping would take to
@@ -37,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::api;
 use crate::env::{self, Sampler, Stack, StackOpts, Usage};
 use crate::report::Figure;
-use crate::sim;
+use crate::sim_procs::Procs;
 use crate::stats::median;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -63,9 +64,12 @@ pub struct Opts {
     /// Simulated workers per shared NATS client (1–1000).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub per_client: u64,
-    /// Threads of the simulated workers' own runtime (1–64): apart from the harness's, so a
-    /// busy simulation does not delay the client's waits and scrapes.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// Processes the simulated workers run in (1–2000; default: one per 100 nodes), apart from
+    /// the harness, so a busy simulation does not delay the client's waits and scrapes.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=2000))]
+    pub sim_procs: Option<u64>,
+    /// Runtime threads of each simulated workers' process (1–64).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub sim_threads: u64,
     /// The simulated fping answers at once instead of taking as long as fping would.
     #[arg(long)]
@@ -78,12 +82,15 @@ const WAIT_SLACK: Duration = Duration::from_secs(30);
 const WEB_ROUND_WITHIN: Duration = Duration::from_secs(60);
 /// The gauge podperf-web sets when a full-mesh round completes.
 const ROUND_GAUGE: &str = "podperf_sweep_round_last_completed_timestamp_seconds";
+/// Names of the harness's own processes in the CPU/RSS rows.
+const HARNESS: &str = "podperf-bench (client, counters, scrapes)";
+const SIM_WORKERS: &str = "simulated workers (all processes)";
 /// Set (to anything) in the simulated fping's environment: answer at once.
 const INSTANT_ENV: &str = "PODPERF_BENCH_FPING_INSTANT";
 
 /// The pod IP of simulated worker `i` (fping reports targets by address, so each needs its own;
 /// nothing is ever sent to them).
-fn node_ip(i: usize) -> IpAddr {
+pub fn node_ip(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 244, (i / 250) as u8, (i % 250) as u8 + 2))
 }
 
@@ -114,24 +121,31 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     let web = Web::start(&url)?;
     web.ready(Duration::from_secs(30)).await?;
 
-    let clients = n.div_ceil(opts.per_client as usize);
+    let procs = opts
+        .sim_procs
+        .map_or(n.div_ceil(100), |p| p as usize)
+        .clamp(1, n);
+    let per_proc = n.div_ceil(procs);
+    let clients = procs * per_proc.div_ceil(opts.per_client as usize);
     let t0 = Instant::now();
-    let sim_rt = SimRuntime(Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(opts.sim_threads as usize)
-            .thread_name("sim-worker")
-            .enable_all()
-            .build()?,
-    ));
-    let sim_url = url.clone();
-    let fleet = sim_rt
-        .handle()
-        .spawn(async move { sim::start_with(&sim_url, "sweep", n, clients, n, node_ip).await })
-        .await??;
-    let joined = api::wait_workers(&client, n, Duration::from_secs(180)).await?;
-    let with_fping = client
-        .workers()
-        .await?
+    let mut sim = Procs::start(
+        &url,
+        "sweep",
+        n,
+        n,
+        procs,
+        opts.per_client as usize,
+        opts.sim_threads as usize,
+    )?;
+    let joined = match api::wait_workers(&client, n, Duration::from_secs(180)).await {
+        Ok(joined) => joined,
+        Err(err) => {
+            sim.check()?; // a process that died says why
+            return Err(err);
+        }
+    };
+    let workers = client.workers().await?;
+    let with_fping = workers
         .iter()
         .filter(|w| w.info.has_tool(Tool::Fping))
         .count();
@@ -140,7 +154,7 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     }
     fig.row(
         &format!(
-            "{n} simulated workers started ({clients} shared NATS client(s), {} runtime threads) → all in `workers.list`",
+            "{n} simulated workers started ({procs} processes, {clients} NATS connections, {} runtime thread(s) each) → all in `workers.list`",
             opts.sim_threads
         ),
         format!(
@@ -152,10 +166,13 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
         None,
     );
 
-    let sources: Vec<String> = fleet.ids.clone();
+    let sources: Vec<String> = workers.into_iter().map(|w| w.info.worker_id).collect();
     let mut counters = Counters::new(&stack, monitor_port).await?;
     let mut pids = stack.pids();
     pids.push((web.child.pid(), "podperf-web"));
+    pids.retain(|(pid, _)| *pid != std::process::id()); // named below: no workers in it here
+    pids.push((std::process::id(), HARNESS));
+    pids.extend(sim.pids().into_iter().map(|p| (p, SIM_WORKERS)));
     let every = Duration::from_secs(opts.every_s);
     let mut last_round_ts = web.scrape().await.ok().and_then(|t| gauge(&t, ROUND_GAUGE));
     let stalls = Stalls::watch(&stack).await?;
@@ -187,12 +204,22 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     let usage = sampler.finish();
     stalls.stop.cancel();
     let window_s = start.elapsed().as_secs_f64();
-    fleet.stop().await;
-    drop(sim_rt);
+    let sim_failed = sim.stop().await;
     report(&mut fig, opts, &rounds, &usage, window_s);
-    fig.data = json!({ "nodes": n, "rounds": rounds, "usage": usage, "window_s": window_s, "opts": {
+    fig.row(
+        "simulated workers whose `run` ended with an error",
+        match &sim_failed {
+            Ok(k) => format!("{k} of {n}"),
+            Err(err) => format!("unknown: {err:#}"),
+        },
+        "a worker that fails stops taking jobs: its sweeps end `worker_lost`".into(),
+        Some(matches!(sim_failed, Ok(0))),
+    );
+    fig.data = json!({ "nodes": n, "rounds": rounds, "usage": usage, "window_s": window_s,
+        "sim_workers_failed": sim_failed.ok(), "opts": {
         "count": opts.count, "interval_ms": opts.interval_ms, "every_s": opts.every_s,
-        "instant": opts.instant, "per_client": opts.per_client, "sim_threads": opts.sim_threads } });
+        "instant": opts.instant, "per_client": opts.per_client, "sim_procs": procs,
+        "sim_threads": opts.sim_threads } });
     drop(web);
     Ok(fig.done())
 }
@@ -251,24 +278,6 @@ impl Stalls {
             self.tick_ms.load(Ordering::Relaxed),
             self.put_ms.load(Ordering::Relaxed),
         )
-    }
-}
-
-/// The simulated workers' runtime; dropped without blocking (it may be dropped on the harness's
-/// own runtime).
-struct SimRuntime(Option<tokio::runtime::Runtime>);
-
-impl SimRuntime {
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("running").handle()
-    }
-}
-
-impl Drop for SimRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
     }
 }
 
@@ -481,7 +490,7 @@ fn report(fig: &mut Figure, opts: &Opts, rounds: &[RoundStats], usage: &[Usage],
         String::new(),
         Some(seen.len() == rounds.len()),
     );
-    for u in usage {
+    for u in &per_process(usage) {
         let target = match u.process.as_str() {
             "podperf-dispatcher" => Some(25.0),
             "nats-server" => Some(50.0),
@@ -536,6 +545,24 @@ fn report(fig: &mut Figure, opts: &Opts, rounds: &[RoundStats], usage: &[Usage],
         ),
         None,
     );
+}
+
+/// One row per process name: the simulated workers' processes summed (CPU and peak RSS), in
+/// the order first seen.
+fn per_process(usage: &[Usage]) -> Vec<Usage> {
+    let mut out: Vec<Usage> = Vec::new();
+    for u in usage {
+        match out.iter_mut().find(|o| o.process == u.process) {
+            Some(o) => {
+                o.cpu_percent += u.cpu_percent;
+                o.children_cpu_percent += u.children_cpu_percent;
+                o.rss_mib += u.rss_mib;
+                o.peak_rss_mib += u.peak_rss_mib;
+            }
+            None => out.push(u.clone()),
+        }
+    }
+    out
 }
 
 /// Traffic counters read before and after a round.
