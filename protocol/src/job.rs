@@ -31,7 +31,7 @@ pub mod bounds {
 }
 
 /// The measurement a job runs, with its typed parameters; `kind` tags it on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum JobParams {
     Ping(PingParams),
@@ -45,6 +45,16 @@ pub enum JobParams {
     /// Path MTU with `tracepath`, then a DF ping at the MTU found.
     Mtu(MtuParams),
 }
+
+crate::tagged::tag_first!(JobParams = "JobParams", "kind", {
+    Ping(PingParams) = "ping",
+    Traceroute(TracerouteParams) = "traceroute",
+    Iperf3(Iperf3Params) = "iperf3",
+    Noop(NoopParams) = "noop",
+    Sweep(crate::sweep::SweepParams) = "sweep",
+    Latency(LatencyParams) = "latency",
+    Mtu(MtuParams) = "mtu",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

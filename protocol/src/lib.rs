@@ -26,6 +26,7 @@ pub mod run;
 pub mod schedule;
 pub mod status;
 pub mod sweep;
+mod tagged;
 pub mod worker;
 
 /// Milliseconds since the Unix epoch; every timestamp on the wire uses it (`*_at_ms`).

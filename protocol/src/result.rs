@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::job::TransportProtocol;
 
 /// A measurement, tagged on the wire by `kind` (`ping`, `traceroute`, `iperf3`, `noop`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProbeResult {
     /// Round-trip times and loss from `ping`.
@@ -27,6 +27,16 @@ pub enum ProbeResult {
     /// The path MTU from `tracepath`, checked with a DF ping.
     Mtu(MtuResult),
 }
+
+crate::tagged::tag_first!(ProbeResult = "ProbeResult", "kind", {
+    Ping(PingResult) = "ping",
+    Traceroute(TracerouteResult) = "traceroute",
+    Iperf3(Iperf3Result) = "iperf3",
+    Noop(NoopResult) = "noop",
+    Sweep(crate::sweep::SweepResult) = "sweep",
+    Latency(LatencyResult) = "latency",
+    Mtu(MtuResult) = "mtu",
+});
 
 /// The summary of one `sockperf ping-pong` run. Every time is the **full round trip** (sockperf's
 /// `--full-rtt`; without it sockperf prints half of it), in milliseconds, over the measured part of
