@@ -149,6 +149,9 @@ impl Procs {
             for c in &mut self.children {
                 c.wait_timeout(Duration::from_secs(60));
                 let log = c.log();
+                for line in log.lines().filter(|l| l.contains("failed")).take(5) {
+                    eprintln!("{}: {line}", c.name());
+                }
                 let said = log
                     .lines()
                     .find_map(|l| l.strip_prefix(FAILED)?.trim().parse::<usize>().ok());
