@@ -1,5 +1,6 @@
-//! The live-event hub: one task per process follows the done notices (they also answer `?wait=`
-//! requests); while some event stream is open, another follows the job events and results and a
+//! The live-event hub: one task per process passes on the done notices (they also answer
+//! `?wait=` requests; the metrics' subscription, [`crate::metrics::Watch::done`], is shared);
+//! while some event stream is open, another follows the job events and results and a
 //! third reads the workers and the runs every [`crate::WebConfig::poll_interval`] to tell joins,
 //! leaves and run progress (NATS subscriptions through `podperf-client`). Every open stream
 //! receives the hub's events from one broadcast channel and keeps those its filter wants: a
@@ -7,15 +8,17 @@
 //! round's results are ≈ 200 MB that nobody need parse while no browser watches.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use podperf_client::{Client, Live, LiveFilter};
+use podperf_protocol::api::JobRecord;
 use podperf_protocol::run::{ListRunsRequest, RunProgress};
 use podperf_protocol::worker::WorkerView;
 use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -58,7 +61,8 @@ pub struct Hub {
     /// The `job_done` events alone, for `?wait=` requests (which do not count as open streams:
     /// they do not start the workers and runs polls).
     done: broadcast::Sender<Arc<HubEvent>>,
-    live: Arc<AtomicBool>,
+    /// Whether the done notices are subscribed (by the metrics' follower).
+    following_done: Arc<crate::metrics::Following>,
     /// Whether the job feed (events, results) is subscribed.
     following: Arc<watch::Sender<bool>>,
     /// Wakes the job feed's task when a stream opens.
@@ -66,20 +70,26 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// Spawns the hub's task.
-    pub fn start(client: Client, poll: Duration, shutdown: CancellationToken) -> Hub {
+    /// Spawns the hub's tasks; the done notices come from `watch`'s subscription.
+    pub fn start(
+        client: Client,
+        poll: Duration,
+        watch: &crate::metrics::Watch,
+        shutdown: CancellationToken,
+    ) -> Hub {
         let (tx, _) = broadcast::channel(BUFFER);
         let (done, _) = broadcast::channel(BUFFER);
+        let notices = watch.done.subscribe();
         let hub = Hub {
             tx,
             done,
-            live: Arc::new(AtomicBool::new(false)),
+            following_done: watch.following.clone(),
             following: Arc::new(watch::Sender::new(false)),
             wanted: Arc::new(Notify::new()),
         };
         tokio::spawn(hub.clone().poll(client.clone(), poll, shutdown.clone()));
         tokio::spawn(hub.clone().feed(client.clone(), shutdown.clone()));
-        tokio::spawn(hub.clone().run(client, shutdown));
+        tokio::spawn(hub.clone().run(notices, shutdown));
         hub
     }
 
@@ -102,49 +112,40 @@ impl Hub {
 
     /// Whether the hub follows the job feed (its subscriptions are in place).
     pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::Relaxed)
+        self.following_done.done.load(Ordering::Acquire)
     }
 
     fn send(&self, ev: HubEvent) {
         let _ = self.tx.send(Arc::new(ev)); // no stream open: nobody to tell
     }
 
-    /// Follows the done notices; each becomes an event only when a stream or a request listens.
-    async fn run(self, client: Client, shutdown: CancellationToken) {
-        'subscribe: loop {
-            self.live.store(false, Ordering::Relaxed);
-            let done = tokio::select! {
+    /// Passes on the done notices; each becomes an event only when a stream or a request
+    /// listens.
+    async fn run(
+        self,
+        mut notices: broadcast::Receiver<Arc<JobRecord>>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let rec = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                d = client.done_notices() => d,
-            };
-            let mut done = match done {
-                Ok(done) => done,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot follow the done notices; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'subscribe,
+                rec = notices.recv() => match rec {
+                    Ok(rec) => rec,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "the live-event hub fell behind the done notices");
+                        continue;
                     }
-                }
+                    Err(RecvError::Closed) => return,
+                },
             };
-            self.live.store(true, Ordering::Relaxed);
-            loop {
-                let rec = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    rec = done.next() => match rec {
-                        Some(rec) => rec,
-                        None => continue 'subscribe,
-                    },
-                };
-                if self.done.receiver_count() == 0 && self.tx.receiver_count() == 0 {
-                    continue; // nobody to tell: not serialised
-                }
-                let mut ev = HubEvent::new("job_done", &rec);
-                ev.job_id = Some(rec.job_id);
-                let ev = Arc::new(ev);
-                let _ = self.done.send(ev.clone()); // no request waiting
-                let _ = self.tx.send(ev);
+            if self.done.receiver_count() == 0 && self.tx.receiver_count() == 0 {
+                continue; // nobody to tell: not serialised
             }
+            let mut ev = HubEvent::new("job_done", &*rec);
+            ev.job_id = Some(rec.job_id);
+            let ev = Arc::new(ev);
+            let _ = self.done.send(ev.clone()); // no request waiting
+            let _ = self.tx.send(ev);
         }
     }
 

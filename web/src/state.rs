@@ -32,7 +32,12 @@ impl AppState {
         watch: Watch,
         shutdown: CancellationToken,
     ) -> Self {
-        let hub = Hub::start(client.clone(), config.poll_interval, shutdown.clone());
+        let hub = Hub::start(
+            client.clone(),
+            config.poll_interval,
+            &watch,
+            shutdown.clone(),
+        );
         AppState {
             streams: Arc::new(Semaphore::new(config.max_event_streams)),
             client,

@@ -100,12 +100,17 @@ pub fn prometheus_text(openmetrics: &str) -> String {
     out
 }
 
+/// Done notices the live-event hub may fall behind by (a 1,000-node round ends 1,000 sweeps).
+const DONE_BUFFER: usize = 4096;
+
 /// What follows NATS for the metrics and the health of the latest round: shared by the
 /// `/metrics` listener (when there is one) and `GET /api/v2/health`.
 #[derive(Clone)]
 pub struct Watch {
     pub metrics: Arc<Metrics>,
     pub following: Arc<Following>,
+    /// Every done notice's record, as it comes (for the live-event hub).
+    pub done: tokio::sync::broadcast::Sender<Arc<podperf_protocol::api::JobRecord>>,
 }
 
 impl Watch {
@@ -118,6 +123,7 @@ impl Watch {
     ) -> (Watch, Vec<tokio::task::JoinHandle<()>>) {
         let metrics = Arc::new(Metrics::new(max_pairs));
         let following = Arc::new(Following::default());
+        let (done, _) = tokio::sync::broadcast::channel(DONE_BUFFER);
         let js = async_nats::jetstream::new(client.nats().clone());
         let tasks = vec![
             tokio::spawn(follow::results(
@@ -132,10 +138,21 @@ impl Watch {
                 following.clone(),
                 stop.clone(),
             )),
-            tokio::spawn(follow::done(client.clone(), metrics.clone(), stop.clone())),
+            tokio::spawn(follow::done(
+                client.clone(),
+                metrics.clone(),
+                following.clone(),
+                done.clone(),
+                stop.clone(),
+            )),
             tokio::spawn(follow::status(client, metrics.clone(), stop)),
         ];
-        (Watch { metrics, following }, tasks)
+        let watch = Watch {
+            metrics,
+            following,
+            done,
+        };
+        (watch, tasks)
     }
 }
 
