@@ -17,6 +17,8 @@ mod api;
 mod env;
 mod fidelity;
 mod footprint;
+#[allow(dead_code)] // `run` and `FakeRun`: for the podperf-bench-fping binary and the tests
+mod fping_sim;
 mod ingest_ceiling;
 mod latency;
 mod matrix;
@@ -67,9 +69,6 @@ enum Bench {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = sweep_scale::as_fping() {
-        return code; // started through the `fping` symlink of a simulated worker
-    }
     let args = Args::parse();
     if let Bench::SimWorkers(o) = args.bench {
         return sim_procs::main(o); // its PATH is the simulated fping's, set by `sweep-scale`

@@ -8,16 +8,17 @@
 //!
 //! The workers are the real worker code ([`crate::sim`]) running the real sweep path (assignment
 //! → `fping` process → parser → durable result), in `--sim-procs` processes of their own
-//! ([`crate::sim_procs`]); only `fping` is simulated: this binary, called
-//! through a symlink named `fping` that is the only thing on the simulated workers' `PATH`
-//! ([`install_fake_fping`]), prints fping's quiet summary with synthetic values (RTT 0.05–0.3 ms
-//! per pair, ≈ 1 pair in 10,000 losing one echo in five) after as long as fping would take to
-//! send them ([`fping_duration`]; `--instant` answers at once).
+//! ([`crate::sim_procs`]); only `fping` is simulated: the small `podperf-bench-fping` binary
+//! ([`crate::fping_sim`]), called through a symlink named `fping` that is the only thing on the
+//! simulated workers' `PATH` ([`install_fake_fping`]), prints fping's quiet summary with
+//! synthetic values (RTT 0.05–0.3 ms per pair, ≈ 1 pair in 10,000 losing one echo in five)
+//! after as long as fping would take to send them ([`fping_duration`]; `--instant` answers at
+//! once).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api;
 use crate::env::{self, Sampler, Stack, StackOpts, Usage};
+use crate::fping_sim::{fping_duration, INSTANT_ENV};
 use crate::report::Figure;
 use crate::sim_procs::Procs;
 use crate::stats::median;
@@ -85,8 +87,6 @@ const ROUND_GAUGE: &str = "podperf_sweep_round_last_completed_timestamp_seconds"
 /// Names of the harness's own processes in the CPU/RSS rows.
 const HARNESS: &str = "podperf-bench (client, counters, scrapes)";
 const SIM_WORKERS: &str = "simulated workers (all processes)";
-/// Set (to anything) in the simulated fping's environment: answer at once.
-const INSTANT_ENV: &str = "PODPERF_BENCH_FPING_INSTANT";
 
 /// The pod IP of simulated worker `i` (fping reports targets by address, so each needs its own;
 /// nothing is ever sent to them).
@@ -755,14 +755,23 @@ async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
 
 // ---- the simulated fping ----
 
-/// Makes a directory holding `fping` → this binary and puts it alone on `PATH` (call before any
-/// thread starts). Returns the directory, to remove at the end.
+/// Makes a directory holding `fping` → `podperf-bench-fping` (built beside this binary) and puts
+/// it alone on `PATH` (call before any thread starts). Returns the directory, to remove at the
+/// end.
 pub fn install_fake_fping(instant: bool) -> std::io::Result<PathBuf> {
+    let fping = std::env::current_exe()?.with_file_name("podperf-bench-fping");
+    if !fping.is_file() {
+        let msg = format!(
+            "{} is missing: build it with `cargo build --release -p podperf-bench`",
+            fping.display()
+        );
+        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, msg));
+    }
     let dir = std::env::temp_dir().join(format!("podperf-bench-fping-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let link = dir.join("fping");
     let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(std::env::current_exe()?, &link)?;
+    std::os::unix::fs::symlink(fping, &link)?;
     std::env::set_var("PATH", &dir);
     if instant {
         std::env::set_var(INSTANT_ENV, "1");
@@ -772,111 +781,10 @@ pub fn install_fake_fping(instant: bool) -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
-/// When this binary was started as `fping`: runs the simulation and returns its exit code.
-pub fn as_fping() -> Option<ExitCode> {
-    let argv0 = std::env::args_os().next()?;
-    if Path::new(&argv0).file_name()? != "fping" {
-        return None;
-    }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "-v") {
-        println!("fping: Version 5.1 (podperf-bench simulation)");
-        return Some(ExitCode::SUCCESS);
-    }
-    let salt = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    let Some(run) = FakeRun::of(&args, salt) else {
-        eprintln!("fping: usage error (simulated fping)");
-        return Some(ExitCode::from(3));
-    };
-    if std::env::var_os(INSTANT_ENV).is_none() {
-        std::thread::sleep(run.duration);
-    }
-    eprint!("{}", run.stderr);
-    Some(ExitCode::from(if run.all_answered { 0 } else { 1 }))
-}
-
-/// How long fping takes for `targets` targets: `count` rounds, each at least `interval_ms` per
-/// target and 1 ms (`-i 1`) between any two sends.
-pub fn fping_duration(count: u32, interval_ms: u32, targets: usize) -> Duration {
-    let per_round = u64::from(interval_ms).max(targets as u64);
-    Duration::from_millis(u64::from(count) * per_round)
-}
-
-/// What the simulated fping prints for one argv.
-#[derive(Debug)]
-struct FakeRun {
-    stderr: String,
-    all_answered: bool,
-    duration: Duration,
-}
-
-impl FakeRun {
-    /// `-4|-6 -q -c N -p MS -i MS -t MS [-S SRC] TARGET…` (the worker's argv); `salt` varies
-    /// the RTTs from run to run.
-    fn of(args: &[String], salt: u64) -> Option<FakeRun> {
-        let (mut count, mut interval, mut source) = (None, None, String::new());
-        let mut targets = Vec::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            match a.as_str() {
-                "-4" | "-6" | "-q" => {}
-                "-c" => count = it.next()?.parse::<u32>().ok(),
-                "-p" => interval = it.next()?.parse::<u32>().ok(),
-                "-i" | "-t" => {
-                    it.next()?;
-                }
-                "-S" => source = it.next()?.clone(),
-                t if !t.starts_with('-') => targets.push(t.to_string()),
-                _ => return None,
-            }
-        }
-        let count = count.filter(|c| *c > 0)?;
-        let mut stderr = String::new();
-        let mut all_answered = true;
-        for t in &targets {
-            let h = fnv(&source, t);
-            // 0.05–0.30 ms per pair, ±10 % from run to run.
-            let base = 0.05 + (h % 251) as f64 / 1000.0;
-            let avg = base * (0.9 + ((h ^ salt) % 21) as f64 / 100.0);
-            let lost = if h % 10_000 == 7 {
-                count.div_ceil(5)
-            } else {
-                0
-            };
-            let received = count - lost.min(count);
-            all_answered &= lost == 0;
-            let loss = (100 * lost) / count;
-            stderr += &format!(
-                "{t} : xmt/rcv/%loss = {count}/{received}/{loss}%, min/avg/max = {:.3}/{:.3}/{:.3}\n",
-                avg * 0.8,
-                avg,
-                avg * 1.6
-            );
-        }
-        Some(FakeRun {
-            stderr,
-            all_answered,
-            duration: fping_duration(count, interval.unwrap_or(1000), targets.len()),
-        })
-    }
-}
-
-/// FNV-1a over the pair, so a pair keeps its RTT from round to round.
-fn fnv(a: &str, b: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in a.bytes().chain([0]).chain(b.bytes()) {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fping_sim::FakeRun;
     use podperf_protocol::sweep::SweepTarget;
 
     /// The simulated output goes through the worker's real fping parser and interpretation: one
