@@ -7,18 +7,15 @@ use uuid::Uuid;
 
 use crate::job::{FieldError, JobParams};
 
-/// A message on a worker's job subject (always a request: the worker answers at once).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum WorkerCommand {
-    Run(JobAssignment),
-    Cancel(CancelJob),
+crate::tagged::tag_first! {
+    tag = "command";
+    /// A message on a worker's job subject (always a request: the worker answers at once).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub enum WorkerCommand {
+        Run(JobAssignment),
+        Cancel(CancelJob),
+    }
 }
-
-crate::tagged::tag_first!(WorkerCommand = "WorkerCommand", "command", {
-    Run(JobAssignment) = "run",
-    Cancel(CancelJob) = "cancel",
-});
 
 /// A job for the worker to run. Re-sent with the same `job_id` on retries; the worker runs it once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,31 +30,23 @@ pub mod bounds {
     pub const TIMEOUT_S_MAX: u32 = 3600;
 }
 
-/// The measurement a job runs, with its typed parameters; `kind` tags it on the wire.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum JobParams {
-    Ping(PingParams),
-    Traceroute(TracerouteParams),
-    Iperf3(Iperf3Params),
-    Noop(NoopParams),
-    /// One source, many targets, with fping ([`crate::sweep`]).
-    Sweep(crate::sweep::SweepParams),
-    /// Request/response latency with `sockperf ping-pong`.
-    Latency(LatencyParams),
-    /// Path MTU with `tracepath`, then a DF ping at the MTU found.
-    Mtu(MtuParams),
+crate::tagged::tag_first! {
+    tag = "kind";
+    /// The measurement a job runs, with its typed parameters; `kind` tags it on the wire.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+    pub enum JobParams {
+        Ping(PingParams),
+        Traceroute(TracerouteParams),
+        Iperf3(Iperf3Params),
+        Noop(NoopParams),
+        /// One source, many targets, with fping ([`crate::sweep`]).
+        Sweep(crate::sweep::SweepParams),
+        /// Request/response latency with `sockperf ping-pong`.
+        Latency(LatencyParams),
+        /// Path MTU with `tracepath`, then a DF ping at the MTU found.
+        Mtu(MtuParams),
+    }
 }
-
-crate::tagged::tag_first!(JobParams = "JobParams", "kind", {
-    Ping(PingParams) = "ping",
-    Traceroute(TracerouteParams) = "traceroute",
-    Iperf3(Iperf3Params) = "iperf3",
-    Noop(NoopParams) = "noop",
-    Sweep(crate::sweep::SweepParams) = "sweep",
-    Latency(LatencyParams) = "latency",
-    Mtu(MtuParams) = "mtu",
-});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

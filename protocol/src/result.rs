@@ -8,35 +8,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::TransportProtocol;
 
-/// A measurement, tagged on the wire by `kind` (`ping`, `traceroute`, `iperf3`, `noop`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ProbeResult {
-    /// Round-trip times and loss from `ping`.
-    Ping(PingResult),
-    /// The path to the target from `traceroute`.
-    Traceroute(TracerouteResult),
-    /// Throughput from `iperf3 --json`.
-    Iperf3(Iperf3Result),
-    /// A no-op job, which measures the control plane itself.
-    Noop(NoopResult),
-    /// Per-target loss and round trips from one `fping` sweep.
-    Sweep(crate::sweep::SweepResult),
-    /// Request/response round trips from `sockperf ping-pong --full-rtt`.
-    Latency(LatencyResult),
-    /// The path MTU from `tracepath`, checked with a DF ping.
-    Mtu(MtuResult),
+crate::tagged::tag_first! {
+    tag = "kind";
+    /// A measurement, tagged on the wire by `kind` (`ping`, `traceroute`, `iperf3`, `noop`).
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    pub enum ProbeResult {
+        /// Round-trip times and loss from `ping`.
+        Ping(PingResult),
+        /// The path to the target from `traceroute`.
+        Traceroute(TracerouteResult),
+        /// Throughput from `iperf3 --json`.
+        Iperf3(Iperf3Result),
+        /// A no-op job, which measures the control plane itself.
+        Noop(NoopResult),
+        /// Per-target loss and round trips from one `fping` sweep.
+        Sweep(crate::sweep::SweepResult),
+        /// Request/response round trips from `sockperf ping-pong --full-rtt`.
+        Latency(LatencyResult),
+        /// The path MTU from `tracepath`, checked with a DF ping.
+        Mtu(MtuResult),
+    }
 }
-
-crate::tagged::tag_first!(ProbeResult = "ProbeResult", "kind", {
-    Ping(PingResult) = "ping",
-    Traceroute(TracerouteResult) = "traceroute",
-    Iperf3(Iperf3Result) = "iperf3",
-    Noop(NoopResult) = "noop",
-    Sweep(crate::sweep::SweepResult) = "sweep",
-    Latency(LatencyResult) = "latency",
-    Mtu(MtuResult) = "mtu",
-});
 
 /// The summary of one `sockperf ping-pong` run. Every time is the **full round trip** (sockperf's
 /// `--full-rtt`; without it sockperf prints half of it), in milliseconds, over the measured part of

@@ -7,32 +7,58 @@
 //! see BENCHMARKS.md § Sweep scale). Everything podperf writes puts the tag first (serde's
 //! `Serialize` for these enums does), so [`tag_first!`] reads the tag and then the variant
 //! straight from the stream. An object whose tag is not its first key (written by hand, say)
-//! still reads as before, through the derived code (serde's `remote` derive), from a
-//! `serde_json::Value`: same result, same error messages.
+//! still reads as before, through the derived code, from a `serde_json::Value`: same result,
+//! same error messages.
 
-/// Implements `Deserialize` for an internally tagged enum of newtype variants: the tag first
-/// streams, anything else goes through the derived (buffering) code.
+/// Defines an internally tagged enum of newtype variants (snake_case tags, `tag = "…"` its tag
+/// field) and its `Deserialize`: the tag first streams, anything else goes through serde's
+/// derived (buffering) code. The variants are listed once, so one added to the enum is read too.
 ///
 /// ```ignore
-/// tag_first!(ProbeResult = "ProbeResult", "kind", { Ping(PingResult) = "ping", … });
+/// tag_first! {
+///     tag = "kind";
+///     /// Docs and other attributes as usual (derive `Serialize` here, not `Deserialize`).
+///     #[derive(Debug, Serialize)]
+///     pub enum ProbeResult { Ping(PingResult), … }
+/// }
 /// ```
 macro_rules! tag_first {
-    ($ty:ident = $ty_name:literal, $tag:literal, { $($variant:ident($inner:ty) = $name:literal),+ $(,)? }) => {
+    (
+        tag = $tag:literal;
+        $(#[$meta:meta])*
+        $vis:vis enum $ty:ident {
+            $( $(#[$vmeta:meta])* $variant:ident($inner:ty) ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[serde(tag = $tag, rename_all = "snake_case")]
+        $vis enum $ty {
+            $( $(#[$vmeta])* $variant($inner), )+
+        }
+
         const _: () = {
             use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
             /// The derived code, for an object whose tag is not its first key.
             #[derive(Deserialize)]
-            #[serde(remote = $ty_name, tag = $tag)]
-            #[allow(dead_code)]
+            #[serde(tag = $tag, rename_all = "snake_case")]
             enum Derived {
-                $(#[serde(rename = $name)] $variant($inner),)+
+                $($variant($inner),)+
+            }
+
+            impl From<Derived> for $ty {
+                fn from(d: Derived) -> $ty {
+                    match d {
+                        $(Derived::$variant(v) => $ty::$variant(v),)+
+                    }
+                }
             }
 
             /// The tag's values.
             #[derive(Deserialize)]
+            #[serde(rename_all = "snake_case")]
             enum Tag {
-                $(#[serde(rename = $name)] $variant,)+
+                $($variant,)+
             }
 
             struct TagFirst;
@@ -64,6 +90,7 @@ macro_rules! tag_first {
                                 }
                             }
                             Derived::deserialize(serde_json::Value::Object(obj))
+                                .map(Into::into)
                                 .map_err(de::Error::custom)
                         }
                     }
