@@ -43,35 +43,6 @@ type Reply<T> = Result<T, ApiError>;
 /// headers of NATS's reply, with room to spare.
 const REPLY_ENVELOPE_BYTES: usize = 1024;
 
-/// The newest jobs of `jobs` whose JSON fits in `budget` bytes, marked truncated when some were
-/// left out. A single record larger than the budget is an error (it could not be sent at all).
-fn fit_page(mut jobs: Vec<JobRecord>, budget: usize) -> Reply<ListJobsReply> {
-    let mut used = 0usize;
-    for (i, job) in jobs.iter().enumerate() {
-        let size = serde_json::to_vec(job).map_or(usize::MAX, |v| v.len() + 1); // and a comma
-        used = used.saturating_add(size);
-        if used > budget {
-            if i == 0 {
-                let msg = format!(
-                    "job {}'s record ({size} bytes) is larger than one NATS message allows \
-                     ({budget} bytes for records): read it with jobs.get",
-                    job.job_id
-                );
-                return Err(ApiError::new(ErrorCode::Internal, msg));
-            }
-            jobs.truncate(i);
-            return Ok(ListJobsReply {
-                jobs,
-                truncated: true,
-            });
-        }
-    }
-    Ok(ListJobsReply {
-        jobs,
-        truncated: false,
-    })
-}
-
 pub(crate) fn store_error(err: StoreError) -> ApiError {
     ApiError::new(
         ErrorCode::StoreUnavailable,
@@ -333,9 +304,20 @@ impl Api {
                 req.worker = Some(v.info.worker_id.clone());
             }
         }
-        let jobs = self.store.list(&req).await.map_err(store_error)?;
-        let max_payload = self.client.server_info().max_payload;
-        fit_page(jobs, max_payload.saturating_sub(REPLY_ENVELOPE_BYTES))
+        let budget = (self.client.server_info().max_payload).saturating_sub(REPLY_ENVELOPE_BYTES);
+        let page = self.store.list_within(&req, budget).await;
+        let page = page.map_err(store_error)?;
+        if let Some((job_id, size)) = page.too_large {
+            let msg = format!(
+                "job {job_id}'s record ({size} bytes) is larger than one NATS message allows \
+                 ({budget} bytes for records): read it with jobs.get"
+            );
+            return Err(ApiError::new(ErrorCode::Internal, msg));
+        }
+        Ok(ListJobsReply {
+            jobs: page.jobs,
+            truncated: page.truncated,
+        })
     }
 
     async fn cancel(&self, payload: &[u8]) -> Reply<JobRecord> {

@@ -145,6 +145,14 @@ impl Store {
 
     /// Jobs matching `q`, newest first.
     pub async fn list(&self, q: &ListJobsRequest) -> Result<Vec<JobRecord>> {
+        Ok(self.list_within(q, usize::MAX).await?.jobs)
+    }
+
+    /// Jobs matching `q`, newest first, as many as fit in `max_bytes` of JSON (each record and a
+    /// comma; a `jobs.list` reply is one NATS message). The hashes are read [`READ_CHUNK`] at a
+    /// time, so a page of large records (1,000-node sweeps, ≈ 200 KB each) reads from Redis about
+    /// what it returns, not `limit` records.
+    pub async fn list_within(&self, q: &ListJobsRequest, max_bytes: usize) -> Result<ListPage> {
         let limit = q.limit.unwrap_or(100).clamp(1, 1000) as isize;
         let index = match (&q.worker, q.state) {
             (Some(w), _) => keys::worker_index(w),
@@ -160,6 +168,7 @@ impl Store {
             limit
         };
         let mut out = Vec::new();
+        let mut used = 0usize;
         let mut offset = 0;
         while (out.len() as isize) < limit {
             let ids: Vec<String> = self
@@ -171,18 +180,33 @@ impl Store {
                 break;
             }
             offset += ids.len() as isize;
-            let mut pipe = redis::pipe();
-            for id in &ids {
-                pipe.hgetall(keys::job_str(id));
-            }
-            let maps: Vec<HashMap<String, String>> =
-                pipe.query_async(&mut self.conn.clone()).await?;
-            for (id, map) in ids.iter().zip(maps) {
-                if map.is_empty() {
-                    continue; // expired
+            for chunk in ids.chunks(READ_CHUNK) {
+                let mut pipe = redis::pipe();
+                for id in chunk {
+                    pipe.hgetall(keys::job_str(id));
                 }
-                let rec = decode(id, map)?;
-                if q.state.is_none_or(|s| s == rec.state) && (out.len() as isize) < limit {
+                let maps: Vec<HashMap<String, String>> =
+                    pipe.query_async(&mut self.conn.clone()).await?;
+                for (id, map) in chunk.iter().zip(maps) {
+                    if map.is_empty() {
+                        continue; // expired
+                    }
+                    let rec = decode(id, map)?;
+                    if q.state.is_some_and(|s| s != rec.state) || (out.len() as isize) >= limit {
+                        continue;
+                    }
+                    if max_bytes != usize::MAX {
+                        let size = json_len(&rec).saturating_add(1);
+                        if used.saturating_add(size) > max_bytes {
+                            let too_large = out.is_empty().then_some((rec.job_id, size));
+                            return Ok(ListPage {
+                                jobs: out,
+                                truncated: true,
+                                too_large,
+                            });
+                        }
+                        used += size;
+                    }
                     out.push(rec);
                 }
             }
@@ -190,6 +214,40 @@ impl Store {
                 break;
             }
         }
-        Ok(out)
+        Ok(ListPage {
+            jobs: out,
+            truncated: false,
+            too_large: None,
+        })
     }
+}
+
+/// Job hashes read per Redis round trip when listing.
+const READ_CHUNK: usize = 32;
+
+/// A page of [`Store::list_within`].
+#[derive(Debug)]
+pub struct ListPage {
+    pub jobs: Vec<JobRecord>,
+    /// Matching jobs were left out to keep the page within its bytes.
+    pub truncated: bool,
+    /// The newest match and the size of its record, when that alone is larger than the bytes
+    /// allowed (`jobs` is then empty).
+    pub too_large: Option<(Uuid, usize)>,
+}
+
+/// The length of `rec`'s JSON, counted without keeping it.
+fn json_len(rec: &JobRecord) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, rec).map_or(usize::MAX, |()| count.0)
 }

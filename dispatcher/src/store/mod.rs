@@ -34,6 +34,7 @@ use backon::{ExponentialBuilder, Retryable};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use insert::{Claim, Inserted};
+pub use jobs::ListPage;
 pub use record::{NewJob, ResolvedTarget};
 pub use transition::{Applied, Transition};
 

@@ -221,3 +221,29 @@ async fn jobs_older_than_the_retention_leave_every_index() {
         assert_eq!(members, vec![fresh.job_id.to_string()], "{key}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_within_bytes_stops_at_the_budget_and_names_a_record_too_large_alone() {
+    let redis = RedisServer::start();
+    let store = store(&redis).await;
+    let jobs: Vec<_> = (1..=40).map(|i| noop_job("w1", 1_000 * i)).collect();
+    store.insert(&jobs).await.unwrap();
+    let q = ListJobsRequest::default();
+    let all = store.list(&q).await.unwrap();
+    assert_eq!(all.len(), 40);
+    let size = |r: &JobRecord| serde_json::to_vec(r).unwrap().len() + 1;
+
+    // Room for the newest three and part of a fourth.
+    let budget = all[..3].iter().map(size).sum::<usize>() + size(&all[3]) / 2;
+    let page = store.list_within(&q, budget).await.unwrap();
+    assert_eq!(ids(&page.jobs), ids(&all[..3]));
+    assert!(page.truncated && page.too_large.is_none(), "{page:?}");
+
+    let page = store.list_within(&q, 10).await.unwrap();
+    assert!(page.jobs.is_empty() && page.truncated, "{page:?}");
+    assert_eq!(page.too_large, Some((all[0].job_id, size(&all[0]))));
+
+    let page = store.list_within(&q, usize::MAX - 1).await.unwrap();
+    assert_eq!(ids(&page.jobs), ids(&all));
+    assert!(!page.truncated && page.too_large.is_none());
+}
