@@ -66,7 +66,7 @@ pub struct SweepTarget {
     pub ip: IpAddr,
     /// The target worker shares its node's network namespace (written only when true: a
     /// 1,000-node sweep carries this for every target).
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_network: bool,
 }
 
@@ -123,7 +123,7 @@ pub struct SweepTargetResult {
     pub node: String,
     pub ip: IpAddr,
     /// Written only when true, as in [`SweepTarget`].
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub host_network: bool,
     /// Echo requests sent.
     pub sent: u32,
@@ -145,10 +145,6 @@ pub struct SweepTargetResult {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 #[cfg(test)]

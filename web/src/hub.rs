@@ -110,7 +110,8 @@ impl Hub {
         self.is_live().then_some(rx)
     }
 
-    /// Whether the hub follows the job feed (its subscriptions are in place).
+    /// Whether the done notices are followed (the metrics' subscription is in place): only then
+    /// can a `?wait=` request count on them.
     pub fn is_live(&self) -> bool {
         self.following_done.done.load(Ordering::Acquire)
     }

@@ -197,27 +197,29 @@ pub async fn done(
 ) {
     loop {
         match client.done_notices().await {
-            Ok(mut notices) => loop {
-                following.done.store(true, Ordering::Release); // an atomic store per notice
-                tokio::select! {
-                    rec = notices.next() => match rec {
-                        Some(rec) => {
-                            let rec = Arc::new(rec);
-                            let _ = tx.send(rec.clone()); // the hub is not listening: no matter
-                            // A failed sweep can complete a round: off the async threads.
-                            let metrics = metrics.clone();
-                            if tokio::task::spawn_blocking(move || metrics.job_done(&rec))
-                                .await
-                                .is_err()
-                            {
-                                tracing::warn!("counting a done notice panicked");
+            Ok(mut notices) => {
+                following.done.store(true, Ordering::Release);
+                loop {
+                    tokio::select! {
+                        rec = notices.next() => match rec {
+                            Some(rec) => {
+                                let rec = Arc::new(rec);
+                                let _ = tx.send(rec.clone()); // the hub is not listening: no matter
+                                // A failed sweep can complete a round: off the async threads.
+                                let metrics = metrics.clone();
+                                if tokio::task::spawn_blocking(move || metrics.job_done(&rec))
+                                    .await
+                                    .is_err()
+                                {
+                                    tracing::warn!("counting a done notice panicked");
+                                }
                             }
-                        }
-                        None => break,
-                    },
-                    _ = shutdown.cancelled() => return,
+                            None => break,
+                        },
+                        _ = shutdown.cancelled() => return,
+                    }
                 }
-            },
+            }
             Err(err) => tracing::warn!(%err, "cannot follow the done notices; retrying"),
         }
         following.done.store(false, Ordering::Release);
