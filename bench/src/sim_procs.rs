@@ -66,7 +66,7 @@ pub fn main(o: Opts) -> ExitCode {
     };
     let run = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let clients = o.count.div_ceil(o.per_client.max(1));
+        let clients = clients(o.count, o.per_client);
         let range = o.first..o.first + o.count;
         let fleet = sim::start_range(&o.url, &o.prefix, range, clients, o.nodes, node_ip).await?;
         println!("{STARTED} {}", fleet.ids.len());
@@ -85,9 +85,16 @@ pub fn main(o: Opts) -> ExitCode {
     }
 }
 
+/// NATS connections of a process of `count` workers, `per_client` to a connection.
+fn clients(count: usize, per_client: usize) -> usize {
+    count.div_ceil(per_client.max(1))
+}
+
 /// The `sim-workers` processes of one figure.
 pub struct Procs {
     children: Vec<ChildGuard>,
+    /// NATS connections of all the processes together.
+    pub connections: usize,
 }
 
 impl Procs {
@@ -106,7 +113,7 @@ impl Procs {
         let procs = procs.clamp(1, n.max(1));
         let exe = std::env::current_exe()?;
         let mut children = Vec::with_capacity(procs);
-        let mut first = 0;
+        let (mut first, mut connections) = (0, 0);
         for p in 0..procs {
             let count = n / procs + usize::from(p < n % procs);
             let mut cmd = Command::new(&exe);
@@ -119,8 +126,12 @@ impl Procs {
                 .args(["--threads", &threads.to_string()]);
             children.push(ChildGuard::spawn(cmd, &format!("sim-workers-{p}")));
             first += count;
+            connections += clients(count, per_client);
         }
-        Ok(Procs { children })
+        Ok(Procs {
+            children,
+            connections,
+        })
     }
 
     pub fn pids(&self) -> Vec<u32> {

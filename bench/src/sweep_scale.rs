@@ -125,8 +125,6 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
         .sim_procs
         .map_or(n.div_ceil(100), |p| p as usize)
         .clamp(1, n);
-    let per_proc = n.div_ceil(procs);
-    let clients = procs * per_proc.div_ceil(opts.per_client as usize);
     let t0 = Instant::now();
     let mut sim = Procs::start(
         &url,
@@ -154,8 +152,8 @@ pub async fn run(opts: &Opts) -> anyhow::Result<Figure> {
     }
     fig.row(
         &format!(
-            "{n} simulated workers started ({procs} processes, {clients} NATS connections, {} runtime thread(s) each) → all in `workers.list`",
-            opts.sim_threads
+            "{n} simulated workers started ({procs} processes, {} NATS connections, {} runtime thread(s) each) → all in `workers.list`",
+            sim.connections, opts.sim_threads
         ),
         format!(
             "{:.1} s (view complete after {:.1} s)",
