@@ -183,7 +183,14 @@ impl Hub {
                         None => break, // subscribe again (or wait for a stream)
                     },
                     _ = check.tick() => if self.tx.receiver_count() == 0 {
-                        break; // the last stream closed: unsubscribe
+                        // The last stream closed. Marked unfollowed before the last look: a
+                        // stream opening meanwhile is seen here, or waits for the next
+                        // subscription (it never takes this one, about to go, for live).
+                        self.following.send_replace(false);
+                        if self.tx.receiver_count() == 0 {
+                            break; // unsubscribe
+                        }
+                        self.following.send_replace(true);
                     },
                 }
             }
